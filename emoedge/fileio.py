@@ -1,0 +1,75 @@
+"""Atomic writes and safe loading of torch files.
+
+Why: a crash or Ctrl-C must never leave a half-written checkpoint in place of a good one, and a
+checkpoint from an untrusted source must never run code when loaded (`weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from emoedge.errors import EmoedgeError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save` that never leaves a truncated file at `path`."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def safe_torch_load(path: str | Path, *, what: str = "checkpoint") -> Any:
+    """Load a torch file with `weights_only=True`, turning every failure into one clear line.
+
+    Python-2 pickles (CSAILVision's Places365 files) need `encoding="latin1"`; that is tried second.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EmoedgeError(f"{what} {path}: file not found")
+    errors: list[str] = []
+    for kwargs in ({}, {"encoding": "latin1"}):
+        try:
+            with warnings.catch_warnings():
+                # torch warns that pickle args need weights_only=False, yet its safe unpickler honours
+                # `encoding`; the warning is wrong for this use.
+                warnings.filterwarnings("ignore", message="pickle_load_args only works")
+                return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+        except pickle.UnpicklingError as exc:
+            if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+                raise EmoedgeError(
+                    f"{what} {path}: refused to load, it contains pickled Python objects (not only "
+                    "tensors and plain data); emoedge loads files with weights_only=True"
+                ) from None
+            errors.append(str(exc))
+        except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, UnicodeDecodeError, OSError) as exc:
+            errors.append(str(exc))
+    reason = errors[0].splitlines()[0] if errors and errors[0] else "unreadable"
+    raise EmoedgeError(f"{what} {path}: truncated or corrupt torch file ({reason[:160]})")
