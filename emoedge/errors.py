@@ -8,4 +8,9 @@ class EmoedgeError(Exception):
     """A user-facing error whose message names the file/field/value and what was expected."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        text = str(message)
+        if "Original Traceback" in text:
+            # Re-raised by a DataLoader worker with its traceback in the text: keep the worker's own message.
+            last = text.strip().splitlines()[-1]
+            text = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(" ".join(text.split()))

@@ -1,0 +1,27 @@
+# Set-up and entry points. `make demo` and `make test` do all the set-up on a fresh machine (README).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= train,export,dev
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/emoedge demo demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) demo runs .pytest_cache

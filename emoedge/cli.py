@@ -1,0 +1,159 @@
+"""The `emoedge` command: argument parsing only; every command calls one library function.
+
+Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from emoedge import __version__
+from emoedge.errors import EmoedgeError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "train"
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from emoedge.data.sample import write_sample
+
+    out = write_sample(Path(args.dir), seed=args.seed)
+    print(f"sample dataset written to {out} (official EMOTIC layout: emotic/, Annotations/Annotations.mat, emotic_pre/*.csv)")
+
+
+def _cmd_data_check(args: argparse.Namespace) -> None:
+    from emoedge.data.check import check_dataset, format_report
+
+    report = check_dataset(Path(args.dir), args.format)
+    print(format_report(report))
+    if report.fatal:
+        raise EmoedgeError(f"dataset {args.dir}: {len(report.fatal)} fatal problem(s), first: {report.fatal[0]}")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from emoedge.config import load_recipe
+    from emoedge.training.trainer import train
+
+    recipe = load_recipe(_recipe_path(args.recipe), args.overrides)
+    out = Path(args.out or Path("runs") / recipe.name)
+    result = train(recipe, out, data_root=Path(args.data) if args.data else None, resume=args.resume, progress=not args.quiet)
+    if result.epochs_done:
+        print(f"best val mAP {100 * result.best_map:.2f} — checkpoints: {result.best} (best), {result.last} (last)")
+
+
+def _recipe_path(name: str) -> Path:
+    """A recipe file, or the name of one shipped in train/ (e.g. `sample` or `paper.yaml`)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    shipped = RECIPES_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return shipped if shipped.exists() else path
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from emoedge.training.evaluate import evaluate_checkpoint
+    from emoedge.training.report import table1_markdown
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
+    result, card, paths = evaluate_checkpoint(
+        Path(args.checkpoint), Path(args.data), split=args.split, out_dir=out, batch_size=args.batch_size,
+        workers=args.workers, device=args.device,
+    )
+    print(table1_markdown(result.aps, result.m_ap, name=card.name, references=not args.no_references))
+    if result.vad_mae is not None:
+        print("VAD MAE (1–10 scale): " + ", ".join(f"{n} {v:.2f}" for n, v in zip(("valence", "arousal", "dominance"), result.vad_mae)))
+    print(f"{args.split} mAP {100 * result.m_ap:.2f} — report: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from emoedge.training.pretrain import pretrain_backbone
+
+    out = pretrain_backbone(
+        Path(args.data), Path(args.out), arch=args.arch, branch=args.branch, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, weights=args.weights,
+        workers=args.workers, seed=args.seed, device=args.device,
+    )
+    print(f"{args.branch} backbone ({args.arch}) written to {out}; use it with model.weights.{args.branch}={out}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from emoedge.demo import run_demo
+
+    run_demo(Path(args.dir), epochs=args.epochs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emoedge", description="Context-aware emotion recognition: train, evaluate, deploy.")
+    parser.add_argument("--version", action="version", version=f"emoedge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample", help="write the sample dataset in EMOTIC's official on-disk layout")
+    p.add_argument("dir", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("check", help="validate a dataset: counts per split and category, problems found")
+    q.add_argument("dir", help="dataset root (holding emotic/ and Annotations/ or emotic_pre/)")
+    q.add_argument("--format", choices=("auto", "mat", "csv"), default="auto")
+    q.set_defaults(func=_cmd_data_check)
+
+    p = sub.add_parser("train", help="train a recipe", description="Train a recipe; extra key=value arguments override recipe entries (e.g. optim.epochs=5).")
+    p.add_argument("recipe", help="recipe YAML file, or the name of one in train/ (sample, paper, edge, ...)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.epochs=5 model.fusion=concat")
+    p.add_argument("--data", help="dataset root (overrides data.root)")
+    p.add_argument("--out", help="run folder (default runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: Table-1 report, JSON, plots")
+    p.add_argument("checkpoint")
+    p.add_argument("--data", required=True, help="dataset root")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--out", help="report folder (default: beside the checkpoint)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out of the table")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("pretrain", help="pretrain a place or scene-gist backbone on an ImageFolder dataset")
+    p.add_argument("--branch", choices=("place", "scene"), required=True)
+    p.add_argument("--data", required=True, help="ImageFolder root: one sub-folder of images per class")
+    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    p.add_argument("--arch", default="resnet50")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--weights", help="initial weights: imagenet or a local file")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("demo", help="the offline main job: sample dataset → train → evaluate")
+    p.add_argument("dir", nargs="?", default="demo", help="working folder (default ./demo)")
+    p.add_argument("--epochs", type=int, default=None, help="override the sample recipe's epoch count")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EmoedgeError as exc:
+        print(f"emoedge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("emoedge: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

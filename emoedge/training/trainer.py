@@ -1,0 +1,268 @@
+"""The training loop: epochs, validation, checkpoints, exact resume, DistributedDataParallel.
+
+Why each epoch is reseeded from (seed, epoch, rank): an epoch's shuffling, augmentation (seeded per item by the
+dataset) and dropout then depend on nothing but the epoch number, so a run killed anywhere and resumed from the
+last end-of-epoch checkpoint redoes the interrupted epoch bit for bit and ends with the same weights as an
+uninterrupted run.
+
+The optimiser sees the discrete loss of SPEC §3 (summed over categories and the batch) divided by the global batch
+size, so the learning rate means the same whatever the batch, accumulation or number of processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from emoedge.config import Recipe, recipe_from_dict
+from emoedge.data.dataset import EmoticDataset
+from emoedge.data.emotic import load_split
+from emoedge.data.transforms import build_transform
+from emoedge.errors import EmoedgeError
+from emoedge.fileio import atomic_write_text
+from emoedge.model.net import build_model, card_for
+from emoedge.training import metrics
+from emoedge.training.checkpoint import read_checkpoint, save_checkpoint
+from emoedge.training.evaluate import eval_loader, predict, resolve_device
+from emoedge.training.loss import EmotionLoss, dataset_category_weights
+
+LAST, BEST = "last.pt", "best.pt"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    last: Path
+    best: Path
+    best_map: float
+    epochs_done: int
+
+
+@dataclass(frozen=True)
+class _Dist:
+    """This process's place in a torchrun job (world 1 when not launched by torchrun)."""
+
+    rank: int
+    world: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_name: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    ctx = _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if world > 1 and not dist.is_initialized():
+        use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return ctx
+
+
+def _device(name: str, ctx: _Dist) -> torch.device:
+    device = resolve_device(name)
+    if device.type == "cuda" and ctx.world > 1:
+        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    torch.manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
+
+
+def _history_csv(history: list[dict]) -> str:
+    buffer = io.StringIO()
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def _check_resumable(saved: dict, recipe: Recipe, path: Path) -> None:
+    """A resumed run must train the same model on the same data; only the epoch count may grow."""
+    before = recipe_from_dict(saved["recipe"]).to_dict()
+    now = recipe.to_dict()
+    for section in ("model", "data", "loss", "run"):
+        if before[section] != now[section]:
+            raise EmoedgeError(f"--resume {path}: the recipe's '{section}' section differs from the checkpoint's")
+
+
+def train(
+    recipe: Recipe,
+    out_dir: Path,
+    *,
+    data_root: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `recipe` into `out_dir` (last.pt, best.pt, metrics.csv, tensorboard/, recipe.yaml)."""
+    root = Path(data_root or recipe.data.root or "")
+    if not str(root):
+        raise EmoedgeError("no dataset: give --data DIR or set data.root in the recipe")
+    out_dir = Path(out_dir)
+    last_path, best_path = out_dir / LAST, out_dir / BEST
+    if last_path.exists() and not resume:
+        raise EmoedgeError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out")
+
+    ctx = _init_distributed(recipe.run.device)
+    device = _device(recipe.run.device, ctx)
+    o, d = recipe.optim, recipe.data
+    micro = o.batch_size // (o.accumulate * ctx.world)
+    if micro < 1:
+        raise EmoedgeError(f"optim.batch_size {o.batch_size} is too small for accumulate {o.accumulate} × {ctx.world} processes")
+
+    train_split = load_split(root, "train", d.format)
+    transform = build_transform(d.augment, tuple(d.image_size), tuple(d.body_size), tuple(d.mean), tuple(d.std))
+    train_set = EmoticDataset(train_split.records, root, transform, seed=recipe.run.seed)
+    sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=recipe.run.seed)
+    drop_last = len(train_set) // ctx.world >= micro
+    val_loader = eval_loader(recipe, root, "val", batch_size=micro, workers=d.workers) if ctx.main else None
+
+    model = build_model(recipe).to(device)
+    card = card_for(recipe)
+    fixed = None
+    if recipe.loss.mode == "fixed":
+        fixed = dataset_category_weights(torch.from_numpy(np.stack([r.multi_hot() for r in train_split.records])), recipe.loss.c)
+    criterion = EmotionLoss(recipe.loss, fixed_weights=fixed).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=o.milestones, gamma=o.gamma)
+    use_amp = recipe.run.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start_epoch, best_map, history = 0, float("-inf"), []
+    if resume and last_path.exists():
+        saved = read_checkpoint(last_path)
+        _check_resumable(saved, recipe, last_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        start_epoch, best_map, history = saved["epoch"] + 1, saved["best_map"], list(saved["history"])
+        if ctx.main:
+            tqdm.write(f"resuming {out_dir} after epoch {start_epoch} of {o.epochs}")
+    elif resume and ctx.main:
+        tqdm.write(f"nothing to resume in {out_dir}: starting a new run")
+
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ctx.world > 1 else model
+    writer = None
+    if ctx.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "recipe.yaml", _recipe_yaml(recipe))
+        writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_epoch + 1)
+
+    loss_scale = ctx.world / o.batch_size
+    try:
+        for epoch in range(start_epoch, o.epochs):
+            _seed_epoch(recipe.run.seed, epoch, ctx.rank)
+            sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            loader = DataLoader(
+                train_set, batch_size=micro, sampler=sampler, num_workers=d.workers, drop_last=drop_last,
+                pin_memory=device.type == "cuda",
+            )
+            net.train()
+            sums: dict[str, float] = {}
+            seen = 0
+            started = time.perf_counter()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and ctx.main), leave=False)
+            optimizer.zero_grad(set_to_none=True)
+            for step, batch in enumerate(bar):
+                labels = batch["labels"].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    outputs = net(batch["image"].to(device, non_blocking=True), batch["body"].to(device, non_blocking=True))
+                loss, parts = criterion(outputs, labels, batch["vad"].to(device, non_blocking=True))
+                scaler.scale(loss * loss_scale).backward()
+                if (step + 1) % o.accumulate == 0 or step + 1 == len(loader):
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                n = labels.shape[0]
+                seen += n
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                bar.set_postfix(loss=f"{sums['total'] / seen:.3f}")
+            scheduler.step()
+            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen * ctx.world / (time.perf_counter() - started)}
+            row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
+            if ctx.main:
+                best_map = _validate_and_save(
+                    model, val_loader, device, card, recipe, row, history, best_map,
+                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()},
+                    epoch, out_dir, writer,
+                )
+            if ctx.world > 1:
+                dist.barrier()
+    finally:
+        if writer is not None:
+            writer.close()
+        if ctx.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return TrainResult(out_dir, last_path, best_path, best_map, len(history))
+
+
+def _validate_and_save(
+    model: torch.nn.Module,
+    val_loader: DataLoader,
+    device: torch.device,
+    card,
+    recipe: Recipe,
+    row: dict,
+    history: list[dict],
+    best_map: float,
+    optim_state: dict,
+    epoch: int,
+    out_dir: Path,
+    writer,
+) -> float:
+    """Score the epoch on the validation split, log it, write last.pt (and best.pt when mAP improved)."""
+    pred = predict(model, val_loader, device)
+    aps = metrics.average_precisions(pred.scores, pred.labels)
+    row["val_map"] = metrics.mean_ap(aps)
+    epoch_card = card.with_thresholds(metrics.pr_equal_thresholds(pred.scores, pred.labels))
+    improved = row["val_map"] > best_map
+    best_map = max(best_map, row["val_map"])
+    history.append(row)
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "recipe": recipe.to_dict(),
+        "card": epoch_card.to_dict(),
+        "val_map": row["val_map"],
+        "best_map": best_map,
+        "history": history,
+    }
+    save_checkpoint(out_dir / LAST, {**state, **optim_state})
+    if improved:
+        save_checkpoint(out_dir / BEST, state)
+    atomic_write_text(out_dir / "metrics.csv", _history_csv(history))
+    for key, value in row.items():
+        if key != "epoch":
+            writer.add_scalar(key, value, epoch + 1)
+    writer.flush()
+    tqdm.write(
+        f"epoch {epoch + 1}/{recipe.optim.epochs}  loss {row.get('train_total', float('nan')):.4f}  "
+        f"val mAP {100 * row['val_map']:.2f}{'  (best)' if improved else ''}  {row['images_per_s']:.0f} img/s"
+    )
+    return best_map
+
+
+def _recipe_yaml(recipe: Recipe) -> str:
+    import yaml
+
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)
