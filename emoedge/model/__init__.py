@@ -1,0 +1,1 @@
+"""Networks: backbone registry and weight loading (`backbones`), fusion (`fusion`), the three-branch model (`net`)."""

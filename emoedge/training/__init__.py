@@ -1,0 +1,1 @@
+"""Training: loss, metrics, the training loop, reports, and backbone pretraining (`pretrain`)."""

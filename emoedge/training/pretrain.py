@@ -1,0 +1,183 @@
+"""Backbone pretraining on an image-classification folder (`emoedge pretrain --branch place|scene`).
+
+Why: the place branch wants a Places365-style backbone and the scene-gist branch one trained on an emotion-image
+dataset (StockEmotion in the paper); when no such checkpoint exists, this trains one from any folder of class
+subfolders (torchvision ImageFolder layout). The output is written once, atomically, when training is complete, as
+`{"format": "emoedge-backbone", "arch", "branch", "classes", "state_dict", ...}` of plain data and tensors, so it
+loads with `weights_only=True` and `create_backbone(arch, path)` accepts it like any other weights file.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
+from emoedge.errors import EmoedgeError
+from emoedge.fileio import atomic_torch_save
+from emoedge.model.backbones import create_classifier, get_variant
+
+FORMAT = "emoedge-backbone"
+BRANCHES = ("place", "scene")
+
+
+class _Transformed(Dataset):
+    """Items `indices` of an ImageFolder (decoded to PIL), passed through `transform`."""
+
+    def __init__(self, folder: Any, indices: list[int], transform: Callable) -> None:
+        self.folder, self.indices, self.transform = folder, indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image, label = self.folder[self.indices[i]]
+        return self.transform(image), label
+
+
+def pretrain_backbone(
+    data_dir: Path,
+    out: Path,
+    *,
+    arch: str = "resnet50",
+    branch: str = "place",
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 0.01,
+    image_size: int = 224,
+    weights: str | None = None,
+    workers: int = 2,
+    seed: int = 0,
+    device: str | None = None,
+    val_fraction: float = 0.1,
+) -> Path:
+    """Train an `arch` classifier on the class subfolders of `data_dir`, write it to `out`, return `out`.
+
+    SGD (momentum 0.9, weight decay 1e-4) with a per-step cosine schedule from `lr`; RandomResizedCrop and
+    horizontal flip; ImageNet normalisation; mixed precision on CUDA. `val_fraction` of the images is held out
+    to print the accuracy after each epoch. `weights` initialises the model (None, "imagenet" or a file);
+    `device` None or "auto" picks CUDA when available.
+    """
+    if branch not in BRANCHES:
+        raise EmoedgeError(f"pretrain branch {branch!r}: expected one of {', '.join(BRANCHES)}")
+    get_variant(arch)
+    if epochs < 1 or batch_size < 1 or image_size < 16 or not 0.0 <= val_fraction < 1.0:
+        raise EmoedgeError(
+            f"pretrain: epochs {epochs}, batch size {batch_size}, image size {image_size}, val fraction "
+            f"{val_fraction}: expected epochs >= 1, batch size >= 1, image size >= 16 and 0 <= val fraction < 1"
+        )
+    folder = _image_folder(Path(data_dir))
+    classes = list(folder.classes)
+    train_idx, val_idx = _split(len(folder), val_fraction, seed)
+    torch.manual_seed(seed)
+    auto = device in (None, "auto")
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else device)
+    train_tf, val_tf = _transforms(image_size)
+
+    def loader(indices: list[int], transform: Callable, train: bool) -> DataLoader:
+        return DataLoader(
+            _Transformed(folder, indices, transform),
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and len(indices) > batch_size,  # no size-1 tail batch for BatchNorm
+            num_workers=workers,
+            pin_memory=dev.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    train_loader = loader(train_idx, train_tf, True)
+    val_loader = loader(val_idx, val_tf, False) if val_idx else None
+
+    model = create_classifier(arch, len(classes), weights).to(dev)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+    amp = dev.type == "cuda"
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp)
+    criterion = nn.CrossEntropyLoss()
+    tqdm.write(
+        f"pretrain {arch} ({branch}): {len(classes)} classes, {len(train_idx)} train / {len(val_idx)} val images, "
+        f"{epochs} epochs on {dev}"
+    )
+
+    accuracy = math.nan
+    for epoch in range(1, epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True)
+        for images, labels in bar:
+            images, labels = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+                loss = criterion(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total, count = total + loss.item() * len(labels), count + len(labels)
+            bar.set_postfix(loss=f"{total / count:.4f}")
+        accuracy = _accuracy(model, val_loader, dev, amp) if val_loader else math.nan
+        val = f"val accuracy {accuracy:.1%}" if val_loader else "no val images"
+        tqdm.write(f"epoch {epoch}/{epochs}: train loss {total / max(count, 1):.4f}, {val}")
+
+    checkpoint = {
+        "format": FORMAT,
+        "arch": arch,
+        "branch": branch,
+        "classes": classes,
+        "image_size": image_size,
+        "epochs": epochs,
+        "val_accuracy": None if math.isnan(accuracy) else accuracy,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    atomic_torch_save(checkpoint, out)
+    return Path(out)
+
+
+def _image_folder(data_dir: Path) -> Any:
+    from torchvision.datasets import ImageFolder
+
+    if not data_dir.is_dir():
+        raise EmoedgeError(f"pretrain data {data_dir}: not a directory (expected one subfolder of images per class)")
+    try:
+        folder = ImageFolder(str(data_dir))
+    except (FileNotFoundError, OSError) as exc:
+        raise EmoedgeError(f"pretrain data {data_dir}: {exc} (expected one subfolder of images per class)") from None
+    if len(folder.classes) < 2:
+        raise EmoedgeError(
+            f"pretrain data {data_dir}: {len(folder.classes)} class folder(s) {folder.classes}; at least 2 are needed"
+        )
+    return folder
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded random hold-out: `val_fraction` of `n` items for validation, at least 2 left for training."""
+    n_val = min(round(n * val_fraction), max(n - 2, 0))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _transforms(size: int) -> tuple[Callable, Callable]:
+    from torchvision import transforms as T
+
+    normalize = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    train = T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *normalize])
+    val = T.Compose([T.Resize(round(size * 256 / 224)), T.CenterCrop(size), *normalize])
+    return train, val
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, loader: DataLoader, dev: torch.device, amp: bool) -> float:
+    model.eval()
+    correct, count = 0, 0
+    for images, labels in loader:
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
+            logits = model(images.to(dev, non_blocking=True))
+        correct += int((logits.argmax(1).cpu() == labels).sum())
+        count += len(labels)
+    return correct / max(count, 1)
