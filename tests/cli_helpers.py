@@ -21,7 +21,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     """Exit status 2, one line on stderr starting 'emoedge: error:', no traceback, naming what was wrong."""
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "Warning" not in line]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith("emoedge: warning:")]
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr
     assert len(lines) == 1 and lines[0].startswith("emoedge: error:"), proc.stderr

@@ -8,6 +8,8 @@ from pathlib import Path
 import scipy.io
 import torch
 
+from emoedge.data.emotic import image_path, load_split
+
 from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
 
 SAMPLE = str(REPO / "train" / "sample.yaml")
@@ -28,7 +30,7 @@ def test_mat_without_train(tmp_path):
 def test_missing_image_file(sample_root, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(sample_root, root)
-    victim = sorted((root / "emotic").rglob("*.jpg"))[0]
+    victim = image_path(root, load_split(root, "train").records[0])
     victim.unlink()
     proc = run_cli("train", SAMPLE, "--data", str(root), "--out", str(tmp_path / "run"), "optim.epochs=1")
     assert_one_line_error(proc, victim.name)

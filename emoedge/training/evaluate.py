@@ -12,9 +12,11 @@ from tqdm import tqdm
 
 from emoedge.card import ModelCard
 from emoedge.config import Recipe
-from emoedge.data.dataset import EmoticDataset
+from emoedge.data.dataset import EmoticDataset, validate_images
 from emoedge.data.emotic import load_split
+from emoedge.data.records import PersonRecord
 from emoedge.data.transforms import build_transform
+from emoedge.errors import EmoedgeError
 from emoedge.training import metrics
 
 
@@ -36,10 +38,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def checked_records(root: Path, split: str, fmt: str = "auto") -> list[PersonRecord]:
+    """The persons of a split, after checking every image file exists (one clear error before any work starts)."""
+    records = load_split(root, split, fmt).records
+    missing = validate_images(records, root)
+    if missing:
+        raise EmoedgeError(f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}")
+    return records
+
+
 def eval_loader(recipe: Recipe, root: Path, split: str, *, batch_size: int, workers: int) -> DataLoader:
     """A deterministic, unaugmented loader over one split."""
     d = recipe.data
-    records = load_split(root, split, d.format).records
+    records = checked_records(root, split, d.format)
     transform = build_transform(False, tuple(d.image_size), tuple(d.body_size), tuple(d.mean), tuple(d.std))
     dataset = EmoticDataset(records, root, transform, seed=recipe.run.seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)

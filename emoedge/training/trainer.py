@@ -27,14 +27,13 @@ from tqdm import tqdm
 
 from emoedge.config import Recipe, recipe_from_dict
 from emoedge.data.dataset import EmoticDataset
-from emoedge.data.emotic import load_split
 from emoedge.data.transforms import build_transform
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write_text
 from emoedge.model.net import build_model, card_for
 from emoedge.training import metrics
 from emoedge.training.checkpoint import read_checkpoint, save_checkpoint
-from emoedge.training.evaluate import eval_loader, predict, resolve_device
+from emoedge.training.evaluate import checked_records, eval_loader, predict, resolve_device
 from emoedge.training.loss import EmotionLoss, dataset_category_weights
 
 LAST, BEST = "last.pt", "best.pt"
@@ -125,18 +124,19 @@ def train(
     if micro < 1:
         raise EmoedgeError(f"optim.batch_size {o.batch_size} is too small for accumulate {o.accumulate} × {ctx.world} processes")
 
-    train_split = load_split(root, "train", d.format)
+    train_records = checked_records(root, "train", d.format)
     transform = build_transform(d.augment, tuple(d.image_size), tuple(d.body_size), tuple(d.mean), tuple(d.std))
-    train_set = EmoticDataset(train_split.records, root, transform, seed=recipe.run.seed)
+    train_set = EmoticDataset(train_records, root, transform, seed=recipe.run.seed)
     sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=recipe.run.seed)
     drop_last = len(train_set) // ctx.world >= micro
     val_loader = eval_loader(recipe, root, "val", batch_size=micro, workers=d.workers) if ctx.main else None
 
+    torch.manual_seed(recipe.run.seed)  # the same initial weights on every process and every run
     model = build_model(recipe).to(device)
     card = card_for(recipe)
     fixed = None
     if recipe.loss.mode == "fixed":
-        fixed = dataset_category_weights(torch.from_numpy(np.stack([r.multi_hot() for r in train_split.records])), recipe.loss.c)
+        fixed = dataset_category_weights(torch.from_numpy(np.stack([r.multi_hot() for r in train_records])), recipe.loss.c)
     criterion = EmotionLoss(recipe.loss, fixed_weights=fixed).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=o.milestones, gamma=o.gamma)
