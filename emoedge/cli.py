@@ -78,6 +78,15 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     print(f"{args.branch} backbone ({args.arch}) written to {out}; use it with model.weights.{args.branch}={out}")
 
 
+def _cmd_export_onnx(args: argparse.Namespace) -> None:
+    from emoedge.export.onnx import export_onnx
+
+    out = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx")
+    result = export_onnx(Path(args.checkpoint), out, opset=args.opset, simplify=not args.no_simplify)
+    print(result.parity_line)
+    print(f"ONNX model written to {result.path}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from emoedge.demo import run_demo
 
@@ -135,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd_pretrain)
+
+    p = sub.add_parser("export", help="make deployable model files: ONNX, precision variants, TensorRT engines")
+    export_sub = p.add_subparsers(dest="export_command", required=True)
+    q = export_sub.add_parser("onnx", help="checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])")
+    q.add_argument("checkpoint")
+    q.add_argument("-o", "--output", help="output .onnx (default: the checkpoint path with .onnx)")
+    q.add_argument("--opset", type=int, default=18)
+    q.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
+    q.set_defaults(func=_cmd_export_onnx)
 
     p = sub.add_parser("demo", help="the offline main job: sample dataset → train → evaluate")
     p.add_argument("dir", nargs="?", default="demo", help="working folder (default ./demo)")

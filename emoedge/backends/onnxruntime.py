@@ -1,0 +1,161 @@
+"""ONNX Runtime backend: an emoedge ONNX file on the TensorRT, CUDA or CPU execution provider.
+
+Why an optimisation profile for the TensorRT provider: N (persons) is dynamic, and without min/opt/max shapes the
+provider rebuilds its engine whenever N exceeds every N seen so far; with them, and the engine and timing caches
+on disk, the engine is built once per machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emoedge.backends.base import Backend
+from emoedge.errors import EmoedgeError
+
+TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
+MAX_THREADS = 8  # more intra-op threads do not speed up one frame's small convolutions; they only contend
+PERSONS_PROFILE = (1, 4, 32)  # min/opt/max persons of the TensorRT provider's optimisation profile
+NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def default_cache_dir() -> Path:
+    """Where the TensorRT provider keeps engines and timing caches (building one takes minutes)."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emoedge" / "ort-tensorrt"
+
+
+def graph_precision(model) -> str:
+    """'int8' for a Q/DQ graph, 'fp16' when the weights are FP16 (from `emoedge export precision`), else 'fp32'."""
+    from onnx import TensorProto
+
+    if any(node.op_type == "QuantizeLinear" for node in model.graph.node):
+        return "int8"
+    if any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer):
+        return "fp16"
+    return "fp32"
+
+
+class OnnxRuntimeBackend(Backend):
+    """One InferenceSession; the card comes from the file's metadata.
+
+    `device`: "auto" (TensorRT, else CUDA, else CPU provider — whichever this onnxruntime build has), "cpu",
+    "cuda[:K]" or "tensorrt[:K]". `precision` "auto" runs the graph as it is, except that the TensorRT provider
+    builds FP16 engines from an FP32 graph; "fp32" keeps it FP32 there.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        from emoedge.export.onnx import card_of, load_onnx
+
+        model = load_onnx(path)
+        self.card = card_of(model, path)
+        stored = graph_precision(model)
+        available = ort.get_available_providers()
+        provider, device_id, why = _choose_provider(device, available)
+        self.device = "cpu" if provider == CPU else f"cuda:{device_id}"
+        self.precision, options = _provider_options(provider, device_id, precision, stored, path)
+        if provider == TENSORRT:
+            options.update(self._profile(Path(cache_dir) if cache_dir else default_cache_dir()))
+
+        session_options = ort.SessionOptions()
+        session_options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
+        self.threads = threads or min(len(os.sched_getaffinity(0)), MAX_THREADS)
+        session_options.intra_op_num_threads = self.threads
+        # ONNX Runtime gives a node the first listed provider that supports it: fall back TensorRT → CUDA → CPU.
+        chain = {TENSORRT: (TENSORRT, CUDA), CUDA: (CUDA,), CPU: ()}[provider]
+        providers: list[Any] = [
+            (p, options if p == provider else {"device_id": str(device_id)}) for p in chain if p in available
+        ] + [CPU]
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), session_options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, …)
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise EmoedgeError(f"ONNX model {path}: ONNX Runtime cannot load it ({reason})") from None
+        self.input_types = {i.name: NUMPY_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        threads_note = f", {self.threads} intra-op threads" if provider == CPU else ""
+        self.reason = f"onnxruntime {provider} ({why}), {self.precision}{threads_note}"
+
+    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
+        feeds = {"image": _array(image, self.input_types["image"]), "body": _array(body, self.input_types["body"])}
+        results = self.session.run(self.outputs, feeds)
+        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.outputs, results)}
+
+    def _profile(self, cache_dir: Path) -> dict[str, str]:
+        """Engine/timing caches and the optimisation profile over N for the TensorRT provider."""
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        image = "x".join(str(s) for s in (1, 3, *self.card.image_size))
+        body = "x".join(str(s) for s in (3, *self.card.body_size))
+        shapes = [f"image:{image},body:{n}x{body}" for n in PERSONS_PROFILE]
+        return {
+            "trt_engine_cache_enable": "True",
+            "trt_engine_cache_path": str(cache_dir),
+            "trt_timing_cache_enable": "True",
+            "trt_timing_cache_path": str(cache_dir),
+            "trt_profile_min_shapes": shapes[0],
+            "trt_profile_opt_shapes": shapes[1],
+            "trt_profile_max_shapes": shapes[2],
+        }
+
+
+def _choose_provider(device: str, available: list[str]) -> tuple[str, int, str]:
+    """(provider, device id, why) for a device string, checked against this onnxruntime build's providers."""
+    kind, _, index = device.partition(":")
+    if index and not index.isdigit():
+        raise EmoedgeError(f"device {device!r}: expected 'auto', 'cpu', 'cuda[:K]' or 'tensorrt[:K]'")
+    device_id = int(index or 0)
+    if kind == "auto":
+        for provider in (TENSORRT, CUDA):
+            if provider in available:
+                return provider, device_id, "the fastest provider in this onnxruntime build"
+        return CPU, 0, "no CUDA or TensorRT provider in this onnxruntime build"
+    wanted = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}.get(kind)
+    if wanted is None:
+        raise EmoedgeError(f"device {device!r}: expected 'auto', 'cpu', 'cuda[:K]' or 'tensorrt[:K]'")
+    if wanted not in available:
+        raise EmoedgeError(
+            f"device {device!r}: this onnxruntime build has no {wanted} (it has {', '.join(available)}); "
+            "install onnxruntime-gpu for CUDA and TensorRT"
+        )
+    return wanted, device_id, "device requested"
+
+
+def _provider_options(provider: str, device_id: int, precision: str, stored: str, path: Any) -> tuple[str, dict]:
+    """(precision that will run, provider options): only the TensorRT provider can lower an FP32 graph's precision."""
+    if precision not in ("auto", "fp32", "fp16", "int8"):
+        raise EmoedgeError(f"precision {precision!r}: the onnxruntime backend takes 'auto', 'fp32', 'fp16' or 'int8'")
+    if provider == CPU:
+        options: dict[str, str] = {}
+    else:
+        options = {"device_id": str(device_id)}
+    if provider == TENSORRT and stored == "fp32" and precision in ("auto", "fp16"):
+        options["trt_fp16_enable"] = "True"
+        return "fp16", options
+    if precision not in ("auto", stored):
+        raise EmoedgeError(
+            f"precision {precision!r}: {path} is a {stored} graph and {provider} runs it as it is; make a "
+            f"{precision} ONNX with `emoedge export precision`"
+            + (" or use device 'tensorrt' for FP16" if precision == "fp16" else "")
+        )
+    return stored, options
+
+
+def _array(value: Any, dtype: type) -> np.ndarray:
+    """A contiguous numpy array of the graph's input type from a numpy array or a (CPU or CUDA) torch tensor."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value, dtype=dtype)

@@ -1,0 +1,172 @@
+"""Checkpoint → one self-describing ONNX graph (SPEC §7), checked against PyTorch before it is written.
+
+Why the TorchScript exporter (`dynamo=False`): in torch 2.14 the torch.export-based exporter needs `onnxscript`
+and `onnx_ir`, which are not among emoedge's dependencies, and takes ~10× longer; both give the same operators
+once onnxslim has folded the shape arithmetic, and `dynamic_axes` keeps N ("persons") symbolic from `body` to every
+output. The context branches see only `image` [1,3,H,W], so they are evaluated once whatever N is.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emoedge import __version__
+from emoedge.card import ModelCard
+from emoedge.errors import EmoedgeError
+from emoedge.fileio import atomic_write
+
+log = logging.getLogger(__name__)
+
+FORMAT = "emoedge-onnx-1"
+CARD_KEY = "emoedge.card"
+FORMAT_KEY = "emoedge.format"
+PARITY_PERSONS = (1, 3)
+PARITY_TOLERANCE = 1e-3  # scores are probabilities: a larger gap means a wrong graph, not rounding
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the graph went and how far ONNX Runtime's outputs were from PyTorch's (max over `persons_checked`)."""
+
+    path: Path
+    max_abs_diff: float  # of `scores`
+    persons_checked: tuple[int, ...]
+    diffs: dict[str, float] = field(default_factory=dict)  # every output, by name
+
+    @property
+    def parity_line(self) -> str:
+        others = ", ".join(f"|Δ{k}| = {v:.1e}" for k, v in self.diffs.items() if k != "scores")
+        counts = ",".join(str(n) for n in self.persons_checked)
+        return f"parity: max |Δscore| = {self.max_abs_diff:.1e} over N={counts}" + (f" ({others})" if others else "")
+
+
+def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool = True) -> ExportResult:
+    """Export a training checkpoint to `out`: inputs image [1,3,H,W] and body [N,3,h,w], N dynamic.
+
+    The graph is checked (onnx.checker), optionally simplified (onnxslim), run in ONNX Runtime against PyTorch
+    for N = 1 and 3, and only then written, atomically, with the card in `metadata_props`.
+    """
+    import onnx
+
+    from emoedge.model.deploy import DeployModel
+    from emoedge.training.checkpoint import load_trained_model
+
+    net, card, _ = load_trained_model(checkpoint)
+    deploy = DeployModel(net).eval()
+    model = _to_onnx(deploy, card, opset)
+    if simplify:
+        import onnxslim
+
+        model = onnxslim.slim(model)
+    _describe(model, card)
+    onnx.checker.check_model(model, full_check=True)
+    diffs = _parity(deploy, model, card)
+    result = ExportResult(Path(out), diffs["scores"], PARITY_PERSONS, diffs)
+    if result.max_abs_diff > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export of {checkpoint}: {result.parity_line} exceeds {PARITY_TOLERANCE}; not written")
+    atomic_write(out, lambda tmp: tmp.write_bytes(model.SerializeToString()))
+    log.info("%s written; %s", out, result.parity_line)
+    return result
+
+
+def read_onnx_card(path: str | Path) -> ModelCard:
+    """The model card of an emoedge ONNX file; any other file is one EmoedgeError line naming it."""
+    return card_of(load_onnx(path), path)
+
+
+def load_onnx(path: str | Path):  # -> onnx.ModelProto
+    """Parse an ONNX file, turning a missing, corrupt or non-ONNX file into one EmoedgeError line."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise EmoedgeError(f"ONNX model {path}: file not found")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+        raise EmoedgeError(f"ONNX model {path}: not a readable ONNX file ({str(exc).splitlines()[0][:120]})") from None
+    if model.ir_version == 0 or not model.graph.node:
+        raise EmoedgeError(f"ONNX model {path}: not a readable ONNX file (no graph found)")
+    return model
+
+
+def card_of(model, path: str | Path) -> ModelCard:
+    """The card stored in a parsed model's metadata_props (see `export_onnx`)."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    if CARD_KEY not in meta:
+        raise EmoedgeError(
+            f"ONNX model {path}: not produced by emoedge (no {CARD_KEY!r} metadata; producer "
+            f"{model.producer_name or 'unknown'!r}); export it with `emoedge export onnx`"
+        )
+    if meta.get(FORMAT_KEY) != FORMAT:
+        raise EmoedgeError(f"ONNX model {path}: format {meta.get(FORMAT_KEY)!r} is not supported (expected {FORMAT!r})")
+    try:
+        return ModelCard.from_json(meta[CARD_KEY])
+    except EmoedgeError as exc:
+        raise EmoedgeError(f"ONNX model {path}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a field of the wrong type inside valid JSON
+        raise EmoedgeError(f"ONNX model {path}: model card does not parse ({exc})") from None
+
+
+def example_inputs(card: ModelCard, persons: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised-range random inputs of the card's sizes: one frame and `persons` body crops."""
+    gen = torch.Generator().manual_seed(seed)
+    image = torch.randn(1, 3, *card.image_size, generator=gen)
+    body = torch.randn(persons, 3, *card.body_size, generator=gen)
+    return image, body
+
+
+def _to_onnx(deploy, card: ModelCard, opset: int):
+    import onnx
+
+    names = deploy.output_names
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
+        torch.onnx.export(
+            deploy,
+            example_inputs(card, persons=2),  # N > 1 so that no size-1 broadcast is baked in
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["image", "body"],
+            output_names=list(names),
+            dynamic_axes={"body": {0: "persons"}, **{name: {0: "persons"} for name in names}},
+            do_constant_folding=True,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _describe(model, card: ModelCard) -> None:
+    """Write the card, the format tag and the producer into the model (after onnxslim, which may rewrite them)."""
+    import onnx
+
+    model.producer_name, model.producer_version = "emoedge", __version__
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {CARD_KEY: card.to_json(), FORMAT_KEY: FORMAT})
+
+
+def _parity(deploy, model, card: ModelCard) -> dict[str, float]:
+    """Max |ONNX Runtime − PyTorch| per output over PARITY_PERSONS, both in FP32 on the CPU."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    diffs = dict.fromkeys(deploy.output_names, 0.0)
+    for persons in PARITY_PERSONS:
+        image, body = example_inputs(card, persons, seed=persons)
+        with torch.inference_mode():
+            expected = [t.numpy() for t in deploy(image, body)]
+        got = session.run(list(diffs), {"image": image.numpy(), "body": body.numpy()})
+        for name, a, b in zip(diffs, expected, got):
+            diffs[name] = max(diffs[name], float(np.abs(a - b).max()))
+    return diffs

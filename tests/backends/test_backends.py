@@ -1,0 +1,200 @@
+"""Backends: one interface, chosen by file type; PyTorch and ONNX Runtime agree; errors are one line."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from cli_helpers import REPO  # type: ignore[import-not-found]
+from emoedge.backends import load_model
+from emoedge.backends.onnxruntime import OnnxRuntimeBackend
+from emoedge.backends.torch import TorchBackend, cpu_bf16_feature
+from emoedge.config import load_recipe
+from emoedge.errors import EmoedgeError
+from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.model.net import build_model, card_for
+from emoedge.training.checkpoint import save_checkpoint
+
+FP32_TOLERANCE = 1e-4
+# BF16 keeps 8 bits of mantissa; measured max |Δ| vs FP32: scores 4e-3, modality weights 1e-3, VAD (1..10) 1.6e-2.
+BF16_TOLERANCE = {"scores": 2e-2, "modality_weights": 1e-2, "vad": 5e-2}
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, onnx) of a three-branch attention model with VAD, random weights with spread-out logits."""
+    root = tmp_path_factory.mktemp("backends")
+    recipe = load_recipe(REPO / "train" / "sample.yaml")
+    torch.manual_seed(1)
+    net = build_model(recipe, pretrained=False)
+    for module in net.modules():  # statistics as after training, so that BatchNorm folding is no identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 2.0)
+    net.head[-1].weight.data.mul_(25.0)  # logits of a few units, as after training
+    card = card_for(recipe).with_thresholds(np.linspace(0.2, 0.7, 26).tolist())
+    checkpoint = save_checkpoint(
+        root / "model.pt", {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card.to_dict()}
+    )
+    return checkpoint, export_onnx(checkpoint, root / "model.onnx").path
+
+
+@pytest.fixture(scope="module")
+def backends(model_files) -> dict[str, object]:
+    checkpoint, onnx_path = model_files
+    return {
+        "torch": load_model(checkpoint, device="cpu", precision="fp32"),
+        "onnxruntime": load_model(onnx_path, device="cpu"),
+    }
+
+
+def test_backend_is_chosen_by_file_type(backends):
+    assert isinstance(backends["torch"], TorchBackend) and backends["torch"].name == "torch"
+    assert isinstance(backends["onnxruntime"], OnnxRuntimeBackend)
+    assert "CPUExecutionProvider" in backends["onnxruntime"].reason
+    assert backends["onnxruntime"].device == "cpu" and backends["onnxruntime"].precision == "fp32"
+
+
+def test_importing_backends_loads_no_optional_dependency():
+    heavy = "{'torch', 'onnxruntime', 'onnx', 'tensorrt'}"
+    code = f"import sys, emoedge.backends; print(sorted({heavy} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("persons", [1, 3, 16])
+def test_torch_and_onnxruntime_agree_in_fp32(backends, persons):
+    image, body = example_inputs(backends["torch"].card, persons, seed=persons)
+    a = backends["torch"].infer(image, body)
+    b = backends["onnxruntime"].infer(image.numpy(), body.numpy())
+    assert set(a) == set(b) == {"scores", "modality_weights", "vad"}
+    for key in a:
+        assert a[key].dtype == b[key].dtype == np.float32 and a[key].shape == (persons, 26 if key == "scores" else 3)
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=FP32_TOLERANCE, err_msg=key)
+
+
+def test_bf16_on_cpu_is_close_to_fp32(model_files, backends):
+    bf16 = load_model(model_files[0], device="cpu", precision="bf16")
+    assert bf16.precision == "bf16" and "channels_last" in bf16.reason
+    image, body = example_inputs(bf16.card, 8, seed=7)
+    reference, got = backends["torch"].infer(image, body), bf16.infer(image, body)
+    assert np.ptp(reference["scores"]) > 0.5  # scores spread over 0..1, not all near 0.5
+    for key, tolerance in BF16_TOLERANCE.items():
+        np.testing.assert_allclose(got[key], reference[key], rtol=0, atol=tolerance, err_msg=key)
+
+
+def test_auto_precision_on_cpu_says_why(model_files):
+    backend = load_model(model_files[0], device="cpu")
+    feature = cpu_bf16_feature()
+    assert backend.precision == ("bf16" if feature else "fp32")
+    assert (feature or "no AMX or AVX512-BF16") in backend.reason
+
+
+def test_card_travels_with_the_onnx_file(backends):
+    card = backends["onnxruntime"].card
+    assert card == backends["torch"].card
+    assert len(card.categories) == 26 and card.thresholds[0] == pytest.approx(0.2)
+    assert card.image_size == (96, 96) and card.body_size == (64, 64) and len(card.mean) == len(card.std) == 3
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_no_persons_gives_empty_outputs(backends, name):
+    image, body = example_inputs(backends[name].card, 1)
+    out = backends[name].infer(image, body[:0])
+    assert {k: v.shape for k, v in out.items()} == {"scores": (0, 26), "modality_weights": (0, 3), "vad": (0, 3)}
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+@pytest.mark.parametrize(
+    ("image_shape", "body_shape", "message"),
+    [
+        ((2, 3, 96, 96), (2, 3, 64, 64), r"input 'image': shape \[2, 3, 96, 96\] received, expected \[1, 3, 96, 96\]"),
+        ((1, 3, 96, 96), (2, 3, 32, 64), r"input 'body': shape \[2, 3, 32, 64\] received, expected \[N, 3, 64, 64\]"),
+        ((1, 3, 96, 96), (3, 64, 64), r"input 'body': shape \[3, 64, 64\] received"),
+        ((3, 96, 96), (2, 3, 64, 64), r"input 'image': shape \[3, 96, 96\] received"),
+    ],
+)
+def test_wrong_input_shape_is_named(backends, name, image_shape, body_shape, message):
+    with pytest.raises(EmoedgeError, match=message):
+        backends[name].infer(np.zeros(image_shape, np.float32), np.zeros(body_shape, np.float32))
+
+
+def write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "message"),
+    [
+        ("model.txt", b"hello", {}, r"unknown model file type '\.txt'"),
+        ("model", b"hello", {}, r"unknown model file type '\(no suffix\)'"),
+        ("model.onnx", b"this is not onnx" * 20, {}, "not a readable ONNX file"),
+        ("model.pt", b"PK\x03\x04 not a checkpoint", {}, "truncated or corrupt torch file"),
+        ("model.onnx", b"x", {"backend": "torch"}, r"backend 'torch' reads \.pt/\.pth files"),
+        ("model.onnx", b"x", {"backend": "openvino"}, "backend 'openvino': unknown"),
+    ],
+)
+def test_file_of_the_wrong_kind_is_one_line(tmp_path, name, content, kwargs, message):
+    path = write(tmp_path / name, content)
+    with pytest.raises(EmoedgeError, match=message) as info:
+        load_model(path, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_foreign_onnx_is_refused(tmp_path):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [x])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    with pytest.raises(EmoedgeError, match="foreign.onnx: not produced by emoedge"):
+        load_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(EmoedgeError, match="file not found"):
+        load_model(tmp_path / "nowhere.onnx")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_engine_without_tensorrt(tmp_path):
+    with pytest.raises(EmoedgeError, match="TensorRT is not installed"):
+        load_model(write(tmp_path / "model.engine", b"\0" * 64))
+
+
+@pytest.mark.parametrize(
+    ("which", "kwargs", "message"),
+    [
+        (0, {"device": "cpu", "precision": "fp16"}, "FP16 on CUDA only"),
+        (0, {"device": "tpu"}, "device 'tpu'"),
+        (0, {"precision": "fp8"}, "precision 'fp8'"),
+        (1, {"device": "cpu", "precision": "fp16"}, "is a fp32 graph"),
+        (1, {"device": "gpu"}, "device 'gpu'"),
+    ],
+)
+def test_unsupported_device_or_precision(model_files, which, kwargs, message):
+    with pytest.raises(EmoedgeError, match=message):
+        load_model(model_files[which], **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_requested_without_cuda(model_files):
+    with pytest.raises(EmoedgeError, match="CUDA is not available"):
+        load_model(model_files[0], device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_on_cuda_is_close_to_fp32(model_files, backends):
+    fp16 = load_model(model_files[0], device="cuda")
+    assert fp16.precision == "fp16" and fp16.device == "cuda"
+    image, body = example_inputs(fp16.card, 4)
+    reference, got = backends["torch"].infer(image, body), fp16.infer(image.cuda(), body.cuda())
+    for key in reference:
+        np.testing.assert_allclose(got[key], reference[key], rtol=0, atol=1e-2 if key != "vad" else 5e-2, err_msg=key)
