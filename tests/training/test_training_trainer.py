@@ -59,7 +59,7 @@ def test_run_folder_holds_logs_and_checkpoints(runs):
 
 def _train_cmd(sample_root: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "emoedge.cli", "train", str(SAMPLE), "--data", str(sample_root), "--out", str(out),
-            "--quiet", "optim.epochs=3", "data.workers=1", *extra]
+            "--quiet", "optim.epochs=4", "data.workers=1", *extra]
 
 
 def test_killed_run_resumes_to_the_same_weights(sample_root, tmp_path):
@@ -72,15 +72,15 @@ def test_killed_run_resumes_to_the_same_weights(sample_root, tmp_path):
     deadline = time.monotonic() + 300
     while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)  # well into the next epoch
+    time.sleep(0.5)  # into the second epoch (of four)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert read_checkpoint(last)["epoch"] < 2, "the run finished before it could be killed"
+    assert read_checkpoint(last)["epoch"] < 3, "the run finished before it could be killed"
 
     resumed = subprocess.run(_train_cmd(sample_root, tmp_path / "cut", "--resume"), capture_output=True, text=True, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = read_checkpoint(tmp_path / "whole" / "last.pt"), read_checkpoint(last)
-    assert a["epoch"] == b["epoch"] == 2
+    assert a["epoch"] == b["epoch"] == 3
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert a["history"][-1]["val_map"] == b["history"][-1]["val_map"]

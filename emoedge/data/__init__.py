@@ -1,0 +1,1 @@
+"""EMOTIC data: official .mat and preprocessed CSV readers, the sample writer, transforms, the dataset."""

@@ -1,0 +1,75 @@
+"""The torch Dataset over EMOTIC person records.
+
+Each item's augmentation seed is derived from (dataset seed, epoch, index) only, so an item is the same
+whatever the number of DataLoader workers or the order they run in: a resumed run sees exactly the inputs
+the interrupted one would have. Note for loaders: `set_epoch` changes this object; DataLoader workers hold
+copies made when they start, so call it before iterating and do not use `persistent_workers=True`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from emoedge.data.emotic import image_path
+from emoedge.data.records import PersonRecord
+from emoedge.data.transforms import PairTransform
+from emoedge.errors import EmoedgeError
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file as (H, W, 3) uint8 RGB; EmoedgeError naming the file if missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmoedgeError(f"image file not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise EmoedgeError(f"image file unreadable (not a decodable image): {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 64-bit seed from (seed, epoch, index); the same in every process."""
+    state = np.random.SeedSequence([int(seed) % 2**64, int(epoch) % 2**64, int(index) % 2**64])
+    return int(state.generate_state(1, dtype=np.uint64)[0])
+
+
+class EmoticDataset(Dataset):
+    """Items: {"image": [3,H,W], "body": [3,h,w], "labels": [26] multi-hot, "vad": [3]}, all float32."""
+
+    def __init__(self, records: Sequence[PersonRecord], root: Path, transform: PairTransform, seed: int = 0) -> None:
+        self.records = list(records)
+        self.root = Path(root)
+        self.transform = transform
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentations the next items get."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rec = self.records[i]
+        image = read_image(image_path(self.root, rec))
+        whole, body = self.transform(image, rec.bbox, item_seed(self.seed, self.epoch, i))
+        return {
+            "image": whole,
+            "body": body,
+            "labels": torch.from_numpy(rec.multi_hot()),
+            "vad": torch.tensor(rec.vad, dtype=torch.float32),
+        }
+
+
+def validate_images(records: Sequence[PersonRecord], root: Path) -> list[str]:
+    """Paths (as strings, sorted, each once) of the records' image files that do not exist."""
+    paths = {image_path(root, rec) for rec in records}
+    return sorted(str(p) for p in paths if not p.is_file())
