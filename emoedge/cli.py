@@ -14,6 +14,7 @@ from emoedge import __version__
 from emoedge.errors import EmoedgeError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "train"
+TARGETS_DIR = Path(__file__).resolve().parent.parent / "export"
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -36,19 +37,19 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from emoedge.config import load_recipe
     from emoedge.training.trainer import train
 
-    recipe = load_recipe(_recipe_path(args.recipe), args.overrides)
+    recipe = load_recipe(_shipped(args.recipe, RECIPES_DIR), args.overrides)
     out = Path(args.out or Path("runs") / recipe.name)
     result = train(recipe, out, data_root=Path(args.data) if args.data else None, resume=args.resume, progress=not args.quiet)
     if result.epochs_done:
         print(f"best val mAP {100 * result.best_map:.2f} — checkpoints: {result.best} (best), {result.last} (last)")
 
 
-def _recipe_path(name: str) -> Path:
-    """A recipe file, or the name of one shipped in train/ (e.g. `sample` or `paper.yaml`)."""
+def _shipped(name: str, folder: Path) -> Path:
+    """A YAML file, or the name of one shipped in `folder` (e.g. `sample` or `paper.yaml` in train/)."""
     path = Path(name)
     if path.exists():
         return path
-    shipped = RECIPES_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    shipped = folder / (name if name.endswith(".yaml") else f"{name}.yaml")
     return shipped if shipped.exists() else path
 
 
@@ -85,6 +86,16 @@ def _cmd_export_onnx(args: argparse.Namespace) -> None:
     result = export_onnx(Path(args.checkpoint), out, opset=args.opset, simplify=not args.no_simplify)
     print(result.parity_line)
     print(f"ONNX model written to {result.path}")
+
+
+def _cmd_export_engine(args: argparse.Namespace) -> None:
+    from emoedge.export.tensorrt import build_engine
+
+    out = Path(args.output) if args.output else Path(args.onnx).with_suffix(".engine")
+    result = build_engine(Path(args.onnx), _shipped(args.target, TARGETS_DIR), out, timing_cache=args.timing_cache)
+    print(f"equivalent trtexec command:\n  {result.trtexec}")
+    print(result.summary)
+    print(f"metadata sidecar: {result.sidecar}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -153,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--opset", type=int, default=18)
     q.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     q.set_defaults(func=_cmd_export_onnx)
+
+    q = export_sub.add_parser("engine", help="ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)")
+    q.add_argument("onnx", help="emoedge ONNX (the FP16/INT8 one from `export precision` for TensorRT >= 10.12)")
+    q.add_argument("--target", required=True, help="target YAML, or the name of one in export/ (desktop-gpu, jetson-orin, ...)")
+    q.add_argument("-o", "--output", help="output engine (default: the ONNX path with .engine); a .json sidecar is written beside it")
+    q.add_argument("--timing-cache", help="timing cache file (default: the target's)")
+    q.set_defaults(func=_cmd_export_engine)
 
     p = sub.add_parser("demo", help="the offline main job: sample dataset → train → evaluate")
     p.add_argument("dir", nargs="?", default="demo", help="working folder (default ./demo)")

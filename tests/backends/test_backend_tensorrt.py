@@ -1,0 +1,159 @@
+"""TensorRT backend: sidecar checked first, one-line errors and, with TensorRT and a CUDA GPU, parity with ONNX Runtime.
+
+CI has neither TensorRT nor a GPU: the tests that build and run an engine skip there (TensorRT is never faked). The
+ones that do run check what happens before TensorRT is touched: sidecar, device and precision arguments, and the
+message when TensorRT is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli_helpers import REPO  # type: ignore[import-not-found]
+from emoedge.backends import load_model
+from emoedge.backends.tensorrt import TensorRTBackend
+from emoedge.card import ModelCard
+from emoedge.config import load_recipe
+from emoedge.errors import EmoedgeError
+from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.export.targets import Persons, Target
+from emoedge.export.tensorrt import INSTALL_HINT, EngineInfo, build_engine, sidecar_path, write_engine_info
+from emoedge.model.net import build_model, card_for
+from emoedge.training.checkpoint import save_checkpoint
+
+# TensorRT runs FP32 convolutions in TF32 by default (10-bit mantissa products), so the FP32 engine is compared with
+# ONNX Runtime's exact FP32 more loosely than FP32 backends are with each other; VAD is on a 1..10 scale.
+TOLERANCE = {"scores": 2e-2, "modality_weights": 2e-2, "vad": 1e-1}
+PERSONS = Persons(1, 2, 5)
+CARD = ModelCard(
+    name="t", branches=("body",), backbones={"body": "tiny"}, fusion="attention", image_size=(32, 32),
+    body_size=(32, 32),
+)
+
+
+def fake_engine(tmp_path: Path, **kwargs) -> Path:
+    """An engine file (bytes, not an engine) with a valid sidecar: enough for everything checked before TensorRT."""
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0" * 64)
+    values = dict(
+        card=CARD, tensorrt="10.3.0", gpu_name="Orin", compute_capability=(8, 7), target="jetson-orin",
+        persons=(1, 4, 16), precision="fp16", strongly_typed=False, dla_core=None, engine_bytes=64,
+        build_seconds=1.0, built_at="2026-01-01T00:00:00+00:00", onnx="m.onnx",
+    )
+    write_engine_info(engine, EngineInfo(**{**values, **kwargs}))
+    return engine
+
+
+def test_missing_sidecar_is_checked_first(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"\0" * 64)
+    with pytest.raises(EmoedgeError, match=r"no sidecar m\.engine\.json .*`emoedge export engine`"):
+        TensorRTBackend(engine)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"precision": "fp32"}, "precision 'fp32': engine .* was built for fp16"),
+        ({"device": "cpu"}, "device 'cpu': the tensorrt backend runs on 'auto' or 'cuda\\[:K\\]'"),
+        ({"device": "cuda:x"}, "device 'cuda:x'"),
+    ],
+)
+def test_arguments_are_checked_before_tensorrt(tmp_path, kwargs, message):
+    with pytest.raises(EmoedgeError, match=message):
+        TensorRTBackend(fake_engine(tmp_path), **kwargs)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_without_tensorrt(tmp_path):
+    with pytest.raises(EmoedgeError) as caught:
+        TensorRTBackend(fake_engine(tmp_path))
+    assert str(caught.value) == INSTALL_HINT
+
+
+def test_importing_the_backend_imports_no_tensorrt():
+    code = "import sys, emoedge.backends.tensorrt; print('tensorrt' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+# --- real engines: TensorRT and a CUDA GPU only ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(onnx, engine): the sample recipe's model with VAD, exported and built as an FP32 engine for N in 1..5."""
+    pytest.importorskip("tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    root = tmp_path_factory.mktemp("tensorrt")
+    recipe = load_recipe(REPO / "train" / "sample.yaml", ["model.vad=true"])
+    torch.manual_seed(2)
+    net = build_model(recipe, pretrained=False)
+    net.head[-1].weight.data.mul_(25.0)  # logits of a few units, as after training
+    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
+    onnx_path = export_onnx(save_checkpoint(root / "m.pt", state), root / "m.onnx").path
+    target = Target(persons=PERSONS, precision="fp32", workspace_mib=512, name="test")
+    return onnx_path, build_engine(onnx_path, target, root / "m.engine").path
+
+
+@pytest.fixture(scope="module")
+def engines(built) -> dict[str, object]:
+    onnx_path, engine = built
+    return {"tensorrt": load_model(engine), "onnxruntime": load_model(onnx_path, device="cpu")}
+
+
+@pytest.mark.parametrize("persons", [1, 3, PERSONS.max])
+def test_engine_agrees_with_onnxruntime(engines, persons):
+    trt_backend, ort_backend = engines["tensorrt"], engines["onnxruntime"]
+    assert isinstance(trt_backend, TensorRTBackend) and trt_backend.precision == "fp32"
+    image, body = example_inputs(trt_backend.card, persons, seed=persons)
+    expected, got = ort_backend.infer(image.numpy(), body.numpy()), trt_backend.infer(image.numpy(), body.numpy())
+    assert set(got) == set(expected) == {"scores", "modality_weights", "vad"}
+    for key, value in expected.items():
+        assert got[key].dtype == np.float32 and got[key].shape == value.shape
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE[key], err_msg=key)
+
+
+def test_cuda_and_channels_last_inputs(engines):
+    backend = engines["tensorrt"]
+    image, body = example_inputs(backend.card, 2)
+    reference = backend.infer(image.numpy(), body.numpy())
+    got = backend.infer(image.cuda(), body.cuda().to(memory_format=torch.channels_last))
+    for key in reference:
+        np.testing.assert_array_equal(got[key], reference[key], err_msg=key)
+    assert "TensorRT" in backend.reason and backend.device.startswith("cuda:")
+
+
+def test_persons_outside_the_profile(engines):
+    backend = engines["tensorrt"]
+    image, body = example_inputs(backend.card, PERSONS.max + 1)
+    with pytest.raises(EmoedgeError, match=f"{PERSONS.max + 1} persons in one frame: .* takes 1 to {PERSONS.max}"):
+        backend.infer(image, body)
+    empty = backend.infer(image, body[:0])
+    assert empty["scores"].shape == (0, 26)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("tensorrt", "0.0.1", r"built with TensorRT 0\.0\.1"),
+        ("gpu", {"name": "Another GPU", "compute_capability": [1, 0]}, r"built for 'Another GPU' \(compute capability"),
+    ],
+)
+def test_engine_from_elsewhere_is_refused(built, tmp_path, field, value, message):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(built[1].read_bytes())
+    data = json.loads(sidecar_path(built[1]).read_text())
+    data[field] = value
+    sidecar_path(engine).write_text(json.dumps(data))
+    with pytest.raises(EmoedgeError, match=message):
+        load_model(engine)
