@@ -1,0 +1,1 @@
+"""Real-time runtime: video sources, person detection and tracking, per-frame inference, rendering and sinks."""

@@ -1,0 +1,359 @@
+"""Video sources for the runtime: a webcam, a video file, an RTSP/HTTP stream or an image folder → Frames.
+
+Decoding runs on a producer thread, so reading and decoding overlap with the consumer's inference. Files and
+folders go through a bounded FIFO whose producer blocks: every frame arrives, in order. Live sources go through
+a one-slot mailbox the producer overwrites: a slow consumer always gets the newest frame instead of a growing
+lag, and the overwritten frames are counted in `dropped`. A live stream that drops is reopened with exponential
+back-off, and each outage is logged once when it starts and once when it ends.
+
+The capture belongs to the producer thread (OpenCV captures are not safe to release while another thread reads
+them); the thread releases it in `finally`, whichever way it stops.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.redact import redact_url
+
+log = logging.getLogger(__name__)
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
+IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+OPEN_TIMEOUT_S = 5.0  # connect timeout for streams: an unreachable camera fails fast, not after OpenCV's 30 s
+READ_TIMEOUT_S = 5.0  # a stream silent this long counts as dropped
+BACKOFF_S = (0.5, 8.0)  # first and longest wait between reconnect attempts
+FILE_QUEUE = 4  # decoded frames buffered ahead for files and folders
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One delivered frame. `eq=False`: frames compare by identity, never element-wise on the image."""
+
+    index: int  # 0-based count of frames delivered by this source
+    timestamp: float  # seconds: wall clock (time.time()) at decoding for live sources; otherwise the position
+    # in the video, index / fps, or the plain index where there is no frame rate (image folders)
+    image: np.ndarray  # H×W×3 uint8, BGR
+
+
+class _Mailbox:
+    """Hands decoded images from the producer thread to the consumer: a bounded FIFO, or one overwritten slot."""
+
+    def __init__(self, capacity: int, keep_latest: bool) -> None:
+        self._items: collections.deque[tuple[np.ndarray, float | None]] = collections.deque()
+        self._capacity = capacity
+        self._keep_latest = keep_latest
+        self._cond = threading.Condition()
+        self._closed = False
+        self._error: BaseException | None = None
+        self.dropped = 0
+
+    def put(self, item: tuple[np.ndarray, float | None]) -> bool:
+        """Queue an item (blocking while a FIFO is full); False once closed, telling the producer to stop."""
+        with self._cond:
+            while not self._keep_latest and len(self._items) >= self._capacity and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return False
+            if len(self._items) >= self._capacity:
+                self._items.popleft()
+                self.dropped += 1
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self) -> tuple[np.ndarray, float | None] | None:
+        """The next item; None once finished and drained; the producer's error, if it failed."""
+        with self._cond:
+            while not self._items and not self._closed:
+                self._cond.wait(0.5)  # a timed wait keeps Ctrl-C responsive in the consuming thread
+            if self._items:
+                item = self._items.popleft()
+                self._cond.notify_all()
+                return item
+            if self._error is not None:
+                raise self._error
+            return None
+
+    def finish(self, error: BaseException | None) -> None:
+        """Producer side: no more items; the consumer drains what is queued, then sees the end or `error`."""
+        with self._cond:
+            self._closed = True
+            self._error = error
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Consumer side: discard what is queued and release a producer blocked in `put`."""
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+
+
+class FrameSource:
+    """Frames of one source, decoded on a background thread. Use as a context manager; iterate once."""
+
+    name: str  # printable, credentials redacted
+    live: bool
+    fps: float | None
+    size: tuple[int, int] | None  # (width, height)
+    total: int | None  # frames (files) or images (folders); None for live sources
+
+    def __init__(
+        self, name: str, *, live: bool, fps: float | None, size: tuple[int, int] | None, total: int | None
+    ) -> None:
+        self.name = redact_url(name)
+        self.live = live
+        self.fps = fps
+        self.size = size
+        self.total = total
+        self._mailbox = _Mailbox(1 if live else FILE_QUEUE, keep_latest=live)
+        self._stop = threading.Event()
+        self._delivered = 0
+        self._thread = threading.Thread(target=self._run, name=f"emoedge-source {self.name}", daemon=True)
+
+    @property
+    def dropped(self) -> int:
+        """Live frames overwritten before the consumer took them (always 0 for files and folders)."""
+        return self._mailbox.dropped
+
+    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
+        """Decode frames and `put` each (image, wall-clock time or None) until the end or until `put` is False."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Free the decoder; called on the producer thread when it stops."""
+
+    def _run(self) -> None:
+        error: BaseException | None = None
+        try:
+            self._produce(lambda image, wall: self._mailbox.put((image, wall)))
+        except BaseException as exc:  # handed to the consumer, who raises it: nothing fails silently here
+            error = exc
+        finally:
+            self._release()
+            self._mailbox.finish(error)
+
+    def _start(self) -> FrameSource:
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            while (item := self._mailbox.get()) is not None:
+                image, wall = item
+                index = self._delivered
+                self._delivered += 1
+                if wall is not None:
+                    timestamp = wall
+                else:
+                    timestamp = index / self.fps if self.fps else float(index)
+                yield Frame(index=index, timestamp=timestamp, image=image)
+            if self._delivered == 0 and not self.live and not self._stop.is_set():
+                raise EmoedgeError(f"{self.name}: no frame could be decoded")
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the producer and wait (bounded) for it to release the capture; safe to call more than once."""
+        self._stop.set()
+        self._mailbox.close()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(OPEN_TIMEOUT_S + READ_TIMEOUT_S + 1.0)
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, live={self.live}, fps={self.fps}, size={self.size})"
+
+
+class _CaptureSource(FrameSource):
+    """A cv2.VideoCapture: a file (every frame), or a webcam/stream (newest frame; reopened with `opener`, if
+    given, when it drops)."""
+
+    def __init__(
+        self,
+        name: str,
+        capture: cv2.VideoCapture,
+        *,
+        live: bool,
+        opener: Callable[[], cv2.VideoCapture | None] | None = None,
+        max_outage_s: float | None = None,
+    ) -> None:
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        super().__init__(
+            name,
+            live=live,
+            # Streams report nonsense when they do not know (0, or the 90 kHz RTP clock): keep plausible values.
+            fps=fps if 0 < fps <= 1000 else None,
+            size=(width, height) if width > 0 and height > 0 else None,
+            total=count if count > 0 and not live else None,
+        )
+        self._opener = opener
+        self._capture: cv2.VideoCapture | None = capture
+        self._max_outage_s = max_outage_s
+
+    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
+        while not self._stop.is_set():
+            ok, image = self._capture.read()
+            if ok:
+                if not put(image, time.time() if self.live else None):
+                    return
+                continue
+            if self._opener is None:
+                if self.live:
+                    log.warning("%s: stream ended", self.name)
+                return
+            if not self._reopen():
+                return
+
+    def _reopen(self) -> bool:
+        """Reopen a dropped stream with exponential back-off; False if stopped meanwhile; raise after max_outage_s."""
+        self._release()
+        started = time.monotonic()
+        log.warning("%s: stream lost; reconnecting (back-off %g s to %g s)", self.name, *BACKOFF_S)
+        delay = BACKOFF_S[0]
+        while not self._stop.wait(delay):
+            self._capture = self._opener()
+            outage = time.monotonic() - started
+            if self._capture is not None:
+                log.warning("%s: stream back after a %.1f s outage", self.name, outage)
+                return True
+            if self._max_outage_s is not None and outage >= self._max_outage_s:
+                raise EmoedgeError(
+                    f"{self.name}: stream lost for {outage:.1f} s (max_outage_s={self._max_outage_s:g}); giving up"
+                )
+            delay = min(delay * 2, BACKOFF_S[1])
+            if self._max_outage_s is not None:
+                delay = min(delay, max(self._max_outage_s - outage, 0.0))
+        return False
+
+    def _release(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class _FolderSource(FrameSource):
+    """Images of a folder in name order; an unreadable image is skipped with a warning, not fatal."""
+
+    def __init__(self, folder: Path, paths: list[Path]) -> None:
+        super().__init__(str(folder), live=False, fps=None, size=None, total=len(paths))
+        self._paths = paths
+
+    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
+        for path in self._paths:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                log.warning("%s: skipping unreadable image", path)
+                continue
+            if not put(image, None):
+                return
+
+
+def _open_capture(target: str | int, stream: bool) -> cv2.VideoCapture | None:
+    """An opened capture, or None. Files and streams use FFmpeg only: other backends OpenCV would fall back to
+    log the file name in their warnings, credentials included.
+
+    Streams decode on one thread: FFmpeg's frame threading holds back one frame per extra thread, which is
+    latency on a live stream and, when a stream stalls, one read timeout per held frame before the outage shows.
+    """
+    if isinstance(target, int):
+        capture = cv2.VideoCapture(target)
+    elif stream:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_N_THREADS, 1,
+        ]  # fmt: skip
+        capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+    else:
+        capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+    if capture.isOpened():
+        return capture
+    capture.release()
+    return None
+
+
+def _open_stream(url: str, *, reconnect: bool, max_outage_s: float | None) -> FrameSource:
+    name = redact_url(url)
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise EmoedgeError(f"bad stream URL {name}: the port must be a number from 0 to 65535") from None
+    if not parts.hostname:
+        raise EmoedgeError(f"bad stream URL {name}: expected scheme://host[:port]/path")
+
+    def opener() -> cv2.VideoCapture | None:
+        return _open_capture(url, stream=True)
+
+    capture = opener()
+    if capture is None:
+        raise EmoedgeError(
+            f"cannot open stream {name}: unreachable, refused or not a video stream (timeout {OPEN_TIMEOUT_S:g} s)"
+        )
+    return _CaptureSource(
+        name, capture, live=True, opener=opener if reconnect else None, max_outage_s=max_outage_s
+    )
+
+
+def _open_folder(folder: Path) -> FrameSource:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise EmoedgeError(f"image folder {folder} is empty: expected image files ({suffixes})")
+    return _FolderSource(folder, paths)
+
+
+def open_source(spec: str, *, reconnect: bool = True, max_outage_s: float | None = None) -> FrameSource:
+    """Open a webcam index ("0"), a video file, an rtsp:// / http(s):// URL or an image folder (name order).
+
+    Live sources (webcam, URL) reconnect when they drop unless `reconnect` is False (then the stream's end is
+    the source's end), and give up with an EmoedgeError raised by the iterator after `max_outage_s` seconds
+    without a stream (None: never; the last attempt may overrun it by up to OPEN_TIMEOUT_S). A stream counts as
+    dropped when a read fails or stays silent for READ_TIMEOUT_S. Decoding starts at once; a spec of digits is
+    a webcam index, never a file name.
+    """
+    spec = str(spec).strip()
+    if spec.isdigit():
+        index = int(spec)
+        capture = _open_capture(index, stream=False)
+        if capture is None:
+            raise EmoedgeError(f"cannot open webcam {index}: no such camera, or it is in use")
+        opener = (lambda: _open_capture(index, stream=False)) if reconnect else None
+        return _CaptureSource(
+            f"webcam {index}", capture, live=True, opener=opener, max_outage_s=max_outage_s
+        )._start()
+    scheme, sep, _ = spec.partition("://")
+    if sep:
+        if scheme.lower() not in STREAM_SCHEMES:
+            expected = ", ".join(f"{s}://" for s in STREAM_SCHEMES)
+            raise EmoedgeError(f"bad stream URL {redact_url(spec)}: unsupported scheme, expected {expected}")
+        return _open_stream(spec, reconnect=reconnect, max_outage_s=max_outage_s)._start()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _open_folder(path)._start()
+    if not path.is_file():
+        raise EmoedgeError(f"video file not found: {path}")
+    capture = _open_capture(str(path), stream=False)
+    if capture is None:
+        raise EmoedgeError(f"cannot read video {path}: not a video format FFmpeg can decode")
+    return _CaptureSource(str(path), capture, live=False)._start()

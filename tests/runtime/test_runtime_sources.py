@@ -1,0 +1,231 @@
+"""Video sources: every frame of a file in order, folders with a corrupt image, errors, redaction, reconnect."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import emoedge.runtime.sources as sources
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.redact import redact_url
+from emoedge.runtime.sources import open_source
+
+FRAMES, WIDTH, HEIGHT, FPS = 30, 160, 120, 30.0
+
+
+def _draw(i: int) -> np.ndarray:
+    """Frame i shows i in binary as five black/white stripes: robust to lossy mp4v, so order is checkable."""
+    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    for bit in range(5):
+        if i >> bit & 1:
+            image[:, bit * 32 : (bit + 1) * 32] = 255
+    return image
+
+
+def _read(image: np.ndarray) -> int:
+    return sum(1 << bit for bit in range(5) if image[:, bit * 32 + 8 : bit * 32 + 24].mean() > 128)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    assert writer.isOpened()
+    for i in range(FRAMES):
+        writer.write(_draw(i))
+    writer.release()
+    return path
+
+
+def _source_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("emoedge-source")]
+
+
+def test_video_file_delivers_every_frame_in_order(video: Path) -> None:
+    with open_source(str(video)) as source:
+        assert (source.live, source.fps, source.size, source.total) == (False, FPS, (WIDTH, HEIGHT), FRAMES)
+        assert source.name == str(video)
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(FRAMES))
+    assert [f.timestamp for f in frames] == pytest.approx([i / FPS for i in range(FRAMES)])
+    assert all(f.image.shape == (HEIGHT, WIDTH, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert [_read(f.image) for f in frames] == list(range(FRAMES))
+    assert source.dropped == 0
+
+
+def test_slow_consumer_of_a_file_loses_nothing(video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "FILE_QUEUE", 2)  # the producer must block many times
+    with open_source(str(video)) as source:
+        shown = []
+        for frame in source:
+            threading.Event().wait(0.005)
+            shown.append(_read(frame.image))
+    assert shown == list(range(FRAMES)) and source.dropped == 0
+
+
+def test_leaving_early_releases_the_decoder_thread(video: Path) -> None:
+    with open_source(str(video)) as source:
+        for frame in source:
+            if frame.index == 2:
+                break
+    assert not _source_threads()
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    for i, name in enumerate(["a.png", "c.jpg", "d.PNG", "e.bmp"]):
+        assert cv2.imwrite(str(tmp_path / name), np.full((24, 32, 3), 40 * (i + 1), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def test_folder_skips_a_corrupt_image_with_a_warning(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"):
+        with open_source(str(folder)) as source:
+            assert (source.live, source.fps, source.total) == (False, None, 5)
+            frames = list(source)
+    assert [round(float(f.image.mean())) for f in frames] == [40, 80, 120, 160]  # a, c, d, e: name order
+    assert [(f.index, f.timestamp) for f in frames] == [(i, float(i)) for i in range(4)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "b.png" in warnings[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("{tmp}/missing.mp4", "video file not found: {tmp}/missing.mp4"),
+        ("{tmp}/text.mp4", "cannot read video {tmp}/text.mp4"),
+        ("{tmp}/empty", "image folder {tmp}/empty is empty"),
+        ("ftp://user:secret@example.com/x", "bad stream URL ftp://***@example.com/x: unsupported scheme"),
+        ("rtsp://user:secret@/x", "bad stream URL rtsp://***@/x: expected scheme://host"),
+        ("rtsp://user:secret@127.0.0.1:99999/x", "bad stream URL rtsp://***@127.0.0.1:99999/x: the port"),
+        ("rtsp://user:secret@127.0.0.1:{port}/x", "cannot open stream rtsp://***@127.0.0.1:{port}/x"),
+        ("http://user:secret@127.0.0.1:{port}/x", "cannot open stream http://***@127.0.0.1:{port}/x"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_source(
+    spec: str, expected: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "text.mp4").write_text("this is a text file, not a video\n" * 20)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    port = _closed_port()
+    with pytest.raises(EmoedgeError) as caught:
+        open_source(spec.format(tmp=tmp_path, port=port))
+    message = str(caught.value)
+    assert message.startswith(expected.format(tmp=tmp_path, port=port)) and "\n" not in message
+    assert "secret" not in message and "secret" not in "".join(capfd.readouterr())
+    assert not _source_threads()
+
+
+def test_silent_stream_fails_after_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sources, "OPEN_TIMEOUT_S", 0.5)
+    with socket.socket() as server:  # accepts the connection, never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"rtsp://admin:secret@127.0.0.1:{server.getsockname()[1]}/live"
+        with pytest.raises(EmoedgeError, match=r"cannot open stream rtsp://\*\*\*@127\.0\.0\.1:\d+/live.*timeout"):
+            open_source(url)
+    assert "secret" not in "".join(capfd.readouterr())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rtsp://user:pass@host:554/s", "rtsp://***@host:554/s"),
+        ("rtsp://user@host/s", "rtsp://***@host/s"),
+        ("RTSP://u:p@h", "RTSP://***@h"),
+        ("rtsp://user:p@ss@10.0.0.1/s?mail=a@b", "rtsp://***@10.0.0.1/s?mail=a@b"),  # unencoded @ in password
+        ("failed: 'http://a:b@cam/x' and https://c:d@cam2", "failed: 'http://***@cam/x' and https://***@cam2"),
+        ("rtsp://host:554/no-credentials", "rtsp://host:554/no-credentials"),
+        ("/videos/user@home.mp4", "/videos/user@home.mp4"),
+    ],
+)
+def test_redact_url(text: str, expected: str) -> None:
+    assert redact_url(text) == expected
+
+
+class _FakeCapture:
+    """A stream of `frames` frames of grey level `level`, then a drop."""
+
+    def __init__(self, frames: int, level: int = 0) -> None:
+        self.left = frames
+        self.level = level
+        self.released = False
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.left -= 1
+        threading.Event().wait(0.001)
+        return (True, np.full((4, 4, 3), self.level, np.uint8)) if self.left >= 0 else (False, None)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def _live(capture: _FakeCapture, opener, max_outage_s: float | None) -> sources.FrameSource:
+    return sources._CaptureSource(
+        "rtsp://user:secret@cam/s", capture, live=True, opener=opener, max_outage_s=max_outage_s
+    )._start()
+
+
+def test_live_source_reconnects_and_logs_the_outage_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sources, "BACKOFF_S", (0.01, 0.04))
+    first, second = _FakeCapture(3, level=1), _FakeCapture(10**6, level=2)
+    attempts = iter([None, None, None, second])  # three failed reopen attempts, then the stream is back
+    with caplog.at_level(logging.INFO, logger="emoedge.runtime.sources"):
+        with _live(first, lambda: next(attempts), max_outage_s=None) as source:
+            assert source.name == "rtsp://***@cam/s" and source.total is None
+            for expected_index, frame in enumerate(source):
+                assert frame.index == expected_index
+                if frame.image[0, 0, 0] == 2:  # a frame from the reopened stream
+                    break
+    assert first.released and second.released and not _source_threads()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("stream lost" in m for m in messages) == 1  # once per outage, not once per attempt
+    assert sum("stream back after" in m for m in messages) == 1
+    assert "secret" not in caplog.text
+
+
+def test_live_source_gives_up_after_max_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "BACKOFF_S", (0.01, 0.04))
+    with _live(_FakeCapture(2), lambda: None, max_outage_s=0.2) as source:
+        with pytest.raises(EmoedgeError, match=r"rtsp://\*\*\*@cam/s: stream lost for .* giving up") as caught:
+            list(source)
+    assert "secret" not in str(caught.value)
+
+
+def test_live_source_without_reconnect_ends_when_the_stream_drops() -> None:
+    with _live(_FakeCapture(2), None, max_outage_s=None) as source:
+        assert len(list(source)) <= 2
+
+
+def test_live_mailbox_keeps_only_the_newest_frame() -> None:
+    mailbox = sources._Mailbox(1, keep_latest=True)
+    images = [np.full((2, 2, 3), i, np.uint8) for i in range(5)]
+    for i, image in enumerate(images):
+        assert mailbox.put((image, float(i)))
+    assert mailbox.dropped == 4
+    image, wall = mailbox.get()
+    assert wall == 4.0 and image is images[4]
+    mailbox.finish(None)
+    assert mailbox.get() is None
