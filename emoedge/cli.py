@@ -88,6 +88,26 @@ def _cmd_export_onnx(args: argparse.Namespace) -> None:
     print(f"ONNX model written to {result.path}")
 
 
+def _cmd_export_precision(args: argparse.Namespace) -> None:
+    from emoedge.export.precision import to_fp16, to_int8
+
+    src = Path(args.onnx)
+    kind = "fp16" if args.fp16 else f"int8-{args.int8_target}"
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}-{kind}.onnx")
+    data = Path(args.data) if args.data else None
+    if args.fp16:
+        result = to_fp16(src, out, data=data, progress=True)
+    else:
+        result = to_int8(
+            src, out, calib=Path(args.calib) if args.calib else None, data=data, split=args.split,
+            max_images=args.max_images, high_precision=args.high_precision, target=args.int8_target, progress=True,
+        )
+    print(result.parity_line)
+    if result.map_line:
+        print(result.map_line)
+    print(f"{kind.upper()} ONNX written to {result.path}")
+
+
 def _cmd_export_engine(args: argparse.Namespace) -> None:
     from emoedge.export.tensorrt import build_engine
 
@@ -101,7 +121,17 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from emoedge.demo import run_demo
 
-    run_demo(Path(args.dir), epochs=args.epochs)
+    run_demo(Path(args.dir), epochs=args.epochs, detector=Path(args.detector) if args.detector else None)
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from emoedge.runtime.pipeline import run
+
+    run(
+        args.source, Path(args.model), detector=args.detector, boxes=Path(args.boxes) if args.boxes else None,
+        out=Path(args.out) if args.out else None, events=Path(args.events) if args.events else None, show=args.show,
+        every=args.every, smooth=args.smooth, device=args.device, max_frames=args.max_frames, progress=not args.quiet,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
     q.set_defaults(func=_cmd_export_onnx)
 
+    q = export_sub.add_parser("precision", help="FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX (NVIDIA Model Optimizer)")
+    q.add_argument("onnx", help="the FP32 ONNX from `emoedge export onnx`")
+    kind = q.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--fp16", action="store_true", help="FP16 with AutoCast (sensitive nodes and I/O stay FP32)")
+    kind.add_argument("--int8", action="store_true", help="INT8 post-training quantization, calibrated on real images")
+    q.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
+                   help="where the INT8 model will run: Q/DQ placed for TensorRT (Model Optimizer) or for ONNX Runtime's CPU")
+    q.add_argument("--calib", help="calibration images: a folder of images")
+    q.add_argument("--data", help="dataset root: calibration frames from --split, and the test mAP of FP32 vs the new model")
+    q.add_argument("--split", default="val", choices=("train", "val", "test"), help="calibration split (default val)")
+    q.add_argument("--max-images", type=int, default=256, help="calibration frames at most")
+    q.add_argument("--high-precision", choices=("fp32", "fp16"), default="fp32", help="type of what INT8 leaves unquantized")
+    q.add_argument("-o", "--output", help="output .onnx (default: <name>-fp16.onnx / <name>-int8-<target>.onnx)")
+    q.set_defaults(func=_cmd_export_precision)
+
     q = export_sub.add_parser("engine", help="ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)")
     q.add_argument("onnx", help="emoedge ONNX (the FP16/INT8 one from `export precision` for TensorRT >= 10.12)")
     q.add_argument("--target", required=True, help="target YAML, or the name of one in export/ (desktop-gpu, jetson-orin, ...)")
@@ -172,9 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--timing-cache", help="timing cache file (default: the target's)")
     q.set_defaults(func=_cmd_export_engine)
 
-    p = sub.add_parser("demo", help="the offline main job: sample dataset → train → evaluate")
+    p = sub.add_parser("run", help="tag every person of a video, stream, webcam or image folder with emotions")
+    p.add_argument("--source", required=True, help="webcam index (0), video file, rtsp:// or http(s):// URL, or image folder")
+    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
+    persons = p.add_mutually_exclusive_group()
+    persons.add_argument("--detector", help="Ultralytics YOLO weights (.pt, .onnx, .engine); default ./yolo11n.pt")
+    persons.add_argument("--boxes", help="per-frame person boxes (JSON or CSV) instead of a detector")
+    p.add_argument("--out", help="annotated video (.mp4)")
+    p.add_argument("--events", help="JSON Lines event log: one record per person per frame, a summary at the end")
+    p.add_argument("--show", action="store_true", help="open a live window")
+    p.add_argument("--every", type=int, default=1, help="re-infer each track every K frames (reuse its result between)")
+    p.add_argument("--smooth", type=float, default=0.5, help="EMA weight of a track's past scores (0: off)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="the offline main job: sample → train → evaluate → export ONNX → tag a clip")
     p.add_argument("dir", nargs="?", default="demo", help="working folder (default ./demo)")
     p.add_argument("--epochs", type=int, default=None, help="override the sample recipe's epoch count")
+    p.add_argument("--detector", help="YOLO weights to find persons (default: yolo11n.pt if present, else the sample's boxes)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

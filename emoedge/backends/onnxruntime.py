@@ -65,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
         self.card = card_of(model, path)
         stored = graph_precision(model)
         available = ort.get_available_providers()
-        provider, device_id, why = _choose_provider(device, available)
+        provider, device_id, why = _choose_provider(device, available, gpu=device != "auto" or cuda_visible())
         self.device = "cpu" if provider == CPU else f"cuda:{device_id}"
         self.precision, options = _provider_options(provider, device_id, precision, stored, path)
         if provider == TENSORRT:
@@ -85,6 +85,16 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, …)
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise EmoedgeError(f"ONNX model {path}: ONNX Runtime cannot load it ({reason})") from None
+        running = self.session.get_providers()[0]
+        if running != provider:  # onnxruntime-gpu falls back silently when CUDA/TensorRT libraries do not load
+            if device != "auto":
+                raise EmoedgeError(
+                    f"device {device!r}: onnxruntime could not start {provider} (its CUDA/TensorRT libraries did "
+                    "not load); use device 'cpu'"
+                )
+            provider, why = running, f"{provider} could not start"
+            self.device = "cpu" if running == CPU else f"cuda:{device_id}"
+            self.precision, _ = _provider_options(running, device_id, precision, stored, path)
         self.input_types = {i.name: NUMPY_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
         threads_note = f", {self.threads} intra-op threads" if provider == CPU else ""
@@ -112,13 +122,25 @@ class OnnxRuntimeBackend(Backend):
         }
 
 
-def _choose_provider(device: str, available: list[str]) -> tuple[str, int, str]:
-    """(provider, device id, why) for a device string, checked against this onnxruntime build's providers."""
+def cuda_visible() -> bool:
+    """Whether a CUDA GPU is there: onnxruntime-gpu lists its CUDA and TensorRT providers on machines without one."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _choose_provider(device: str, available: list[str], *, gpu: bool = True) -> tuple[str, int, str]:
+    """(provider, device id, why) for a device string, checked against this onnxruntime build's providers.
+
+    `gpu` False (no CUDA GPU visible) makes "auto" choose the CPU provider whatever the build offers.
+    """
     kind, _, index = device.partition(":")
     if index and not index.isdigit():
         raise EmoedgeError(f"device {device!r}: expected 'auto', 'cpu', 'cuda[:K]' or 'tensorrt[:K]'")
     device_id = int(index or 0)
     if kind == "auto":
+        if not gpu:
+            return CPU, 0, "no CUDA GPU visible"
         for provider in (TENSORRT, CUDA):
             if provider in available:
                 return provider, device_id, "the fastest provider in this onnxruntime build"

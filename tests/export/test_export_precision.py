@@ -1,0 +1,196 @@
+"""FP16 and INT8 ONNX from Model Optimizer: accuracy against FP32 on a trained model, card kept, one-line errors.
+
+Bounds, measured on the sample recipe's trained model (test split, 97 persons, ONNX Runtime CPU):
+FP16 max |Δscore| 2e-4 and mAP change 0.00 pt (required: ≤ 2e-2 and ≤ 0.5 pt); INT8 (entropy calibration on the
+val split) max |Δscore| 2e-2 and mAP change +0.07 pt, bounded here at 5e-2 and 1.0 pt.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from cli_helpers import REPO  # type: ignore[import-not-found]
+from emoedge.backends import load_model
+from emoedge.backends.onnxruntime import CPU, CUDA, TENSORRT, _choose_provider
+from emoedge.errors import EmoedgeError
+from emoedge.export.onnx import FORMAT_KEY, export_onnx, read_onnx_card
+from emoedge.export.precision import PRECISION_KEY, split_maps, to_fp16, to_int8
+
+needs_modelopt = pytest.mark.skipif(
+    importlib.util.find_spec("modelopt") is None, reason="nvidia-modelopt[onnx] is not installed"
+)
+
+FP16_MAX_DIFF, FP16_MAX_MAP_CHANGE = 2e-2, 0.005
+INT8_MAX_DIFF, INT8_MAX_MAP_CHANGE = 5e-2, 0.010
+
+
+@pytest.fixture(scope="module")
+def trained(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint, FP32 ONNX) of the sample recipe trained on the sample dataset."""
+    from emoedge.config import load_recipe
+    from emoedge.training.trainer import train
+
+    out = tmp_path_factory.mktemp("precision")
+    result = train(load_recipe(REPO / "train" / "sample.yaml"), out / "run", data_root=sample_root, progress=False)
+    return result.best, export_onnx(result.best, out / "model.onnx").path
+
+
+@pytest.fixture(scope="module")
+def fp16(trained, sample_root):
+    return to_fp16(trained[1], trained[1].with_name("model-fp16.onnx"), data=sample_root)
+
+
+@pytest.fixture(scope="module")
+def int8(trained, sample_root):
+    return to_int8(trained[1], trained[1].with_name("model-int8.onnx"), data=sample_root, split="val")
+
+
+@needs_modelopt
+def test_fp16_is_close_to_fp32_in_scores_and_map(fp16):
+    assert fp16.precision == "fp16" and fp16.path.is_file()
+    assert fp16.max_abs_diff <= FP16_MAX_DIFF, fp16.parity_line
+    assert fp16.map_fp32 > 0.5  # a trained model: mAP changes mean something
+    assert abs(fp16.map_new - fp16.map_fp32) <= FP16_MAX_MAP_CHANGE, fp16.map_line
+    assert "test-split frames" in fp16.parity_line and fp16.map_line.startswith("test mAP: FP32 ")
+
+
+@needs_modelopt
+def test_fp16_graph_keeps_fp32_inputs_and_outputs(fp16):
+    model = onnx.load(str(fp16.path))
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
+    assert {v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]} == {onnx.TensorProto.FLOAT}
+
+
+@needs_modelopt
+def test_int8_runs_in_onnxruntime_and_its_map_change_is_bounded(int8):
+    assert int8.precision == "int8"
+    assert int8.max_abs_diff <= INT8_MAX_DIFF, int8.parity_line
+    assert abs(int8.map_new - int8.map_fp32) <= INT8_MAX_MAP_CHANGE, int8.map_line
+    model = onnx.load(str(int8.path))
+    assert sum(node.op_type == "QuantizeLinear" for node in model.graph.node) >= 12  # every Conv input at least
+    backend = load_model(int8.path, device="cpu")
+    assert backend.precision == "int8"
+    card = backend.card
+    out = backend.infer(np.zeros((1, 3, *card.image_size), np.float32), np.zeros((5, 3, *card.body_size), np.float32))
+    assert out["scores"].shape == (5, 26) and np.isfinite(out["scores"]).all()
+
+
+@needs_modelopt
+@pytest.mark.parametrize("which", ["fp16", "int8"])
+def test_card_and_format_survive_with_the_precision_noted(trained, request, which):
+    result = request.getfixturevalue(which)
+    assert read_onnx_card(result.path) == read_onnx_card(trained[1])
+    model = onnx.load(str(result.path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta[PRECISION_KEY] == which and meta[FORMAT_KEY] == "emoedge-onnx-1" and model.producer_name == "emoedge"
+
+
+@needs_modelopt
+def test_int8_from_a_folder_of_plain_images(trained, sample_root, tmp_path):
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for image in sorted((sample_root / "emotic").rglob("*.jpg"))[:6]:
+        shutil.copy(image, calib / image.name)
+    result = to_int8(trained[1], tmp_path / "out" / "int8.onnx", calib=calib, max_images=4)
+    assert result.map_fp32 is None and result.map_line is None
+    assert "4 calibration frames, N = 4" in result.parity_line
+    assert result.max_abs_diff < 0.25  # measured 8.5e-2: four whole images and their crops calibrate coarsely
+    assert read_onnx_card(result.path).name == "sample"
+
+
+@needs_modelopt
+def test_split_maps_agree_between_pytorch_and_onnxruntime(trained, sample_root, fp16):
+    torch_map, onnx_map = split_maps([load_model(trained[0], device="cpu", precision="fp32"),
+                                      load_model(trained[1], device="cpu")], sample_root)
+    assert torch_map == pytest.approx(onnx_map, abs=1e-4) and onnx_map == pytest.approx(fp16.map_fp32, abs=1e-9)
+
+
+def foreign(path: Path) -> Path:
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(onnx.helper.make_model(graph, producer_name="someone-else"), str(path))
+    return path
+
+
+def already_fp16(source: Path, path: Path) -> Path:
+    """An emoedge graph holding an FP16 weight, as `to_fp16` leaves it."""
+    model = onnx.load(str(source))
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(2, np.float16), "half"))
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("foreign", "not produced by emoedge"),
+        ("garbage", "not a readable ONNX file"),
+        ("missing", "file not found"),
+        ("converted", "already fp16"),
+        ("empty-calib", "no images"),
+        ("no-calib-folder", "not a folder"),
+        ("no-calibration", "needs real inputs"),
+        ("no-modelopt", "NVIDIA Model Optimizer is not installed"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatch, case, message):
+    source, calib = exported["full"][1].path, tmp_path / "calib"
+    calib.mkdir()
+    if case == "foreign":
+        source = foreign(tmp_path / "other.onnx")
+    elif case == "garbage":
+        source = tmp_path / "garbage.onnx"
+        source.write_bytes(b"\x00garbage" * 40)
+    elif case == "missing":
+        source = tmp_path / "nowhere.onnx"
+    elif case == "converted":
+        source = already_fp16(source, tmp_path / "half.onnx")
+    elif case == "no-calib-folder":
+        calib = tmp_path / "absent"
+    elif case == "no-modelopt":
+        cv2.imwrite(str(calib / "frame.png"), np.full((40, 60, 3), 128, np.uint8))
+        monkeypatch.setitem(sys.modules, "modelopt.onnx.quantization", None)
+        monkeypatch.setitem(sys.modules, "modelopt.onnx.autocast", None)
+    out = tmp_path / "out.onnx"
+    with pytest.raises(EmoedgeError, match=message) as info:
+        to_int8(source, out, calib=None if case == "no-calibration" else calib)
+    assert "\n" not in str(info.value) and not out.exists()
+    if case in ("foreign", "garbage", "missing", "converted"):
+        assert str(source) in str(info.value)
+    if case in ("foreign", "converted", "no-modelopt"):
+        with pytest.raises(EmoedgeError, match=message):
+            to_fp16(source, out)
+        assert not out.exists()
+
+
+# The ONNX Runtime backend with onnxruntime-gpu (the build Model Optimizer needs) on a machine without a GPU.
+@pytest.mark.parametrize(
+    ("available", "gpu", "expected"),
+    [
+        ([TENSORRT, CUDA, CPU], False, (CPU, "no CUDA GPU visible")),
+        ([TENSORRT, CUDA, CPU], True, (TENSORRT, "the fastest provider in this onnxruntime build")),
+        ([CUDA, CPU], True, (CUDA, "the fastest provider in this onnxruntime build")),
+        ([CPU], True, (CPU, "no CUDA or TensorRT provider in this onnxruntime build")),
+    ],
+)
+def test_auto_device_needs_a_visible_gpu_for_gpu_providers(available, gpu, expected):
+    provider, _, why = _choose_provider("auto", available, gpu=gpu)
+    assert (provider, why) == expected
+
+
+def test_auto_device_without_gpu_runs_on_the_cpu_and_says_so(exported):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible here")
+    backend = load_model(exported["full"][1].path)
+    assert backend.device == "cpu" and backend.precision == "fp32" and "CPUExecutionProvider" in backend.reason
