@@ -1,6 +1,6 @@
-"""The offline main job: write the sample dataset, train the sample recipe, evaluate it on the test split.
+"""The offline main job: sample dataset → train → evaluate → export ONNX → tag a clip, all on the CPU.
 
-Why it resumes: each stage is skipped when its output already exists (a run is continued with --resume), so an
+Why it resumes: each stage is skipped when its output already exists (training continues with --resume), so an
 interrupted demo picks up where it stopped instead of starting over.
 """
 
@@ -10,27 +10,57 @@ from pathlib import Path
 
 from emoedge.cli import RECIPES_DIR
 from emoedge.config import load_recipe
-from emoedge.training.evaluate import evaluate_checkpoint
-from emoedge.training.report import table1_markdown
 from emoedge.training.trainer import BEST, train
 
+DETECTOR_NAMES = ("yolo11n.pt", "yolov8n.pt")  # used instead of the boxes file when present in the demo folder or here
 
-def run_demo(workdir: Path, *, epochs: int | None = None) -> Path:
-    """Run sample → train → eval in `workdir`; returns the report folder."""
+
+def local_detector(workdir: Path) -> Path | None:
+    """Ultralytics YOLO weights the user has put beside the demo (nothing is downloaded)."""
+    for folder in (workdir, Path.cwd()):
+        for name in DETECTOR_NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None = None) -> Path:
+    """Run the whole life of the model in `workdir`; returns the annotated video."""
     from emoedge.data.sample import write_sample
+    from emoedge.export.onnx import export_onnx
+    from emoedge.runtime.clip import make_demo_clip
+    from emoedge.runtime.pipeline import run
+    from emoedge.training.evaluate import evaluate_checkpoint
+    from emoedge.training.report import table1_markdown
 
-    data, run, report = workdir / "data", workdir / "run", workdir / "report"
+    data, runs, report = workdir / "data", workdir / "run", workdir / "report"
+    onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"
     if not (data / "Annotations" / "Annotations.mat").exists():
-        print(f"[1/3] writing the sample dataset to {data}")
+        print(f"[1/5] writing the sample dataset to {data}")
         write_sample(data)
     else:
-        print(f"[1/3] sample dataset already in {data}")
+        print(f"[1/5] sample dataset already in {data}")
+
     overrides = [f"optim.epochs={epochs}"] if epochs else []
     recipe = load_recipe(RECIPES_DIR / "sample.yaml", overrides)
-    print(f"[2/3] training recipe '{recipe.name}' into {run}")
-    train(recipe, run, data_root=data, resume=True)
-    print(f"[3/3] evaluating {run / BEST} on the test split")
-    result, card, _ = evaluate_checkpoint(run / BEST, data, split="test", out_dir=report, workers=recipe.data.workers)
+    print(f"[2/5] training recipe '{recipe.name}' into {runs}")
+    train(recipe, runs, data_root=data, resume=True)
+
+    print(f"[3/5] evaluating {runs / BEST} on the test split")
+    result, card, _ = evaluate_checkpoint(runs / BEST, data, split="test", out_dir=report, workers=recipe.data.workers)
     print(table1_markdown(result.aps, result.m_ap, name=card.name))
     print(f"test mAP {100 * result.m_ap:.2f} — report, plots and JSON in {report}")
-    return report
+
+    if not onnx_path.exists() or onnx_path.stat().st_mtime < (runs / BEST).stat().st_mtime:
+        print(f"[4/5] exporting {onnx_path}")
+        print(export_onnx(runs / BEST, onnx_path).parity_line)
+    else:
+        print(f"[4/5] {onnx_path} is up to date")
+
+    clip, boxes = make_demo_clip(data, workdir / "clip")
+    detector = detector or local_detector(workdir)
+    persons = f"YOLO detector {detector}" if detector else f"the sample's boxes ({boxes.name})"
+    print(f"[5/5] tagging {clip} with {onnx_path.name}, persons from {persons}")
+    run(str(clip), onnx_path, detector=detector, boxes=None if detector else boxes, out=video, events=events)
+    print(f"annotated video: {video}\nevents: {events}")
+    return video

@@ -1,0 +1,300 @@
+"""Who is in the frame: persons with persistent track ids, from an Ultralytics YOLO model or from a boxes file.
+
+Why Ultralytics' own trackers: ByteTrack (Kalman prediction + two-stage IoU matching) is what `model.track` runs and
+what its users know; re-implementing it would be a second, untested tracker. A boxes file without ids goes through
+the same ByteTrack, so ids mean the same thing on both paths.
+
+Ultralytics is told, before it is first imported, never to go online (`YOLO_OFFLINE`) and never to pip-install a
+missing requirement (`YOLO_AUTOINSTALL`): emoedge runs offline and installs nothing at run time. Weights are checked
+here, so a missing file is one line saying how to get it, never an attempted download.
+
+Boxes file formats (pixel coordinates of the source frames, frame index 0-based in decoding order):
+    JSON  {"frames": [{"index": 0, "boxes": [[x1, y1, x2, y2], ...], "ids": [7, ...]}, ...]}   ("ids" optional)
+    CSV   header `frame,x1,y1,x2,y2` or `frame,x1,y1,x2,y2,id`, one row per person and frame
+Either every frame gives ids or none does; without ids the boxes are tracked by ByteTrack. Frames with no entry
+have no persons.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.persons import Persons
+from emoedge.runtime.sources import Frame
+
+DEFAULT_WEIGHTS = "yolo11n.pt"
+WEIGHT_SUFFIXES = (".pt", ".onnx", ".engine")
+CONFIG_SUFFIXES = (".yaml", ".yml")  # an architecture file: an untrained model, for tests and smoke runs
+TRACKER = "bytetrack.yaml"
+PERSON = 0  # COCO class index
+CSV_FIELDS = ("frame", "x1", "y1", "x2", "y2")
+INSTALL_HINT = "pip install 'emoedge[runtime]'"
+
+
+class Detector(Protocol):
+    """Persons of one frame, with track ids that persist across the frames of one run."""
+
+    name: str
+
+    def __call__(self, frame: Frame) -> Persons: ...
+
+
+def open_detector(detector: Path | str | None, boxes: Path | None, *, device: str = "auto") -> Detector:
+    """A boxes-file detector if `boxes` is given, else a YOLO detector (default weights: ./yolo11n.pt)."""
+    if detector is not None and boxes is not None:
+        raise EmoedgeError("give either a detector (--detector WEIGHTS) or a boxes file (--boxes FILE), not both")
+    if boxes is not None:
+        return BoxesDetector(boxes)
+    return YoloDetector(DEFAULT_WEIGHTS if detector is None else detector, device=device)
+
+
+# ------------------------------------------------------------------------------------------------ YOLO
+
+
+def import_ultralytics() -> Any:
+    """The ultralytics module, configured offline and with automatic installs off (set before its first import)."""
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    try:
+        import ultralytics
+    except ModuleNotFoundError as exc:
+        if exc.name != "ultralytics":
+            raise EmoedgeError(f"Ultralytics needs {exc.name!r}, which is not installed ({INSTALL_HINT})") from None
+        raise EmoedgeError(
+            f"person detection and tracking need Ultralytics, which is not installed ({INSTALL_HINT})"
+        ) from None
+    return ultralytics
+
+
+class YoloDetector:
+    """`model.track(persist=True)` with ByteTrack, class person only; one instance per video (it holds the tracks)."""
+
+    def __init__(self, weights: Path | str, *, device: str = "auto") -> None:
+        weights = Path(weights)
+        suffix = weights.suffix.lower()
+        if suffix not in WEIGHT_SUFFIXES + CONFIG_SUFFIXES:
+            raise EmoedgeError(
+                f"detector {weights}: expected Ultralytics YOLO weights ({', '.join(WEIGHT_SUFFIXES)}), "
+                f"not a {suffix or 'suffix-less'} file"
+            )
+        if suffix in WEIGHT_SUFFIXES and not weights.is_file():
+            raise EmoedgeError(
+                f"detector weights {weights} not found, and emoedge never downloads at run time: download "
+                f"{weights.name if weights.name.startswith('yolo') else DEFAULT_WEIGHTS} from Ultralytics on a machine "
+                "with internet and pass --detector PATH, or give persons with --boxes FILE"
+            )
+        ultralytics = import_ultralytics()
+        try:
+            self.model = ultralytics.YOLO(str(weights), task="detect")
+            names = self.model.names
+        except Exception as exc:  # noqa: BLE001 — Ultralytics raises many types for unreadable or foreign files
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise EmoedgeError(f"detector {weights}: Ultralytics cannot load it ({reason})") from None
+        first = str(names.get(PERSON, "")) if isinstance(names, dict) else ""
+        if first and not first.isdigit() and first != "person":
+            raise EmoedgeError(
+                f"detector {weights}: class {PERSON} is {first!r}, expected 'person' (a COCO-trained YOLO model)"
+            )
+        self.device = _ultralytics_device(device)
+        self.name = f"YOLO {weights.name} + ByteTrack"
+
+    def __call__(self, frame: Frame) -> Persons:
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            result = self.model.track(
+                frame.image, persist=True, classes=[PERSON], tracker=TRACKER, verbose=False, device=self.device
+            )[0]
+        finally:
+            # Ultralytics sets torch to (cores - 1) threads for CPU inference: 1 on a 2-core machine, halving the
+            # emotion model's speed. Its setting is for its own training loop; the runtime keeps the process's.
+            torch.set_num_threads(threads)
+        boxes = result.boxes
+        if boxes is None or boxes.id is None:  # nothing the tracker has confirmed (yet)
+            return Persons.empty()
+        return Persons.from_arrays(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(), boxes.conf.cpu().numpy())
+
+
+def _ultralytics_device(device: str) -> str | None:
+    """emoedge's device string as Ultralytics spells it; None lets Ultralytics choose ("auto")."""
+    kind, _, index = device.partition(":")
+    if kind in ("cuda", "tensorrt"):
+        return f"cuda:{index or 0}"
+    return "cpu" if kind == "cpu" else None
+
+
+class BoxTracker:
+    """ByteTrack on given boxes: the tracker `model.track` uses, fed with boxes instead of detections."""
+
+    def __init__(self) -> None:
+        import_ultralytics()
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        self._tracker = BYTETracker(IterableSimpleNamespace(**YAML.load(check_yaml(TRACKER))))
+
+    def __call__(self, boxes: np.ndarray, confidences: np.ndarray, shape: tuple[int, int]) -> Persons:
+        """Persons for the boxes the tracker confirms this frame (a new box appears from its second frame on)."""
+        from ultralytics.engine.results import Boxes
+
+        data = np.concatenate([boxes, confidences[:, None], np.full((len(boxes), 1), PERSON)], axis=1)
+        tracks = self._tracker.update(Boxes(data.astype(np.float32), shape), None)
+        if len(tracks) == 0:
+            return Persons.empty()
+        index = tracks[:, -1].astype(np.int64)  # the detection each track matched: keep the given box, not Kalman's
+        return Persons(boxes[index], tracks[:, 4].astype(np.int64), confidences[index])
+
+
+# ------------------------------------------------------------------------------------------- boxes file
+
+
+class BoxesDetector:
+    """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index."""
+
+    def __init__(self, path: Path) -> None:
+        self.frames, has_ids = load_boxes(path)
+        self._tracker = None if has_ids else _box_tracker(path)
+        self.name = f"boxes file {Path(path).name}" + ("" if has_ids else " + ByteTrack")
+
+    def __call__(self, frame: Frame) -> Persons:
+        persons = self.frames.get(frame.index, Persons.empty())
+        if self._tracker is None:
+            return persons
+        return self._tracker(persons.boxes, persons.confidences, frame.image.shape[:2])
+
+
+def _box_tracker(path: Path) -> BoxTracker:
+    try:
+        return BoxTracker()
+    except EmoedgeError:
+        raise EmoedgeError(
+            f"boxes file {path} gives no track ids: add them ('ids' in JSON, an 'id' column in CSV), or install "
+            f"Ultralytics to track the boxes ({INSTALL_HINT})"
+        ) from None
+
+
+def load_boxes(path: Path) -> tuple[dict[int, Persons], bool]:
+    """({frame index: Persons}, whether the file gives track ids); every problem is one line naming the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise EmoedgeError(f"boxes file {path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".csv"):
+        raise EmoedgeError(f"boxes file {path}: expected a .json or .csv file, not {suffix or 'a suffix-less file'}")
+    text = path.read_text(encoding="utf-8")
+    rows = _json_rows(path, text) if suffix == ".json" else _csv_rows(path, text)
+    frames: dict[int, tuple[list[list[float]], list[int]]] = {}
+    with_ids = {where for where, _, _, ident in rows if ident is not None}
+    if with_ids and len(with_ids) != len({where for where, *_ in rows}):
+        missing = next(where for where, _, _, ident in rows if ident is None)
+        raise EmoedgeError(f"boxes file {path}: {missing}: no track id, but other entries have one (all or none)")
+    for where, index, box, ident in rows:
+        boxes, ids = frames.setdefault(index, ([], []))
+        if ident is not None and ident in ids:
+            raise EmoedgeError(f"boxes file {path}: {where}: track id {ident} appears twice in frame {index}")
+        boxes.append(box)
+        ids.append(len(ids) if ident is None else ident)
+    persons = {index: Persons.from_arrays(boxes, ids) for index, (boxes, ids) in frames.items()}
+    return persons, bool(with_ids)
+
+
+Row = tuple[str, int, list[float], "int | None"]  # (where, for messages), frame index, box, track id
+
+
+def _json_rows(path: Path, text: str) -> list[Row]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EmoedgeError(f"boxes file {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
+        raise EmoedgeError(f"boxes file {path}: expected an object with a 'frames' list")
+    rows: list[Row] = []
+    seen: set[int] = set()
+    for i, entry in enumerate(data["frames"]):
+        where = f"frames[{i}]"
+        if not isinstance(entry, dict):
+            raise EmoedgeError(f"boxes file {path}: {where}: expected an object with 'index' and 'boxes'")
+        unknown = sorted(set(entry) - {"index", "boxes", "ids"})
+        if unknown:
+            raise EmoedgeError(f"boxes file {path}: {where}: unknown field(s) {unknown}; expected index, boxes, ids")
+        for key in ("index", "boxes"):
+            if key not in entry:
+                raise EmoedgeError(f"boxes file {path}: {where}: missing field '{key}'")
+        index = _frame_index(path, f"{where}.index", entry["index"])
+        if index in seen:
+            raise EmoedgeError(f"boxes file {path}: {where}.index: frame {index} is listed twice")
+        seen.add(index)
+        boxes, ids = entry["boxes"], entry.get("ids")
+        if not isinstance(boxes, list):
+            raise EmoedgeError(f"boxes file {path}: {where}.boxes: expected a list of [x1, y1, x2, y2]")
+        if ids is not None and (not isinstance(ids, list) or len(ids) != len(boxes)):
+            raise EmoedgeError(f"boxes file {path}: {where}.ids: expected a list of {len(boxes)} integers, one per box")
+        for j, box in enumerate(boxes):
+            ident = None if ids is None else _track_id(path, f"{where}.ids[{j}]", ids[j])
+            rows.append((f"{where}.boxes[{j}]", index, _box(path, f"{where}.boxes[{j}]", box), ident))
+    return rows
+
+
+def _csv_rows(path: Path, text: str) -> list[Row]:
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip() for c in reader.fieldnames or []]
+    if columns[: len(CSV_FIELDS)] != list(CSV_FIELDS) or columns[len(CSV_FIELDS) :] not in ([], ["id"]):
+        raise EmoedgeError(
+            f"boxes file {path}: header {','.join(columns) or '(empty)'}; "
+            "expected frame,x1,y1,x2,y2 or frame,x1,y1,x2,y2,id"
+        )
+    reader.fieldnames = columns
+    rows: list[Row] = []
+    for line, record in enumerate(reader, start=2):
+        where = f"line {line}"
+        if None in record or any(record.get(c) is None for c in columns):
+            raise EmoedgeError(f"boxes file {path}: {where}: expected {len(columns)} columns ({','.join(columns)})")
+        index = _frame_index(path, f"{where} column 'frame'", _parse(path, f"{where} column 'frame'", record["frame"]))
+        box = [_parse(path, f"{where} column '{c}'", record[c]) for c in CSV_FIELDS[1:]]
+        ident = None
+        if "id" in columns:
+            ident = _track_id(path, f"{where} column 'id'", _parse(path, f"{where} column 'id'", record["id"]))
+        rows.append((where, index, _box(path, where, box), ident))
+    return rows
+
+
+def _parse(path: Path, where: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise EmoedgeError(f"boxes file {path}: {where}: {text.strip()!r} is not a number") from None
+
+
+def _frame_index(path: Path, where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not a frame index (an integer >= 0)")
+    return int(value)
+
+
+def _track_id(path: Path, where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not a track id (an integer >= 0)")
+    return int(value)
+
+
+def _box(path: Path, where: str, box: Any) -> list[float]:
+    ok = (
+        isinstance(box, list) and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    )  # fmt: skip
+    if not ok or box[2] <= box[0] or box[3] <= box[1]:
+        raise EmoedgeError(
+            f"boxes file {path}: {where}: {box!r} is not a box; expected [x1, y1, x2, y2] pixels with x2 > x1, y2 > y1"
+        )
+    return [float(v) for v in box]

@@ -1,0 +1,310 @@
+"""`run`: a video source through detection, tracking and the emotion model to an annotated video and an event log.
+
+Per frame: decode (on the source's thread) → persons with track ids → the engine inputs (whole frame once, all
+due persons' crops as one batch) → ONE engine call → per-track reuse and smoothing → drawing and writing.
+With `every` k a track is re-inferred every k-th frame, so frames where no person is due skip the engine.
+
+Interrupting (Ctrl-C, SIGTERM) sets a flag the loop reads after each frame: the current frame is finished and
+logged, the video is finalised and the summary written; a second signal stops at once (files still closed).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from emoedge.backends import Backend, load_model
+from emoedge.card import ModelCard
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.detect import Detector, open_detector
+from emoedge.runtime.persons import Persons
+from emoedge.runtime.preprocess import Preprocessor
+from emoedge.runtime.render import draw
+from emoedge.runtime.sinks import EventLog, VideoSink, Window
+from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
+from emoedge.runtime.sources import Frame, open_source
+
+SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
+DEFAULT_FPS = 25.0  # for the output video when the source does not say (image folders)
+STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Latency of one stage over the frames where it ran, in milliseconds."""
+
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> StageStats:
+        if not seconds:
+            return cls(0, 0.0, 0.0, 0.0)
+        ms = np.asarray(seconds) * 1000.0
+        return cls(len(ms), float(ms.mean()), float(np.percentile(ms, 50)), float(np.percentile(ms, 90)))
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: frames, events, engine work, speed and per-stage latency, and where the outputs are."""
+
+    source: str
+    frames: int
+    events: int  # person records (one per person per processed frame)
+    inferences: int  # persons run through the engine (fewer than events with every > 1)
+    engine_calls: int
+    seconds: float
+    fps: float
+    stages: dict[str, StageStats]
+    backend: str
+    detector: str
+    interrupted: bool
+    video: Path | None = None
+    log: Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON-able form written as the log's last line (type "summary")."""
+        data = asdict(self)
+        data["stages"] = {name: asdict(s) for name, s in self.stages.items()}
+        data["video"] = None if self.video is None else str(self.video)
+        data["log"] = None if self.log is None else str(self.log)
+        return {"type": "summary", **data}
+
+    def describe(self) -> str:
+        """Human-readable lines: throughput, then one line per stage."""
+        head = (
+            f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS; {self.events} person events, "
+            f"{self.inferences} inferred in {self.engine_calls} engine calls"
+            + (" (interrupted)" if self.interrupted else "")
+        )
+        lines = [head, f"{'stage':<11}{'mean ms':>9}{'p50':>9}{'p90':>9}{'frames':>8}"]
+        for name, s in self.stages.items():
+            lines.append(f"{name:<11}{s.mean_ms:>9.2f}{s.p50_ms:>9.2f}{s.p90_ms:>9.2f}{s.count:>8}")
+        outputs = [f"video {self.video}" if self.video else "", f"events {self.log}" if self.log else ""]
+        if any(outputs):
+            lines.append("written: " + ", ".join(o for o in outputs if o))
+        return "\n".join(lines)
+
+
+def run(
+    source: str,
+    model: Path | str | Backend,
+    *,
+    detector: Path | str | None = None,
+    boxes: Path | None = None,
+    out: Path | None = None,
+    events: Path | None = None,
+    show: bool = False,
+    every: int = 1,
+    smooth: float = SMOOTH,
+    device: str = "auto",
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Tag every person of every frame of `source` (webcam index, file, URL or image folder) with emotions.
+
+    `model`: checkpoint, ONNX or engine file (or a loaded Backend). Persons come from `boxes` (JSON/CSV) or a YOLO
+    `detector` (default ./yolo11n.pt). Writes the annotated video to `out` and JSON Lines events to `events`;
+    `show` opens a live window. `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a
+    track's past scores (0: off). `max_frames` stops after that many frames. With `progress`, a progress bar and
+    the summary are printed.
+    """
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+        raise EmoedgeError(f"max_frames {max_frames!r}: expected an integer >= 1")
+    backend = model if isinstance(model, Backend) else load_model(model, device=device)
+    timer = _Timer()
+    persons_of = open_detector(detector, boxes, device=device)
+    tagger = FrameTagger(backend, persons_of, every=every, smooth=smooth, timer=timer)
+    stop = _StopRequest()
+    processed = events_written = 0
+    with ExitStack() as stack:
+        frames = stack.enter_context(open_source(str(source)))
+        sinks = stack.enter_context(_Sinks(backend.card, out, events, show, frames.fps or DEFAULT_FPS, timer))
+        stack.enter_context(stop)
+        if progress:
+            print(f"model: {backend.reason}\npersons: {tagger.detector.name}", flush=True)
+        bar = stack.enter_context(_progress(frames.total, max_frames, progress, frames.name))
+        started = time.perf_counter()
+        stream = iter(frames)
+        while not stop.requested and (max_frames is None or processed < max_frames):
+            waited = time.perf_counter()
+            frame = next(stream, None)
+            if frame is None:
+                break
+            timer.seconds["decode"].append(time.perf_counter() - waited)  # the wait for the decoding thread
+            persons = tagger(frame)
+            if not sinks.write(frame, persons):
+                stop.requested = True  # the live window was closed
+            processed += 1
+            events_written += len(persons)
+            bar.update(1)
+        seconds = time.perf_counter() - started
+        summary = RunSummary(
+            source=frames.name,
+            frames=processed,
+            events=events_written,
+            inferences=tagger.inferences,
+            engine_calls=tagger.engine_calls,
+            seconds=seconds,
+            fps=processed / seconds if seconds > 0 else 0.0,
+            stages={name: StageStats.of(timer.seconds[name]) for name in STAGES if timer.seconds[name]},
+            backend=backend.reason,
+            detector=tagger.detector.name,
+            interrupted=stop.requested,
+            video=None if out is None else Path(out),
+            log=None if events is None else Path(events),
+            settings={"every": every, "smooth": float(smooth), "crops": tagger.preprocess.crop_method},
+        )
+        sinks.finish(summary)
+    if progress:
+        print(summary.describe())
+    return summary
+
+
+class FrameTagger:
+    """Frame → its persons with the model's outputs: detection, the persons due for inference, their inputs, ONE
+    engine call, reuse of recent results and smoothing. Holds the per-track state of one video.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        detector: Detector,
+        *,
+        every: int = 1,
+        smooth: float = SMOOTH,
+        timer: _Timer | None = None,
+    ) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise EmoedgeError(f"every {every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
+        if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth < 1.0:
+            raise EmoedgeError(f"smooth {smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
+        self.backend, self.detector = backend, detector
+        # ONNX Runtime takes host arrays whatever its provider; torch and TensorRT take tensors on their device.
+        self.preprocess = Preprocessor(backend.card, "cpu" if backend.name == "onnxruntime" else backend.device)
+        self.cache, self.smoother = ResultCache(every), ScoreSmoother(float(smooth))
+        self.timer = timer or _Timer()
+        self.inferences = self.engine_calls = 0
+
+    def __call__(self, frame: Frame) -> Persons:
+        with self.timer("detect"):
+            persons = self.detector(frame)
+        due = self.cache.due(persons)
+        outputs = self.backend.empty_outputs()
+        if due.any():
+            with self.timer("preprocess"):
+                inputs = self.preprocess(frame.image, persons.boxes[due])
+            with self.timer("engine"):
+                outputs = self.backend.infer(inputs.image, inputs.body)
+            self.inferences += int(due.sum())
+            self.engine_calls += 1
+        with self.timer("smooth"):
+            return self.smoother(self.cache.merge(persons, due, outputs))
+
+
+class _Sinks:
+    """The run's outputs: annotated video (opened at the first frame, sized by it), event log, live window."""
+
+    def __init__(
+        self, card: ModelCard, out: Path | None, events: Path | None, show: bool, fps: float, timer: _Timer
+    ) -> None:
+        self.card, self.out, self.fps, self.timer = card, out, fps, timer
+        self._stack = ExitStack()
+        self.video: VideoSink | None = None
+        try:
+            self.log = self._stack.enter_context(EventLog(Path(events), card)) if events is not None else None
+            self.window = self._stack.enter_context(Window()) if show else None
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def write(self, frame: Frame, persons: Persons) -> bool:
+        """Draw and write one frame's results; False once the live window asks to stop."""
+        annotated = None
+        if self.out is not None or self.window is not None:
+            with self.timer("render"):
+                annotated = draw(frame.image, persons, self.card)
+        with self.timer("write"):
+            if self.out is not None:
+                if self.video is None:  # image folders do not say their size up front
+                    height, width = frame.image.shape[:2]
+                    self.video = self._stack.enter_context(VideoSink(Path(self.out), self.fps, (width, height)))
+                self.video.write(annotated)
+            if self.log is not None:
+                self.log.write_frame(frame.index, frame.timestamp, persons)
+            return self.window is None or self.window.show(annotated)
+
+    def finish(self, summary: RunSummary) -> None:
+        if self.log is not None:
+            self.log.write(summary.to_record())
+
+    def __enter__(self) -> _Sinks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()  # releases the video writer (finalising the MP4) and closes the log, whatever happened
+
+
+class _Timer:
+    """Wall-clock durations per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {name: [] for name in STAGES}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage].append(time.perf_counter() - start)
+
+
+class _StopRequest:
+    """While entered, SIGINT and SIGTERM ask the loop to stop after the current frame; a second signal stops at once
+    (KeyboardInterrupt: for a live stream that stalls, where the current frame never comes; files are still closed).
+
+    Signal handlers can only be installed from the main thread; elsewhere (a run started on a worker thread) the
+    process's own handling applies and the context managers still close every file.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._signals = 0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _progress(total: int | None, max_frames: int | None, enabled: bool, name: str) -> Any:
+    """A tqdm bar over the frames (a plain counter for live sources); a no-op object when disabled."""
+    from tqdm import tqdm
+
+    if total is not None and max_frames is not None:
+        total = min(total, max_frames)
+    return tqdm(total=total, unit="frame", desc=Path(name).name or name, disable=not enabled, file=sys.stderr)

@@ -1,0 +1,132 @@
+"""Where results go: an annotated MP4, a JSON Lines event log, a live window.
+
+Why each is a context manager that closes in `finally`: an interrupted run must still leave a playable video (the
+MP4 index is written by `release`) and a log whose every line is whole — each line is written in one call and
+flushed at once, so a crash can lose at most the line being built, never leave half of one in the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+import cv2
+import numpy as np
+
+from emoedge.card import ModelCard
+from emoedge.categories import BRANCHES, VAD_NAMES
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.persons import Persons
+from emoedge.runtime.render import above_threshold
+
+DIGITS = 4  # decimals kept for scores and weights in the log: well below any threshold's meaning
+
+
+class VideoSink:
+    """An MP4 (mp4v) of fixed size and rate; frames of another size are resized to it."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.size = (int(size[0]), int(size[1]))
+        self.frames = 0
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), self.size)
+        if not self._writer.isOpened():
+            self._writer.release()
+            raise EmoedgeError(f"output video {self.path}: OpenCV cannot write it (expected a writable .mp4 path)")
+
+    def write(self, image: np.ndarray) -> None:
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventLog:
+    """JSON Lines: one "person" record per person and processed frame, then one "summary" record."""
+
+    def __init__(self, path: Path, card: ModelCard) -> None:
+        self.path = Path(path)
+        self.card = card
+        self.records = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._file: TextIO = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 — closed in close()
+        except OSError as exc:
+            raise EmoedgeError(f"events file {self.path}: cannot write it ({exc.strerror})") from None
+
+    def write_frame(self, index: int, timestamp: float, persons: Persons) -> None:
+        """One record per person of a processed frame (persons must carry the model's outputs)."""
+        for i in range(len(persons)):
+            self.write(person_record(index, timestamp, persons, i, self.card))
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+        self.records += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def person_record(index: int, timestamp: float, persons: Persons, i: int, card: ModelCard) -> dict[str, Any]:
+    """The event of person `i`: time, frame, track id, box, scores, categories above threshold, weights, VAD."""
+    scores = persons.scores[i]
+    record: dict[str, Any] = {
+        "type": "person",
+        "time": round(float(timestamp), 3),
+        "frame": int(index),
+        "track_id": int(persons.ids[i]),
+        "box": [round(float(v), 1) for v in persons.boxes[i]],
+        "confidence": round(float(persons.confidences[i]), DIGITS),
+        "inferred": bool(persons.inferred[i]),
+        "scores": {name: round(float(s), DIGITS) for name, s in zip(card.categories, scores.tolist())},
+        "categories": [card.categories[j] for j in above_threshold(scores, card)],
+        "modality_weights": {b: round(float(w), DIGITS) for b, w in zip(BRANCHES, persons.modality_weights[i])},
+    }
+    if persons.vad is not None:
+        record["vad"] = {name: round(float(v), 3) for name, v in zip(VAD_NAMES, persons.vad[i])}
+    return record
+
+
+class Window:
+    """A live OpenCV window; `show` returns False once the user presses q or Esc."""
+
+    TITLE = "emoedge"
+
+    def __init__(self) -> None:
+        try:
+            cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise EmoedgeError(
+                "--show needs OpenCV with GUI support and a display (opencv-python, not opencv-python-headless)"
+            ) from None
+
+    def show(self, image: np.ndarray) -> bool:
+        cv2.imshow(self.TITLE, image)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.TITLE)
+
+    def __enter__(self) -> Window:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
