@@ -127,11 +127,13 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _cmd_run(args: argparse.Namespace) -> None:
     from emoedge.runtime.pipeline import run
 
-    run(
+    summary = run(
         args.source, Path(args.model), detector=args.detector, boxes=Path(args.boxes) if args.boxes else None,
         out=Path(args.out) if args.out else None, events=Path(args.events) if args.events else None, show=args.show,
         every=args.every, smooth=args.smooth, device=args.device, max_frames=args.max_frames, progress=not args.quiet,
     )
+    if summary.interrupted:
+        raise KeyboardInterrupt  # outputs are complete; the exit status still says the run was stopped
 
 
 def build_parser() -> argparse.ArgumentParser:
