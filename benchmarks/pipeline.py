@@ -18,7 +18,6 @@ most the clip's 40).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import platform
 import sys
@@ -176,7 +175,7 @@ def main() -> int:
         "threads": torch.get_num_threads(),
         "bf16": cpu_bf16_feature(),
         "torch": torch.__version__,
-        "onnxruntime": importlib.metadata.version("onnxruntime"),
+        "onnxruntime": __import__("onnxruntime").__version__,  # the package may be onnxruntime or onnxruntime-gpu
         "opencv": cv2.__version__,
         "seconds": time.perf_counter() - started,
         "wait": args.wait,
