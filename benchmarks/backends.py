@@ -7,11 +7,12 @@ both on the paper model (ResNet50 ×3 at 224) and the edge variant (train/edge.y
 latency does not depend on them — and the accuracy cost of each precision on the sample recipe's trained model.
 
 Rows: PyTorch eager FP32 and BF16 (emoedge's torch backend: channels_last), ONNX Runtime FP32, the FP16 ONNX
-(AutoCast) and the INT8 Q/DQ ONNX (Model Optimizer, calibrated on sample images), all through `load_model`; the
-per-person way for PyTorch FP32 and ONNX Runtime FP32; and, for reference only, ONNX Runtime's own CPU-placed
-INT8 (`onnxruntime.quantization.quantize_static`: Q/DQ around every op so its CPU kernels can fuse them), which is
-not an emoedge artifact. Each point: two warm-up calls, then rounds calling every point of a model once, until
-about `--seconds` per point have passed (at least 7 rounds, at most 50).
+(AutoCast), the INT8 ONNX for TensorRT (Model Optimizer's Q/DQ placement; ONNX Runtime's CPU provider cannot fuse
+it, so its row is not a CPU candidate) and the INT8 ONNX for CPUs (`to_int8(target="cpu")`: ONNX Runtime's
+quantize_static, Q/DQ placed so that its CPU kernels fuse them), both calibrated on sample images, all through
+`load_model`; and the per-person way for PyTorch FP32 and ONNX Runtime FP32. Each point: two warm-up calls, then
+rounds calling every point of a model once, until about `--seconds` per point have passed (at least 7 rounds, at
+most 50).
 
     python benchmarks/backends.py [--models paper edge] [--persons 1 4 16] [--seconds 2.5] [--out benchmarks/results]
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.metadata
-import itertools
 import json
 import platform
 import shutil
@@ -39,8 +39,8 @@ from emoedge.cli import RECIPES_DIR
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
 from emoedge.data.sample import write_sample
-from emoedge.export.onnx import example_inputs, export_onnx, read_onnx_card
-from emoedge.export.precision import dataset_frames, folder_frames, split_maps, to_fp16, to_int8
+from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.export.precision import split_maps, to_fp16, to_int8
 from emoedge.fileio import atomic_write, atomic_write_text
 from emoedge.model.net import build_model, card_for
 from emoedge.training.checkpoint import save_checkpoint
@@ -55,11 +55,11 @@ PATHS = {
     "torch-bf16": ("PyTorch BF16 channels_last", "pt", "bf16"),
     "ort-fp32": ("ONNX Runtime FP32", "onnx", "auto"),
     "ort-fp16": ("ONNX Runtime, FP16 ONNX (AutoCast)", "fp16", "auto"),
-    "ort-int8": ("ONNX Runtime, INT8 Q/DQ ONNX (Model Optimizer)", "int8", "auto"),
-    "ort-int8-ref": ("ONNX Runtime, INT8 CPU Q/DQ (ORT quantize_static; reference)", "int8ref", "auto"),
+    "ort-int8": ("ONNX Runtime, INT8 ONNX for TensorRT (Model Optimizer Q/DQ)", "int8", "auto"),
+    "ort-int8-cpu": ("ONNX Runtime, INT8 ONNX for CPUs (ONNX Runtime quantize_static)", "int8cpu", "auto"),
 }
 PER_PERSON = ("torch-fp32", "ort-fp32")
-SHIPPED_FAST = ("torch-bf16", "ort-int8")  # emoedge's candidates for the fastest CPU path
+SHIPPED_FAST = ("torch-bf16", "ort-int8-cpu")  # emoedge's candidates for the fastest CPU path
 
 
 def make_checkpoint(name: str, out: Path) -> Path:
@@ -69,45 +69,6 @@ def make_checkpoint(name: str, out: Path) -> Path:
     net = build_model(recipe, pretrained=False)
     state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
     return save_checkpoint(out / f"{name}.pt", state)
-
-
-def ort_cpu_int8(onnx_path: Path, frames: list[tuple[np.ndarray, np.ndarray]], out: Path) -> Path:
-    """ONNX Runtime's own static INT8 (u8 activations, s8 per-channel weights), card copied over: the reference row.
-
-    Run before any Model Optimizer call: Model Optimizer patches onnxruntime.quantization for TensorRT placement.
-    """
-    import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Frames(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter({"image": image, "body": body} for image, body in frames)
-
-        def get_next(self):
-            return next(self.feeds, None)
-
-    pre, tmp = out.with_suffix(".pre.onnx"), out.with_suffix(".tmp.onnx")
-    quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)  # ORT's advice: fold, infer shapes
-    quantize_static(
-        str(pre), str(tmp), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "MaxPool", "GlobalAveragePool"],
-    )
-    model = onnx.load(str(tmp))
-    tmp.unlink()
-    pre.unlink()
-    del model.metadata_props[:]
-    source = onnx.load(str(onnx_path), load_external_data=False)
-    onnx.helper.set_model_props(model, {p.key: p.value for p in source.metadata_props})
-    onnx.save(model, str(out))
-    return out
 
 
 def interleaved(points: dict, budget: float) -> dict[tuple, list[float]]:
@@ -166,30 +127,25 @@ def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
     """Test-split mAP of the sample recipe's trained model through every path (ONNX Runtime ones on the CPU)."""
     run = train(load_recipe(RECIPES_DIR / "sample.yaml"), tmp / "sample-run", data_root=root, progress=False)
     onnx_path = export_onnx(run.best, tmp / "sample.onnx").path
-    frames = list(itertools.islice(dataset_frames(root, "val", read_onnx_card(onnx_path)), CALIB_IMAGES))
-    reference = ort_cpu_int8(onnx_path, frames, tmp / "sample-int8ref.onnx")
-    files = {"pt": run.best, "onnx": onnx_path, "int8ref": reference}
+    files = {"pt": run.best, "onnx": onnx_path}
     files["fp16"] = to_fp16(onnx_path, tmp / "sample-fp16.onnx", data=root).path
-    files["int8"] = to_int8(onnx_path, tmp / "sample-int8.onnx", data=root, split="val").path
+    for kind, target in (("int8", "tensorrt"), ("int8cpu", "cpu")):
+        files[kind] = to_int8(onnx_path, tmp / f"sample-{kind}.onnx", target=target, data=root, split="val").path
     backends = [load_model(files[kind], device="cpu", precision=precision) for _, kind, precision in PATHS.values()]
     return dict(zip(PATHS, split_maps(backends, root, "test")))
 
 
-def prepare(name: str, tmp: Path, calib: Path) -> dict[str, Path]:
-    """Checkpoint, FP32 ONNX and ORT's reference INT8 of one model; Model Optimizer's files come in `convert`."""
+def prepare(name: str, tmp: Path, calib: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """Checkpoint, FP32, FP16 and both INT8 ONNX files of one model, and the converted files' parity lines."""
     checkpoint = make_checkpoint(name, tmp)
     onnx_path = export_onnx(checkpoint, tmp / f"{name}.onnx").path
-    frames = folder_frames(calib, read_onnx_card(onnx_path), CALIB_IMAGES)
-    reference = ort_cpu_int8(onnx_path, frames, tmp / f"{name}-int8ref.onnx")
-    return {"pt": checkpoint, "onnx": onnx_path, "int8ref": reference}
-
-
-def convert(name: str, files: dict[str, Path], tmp: Path, calib: Path) -> dict[str, str]:
-    """Model Optimizer's FP16 and INT8 files of one model; returns their parity lines."""
-    fp16 = to_fp16(files["onnx"], tmp / f"{name}-fp16.onnx")
-    int8 = to_int8(files["onnx"], tmp / f"{name}-int8.onnx", calib=calib, max_images=CALIB_IMAGES)
-    files["fp16"], files["int8"] = fp16.path, int8.path
-    return {"fp16": fp16.parity_line, "int8": int8.parity_line}
+    results = {"fp16": to_fp16(onnx_path, tmp / f"{name}-fp16.onnx")}
+    for kind, target in (("int8", "tensorrt"), ("int8cpu", "cpu")):
+        results[kind] = to_int8(
+            onnx_path, tmp / f"{name}-{kind}.onnx", target=target, calib=calib, max_images=CALIB_IMAGES
+        )
+    files = {"pt": checkpoint, "onnx": onnx_path, **{kind: result.path for kind, result in results.items()}}
+    return files, {kind: result.parity_line for kind, result in results.items()}
 
 
 def p50(rows: list[dict], model: str, path: str, n: int, way: str = "shared") -> float:
@@ -197,7 +153,7 @@ def p50(rows: list[dict], model: str, path: str, n: int, way: str = "shared") ->
 
 
 def targets(rows: list[dict], maps: dict[str, float], models: list[str], n: int) -> list[dict]:
-    """The issue's CPU targets, judged at N = n on each model (the fastest path among BF16 and INT8)."""
+    """The issue's CPU targets, judged at N = n on each model (the fastest path among BF16 and CPU INT8)."""
     out = []
     for model in models:
         base = p50(rows, model, "torch-fp32", n)
@@ -207,10 +163,10 @@ def targets(rows: list[dict], maps: dict[str, float], models: list[str], n: int)
             ("shared context ≥ 1.9× faster than per-person (PyTorch FP32)",
              p50(rows, model, "torch-fp32", n, "per-person") / base, 1.9, ""),
             ("ONNX Runtime FP32 ≥ 2× PyTorch eager FP32", base / p50(rows, model, "ort-fp32", n), 2.0, ""),
-            ("fastest CPU path (BF16 or INT8) ≥ 4× PyTorch eager FP32, sample mAP change ≤ 0.5 pt",
+            ("fastest CPU path (BF16 or CPU INT8) ≥ 4× PyTorch eager FP32, sample mAP change ≤ 0.5 pt",
              base / p50(rows, model, best, n), 4.0, f"{PATHS[best][0]}; sample mAP change {map_change:+.2f} pt"),
-            ("INT8 (Model Optimizer Q/DQ) ≥ 1.5× ONNX Runtime FP32",
-             p50(rows, model, "ort-fp32", n) / p50(rows, model, "ort-int8", n), 1.5, ""),
+            ("INT8 for CPUs (ONNX Runtime quantize_static) ≥ 1.5× ONNX Runtime FP32",
+             p50(rows, model, "ort-fp32", n) / p50(rows, model, "ort-int8-cpu", n), 1.5, ""),
         ]
         for what, value, goal, note in checks:
             reached = bool(value >= goal and (not note or abs(map_change) <= 0.5))
@@ -221,9 +177,8 @@ def targets(rows: list[dict], maps: dict[str, float], models: list[str], n: int)
 
 
 def fastest(rows: list[dict], models: list[str], persons: list[int]) -> dict[str, dict[int, str]]:
-    """Per model and N, the fastest path emoedge ships (every path but the ORT reference), shared context."""
-    shipped = [key for key in PATHS if key != "ort-int8-ref"]
-    return {m: {n: min(shipped, key=lambda k: p50(rows, m, k, n)) for n in persons} for m in models}
+    """Per model and N, the fastest path emoedge ships, shared context."""
+    return {m: {n: min(PATHS, key=lambda k: p50(rows, m, k, n)) for n in persons} for m in models}
 
 
 def plot(rows: list[dict], models: list[str], path: Path) -> None:
@@ -292,7 +247,8 @@ def markdown(meta: dict, rows: list[dict], maps: dict[str, float], goals: list[d
         for key, value in maps.items():
             lines.append(f"| {PATHS[key][0]} | {100 * value:.2f} | {100 * (value - maps['torch-fp32']):+.2f} pt |")
     for model in parity:
-        lines += ["", f"{model}: FP16 {parity[model]['fp16']}; INT8 {parity[model]['int8']}."]
+        lines += ["", f"{model}: FP16 {parity[model]['fp16']}; INT8 for TensorRT {parity[model]['int8']}; "
+                  f"INT8 for CPUs {parity[model]['int8cpu']}."]
     for model in dict.fromkeys(r["model"] for r in rows):
         lines += [
             "",
@@ -350,15 +306,13 @@ def main() -> int:
         calib.mkdir()
         for image in sorted((root / "emotic").rglob("*.jpg"))[:CALIB_IMAGES]:
             shutil.copy(image, calib / image.name)
-        # ONNX Runtime's reference INT8 files first: Model Optimizer patches onnxruntime.quantization in-process.
-        files = {model: prepare(model, tmp, calib) for model in args.models}
         maps = {} if args.no_accuracy else sample_accuracy(tmp, root)
         for model in args.models:
-            parity[model] = convert(model, files[model], tmp, calib)
+            files, parity[model] = prepare(model, tmp, calib)
             print(f"{model}: {parity[model]}", flush=True)
-            rows += [{"model": model, **row} for row in time_model(files[model], args.persons, args.seconds)]
-            for kind in ("onnx", "fp16", "int8", "int8ref"):
-                files[model][kind].unlink()  # hundreds of MB each for the paper model
+            rows += [{"model": model, **row} for row in time_model(files, args.persons, args.seconds)]
+            for kind in ("onnx", "fp16", "int8", "int8cpu"):
+                files[kind].unlink()  # hundreds of MB each for the paper model
     goals, best = targets(rows, maps, args.models, args.target_persons), fastest(rows, args.models, args.persons)
     meta["seconds_total"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)

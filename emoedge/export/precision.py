@@ -1,4 +1,4 @@
-"""FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX with NVIDIA Model Optimizer, measured against FP32 (SPEC §7).
+"""FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX, measured against FP32 (SPEC §7).
 
 Why the precision goes into the ONNX: TensorRT 11 builds strongly typed networks only (no FP16/INT8 builder flags,
 no INT8 calibrators), so the types must be written into the graph before the build. Model Optimizer's AutoCast
@@ -7,6 +7,10 @@ and keeps the graph's inputs and outputs FP32, so the runtime feeds and reads th
 post-training quantization inserts Q/DQ pairs where TensorRT wants them (convolution and GEMM inputs, weights per
 output channel), with activation scales calibrated on real frames: every calibration feed is one frame as `image`
 and that frame's persons as `body` [N,3,h,w], so both inputs and the dynamic person axis are calibrated.
+
+That placement is TensorRT's: ONNX Runtime's CPU kernels cannot fuse it and run it slower than FP32. INT8 for CPUs
+(`target="cpu"`) is ONNX Runtime's own static quantization of the same feeds, Q/DQ placed so that its CPU kernels
+fuse them (u8 activations, s8 weights per output channel); it needs ONNX Runtime only, not Model Optimizer.
 
 Both files also run in ONNX Runtime on any CPU, which is where their cost is measured: max |Δscore| against the
 FP32 graph and, given a dataset, the test-split mAP of both graphs. A folder of plain images (`calib`) has no
@@ -20,6 +24,7 @@ import importlib
 import io
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +40,12 @@ from emoedge.fileio import atomic_write
 log = logging.getLogger(__name__)
 
 PRECISION_KEY = "emoedge.precision"
+INT8_TARGET_KEY = "emoedge.int8_target"  # which runtime an INT8 graph's Q/DQ placement is for
+INT8_TARGETS = ("tensorrt", "cpu")
+# What ONNX Runtime quantizes for its CPU kernels (it fuses their Q/DQ into QLinear kernels). Not MatMul: the only
+# one is the fusion's small Softmax-weights product, where u8 costs accuracy (max |Δscore| 0.43 vs 0.005 on a
+# random-weight model) and saves no time.
+CPU_INT8_OPS = ("Conv", "Gemm", "Add", "MaxPool", "GlobalAveragePool")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # x1, y1, x2, y2 as fractions of a plain image: the whole frame, a tall centre crop and two tall side crops, so
 # the body branch sees person-shaped content at more than one scale, several persons per frame.
@@ -44,6 +55,7 @@ RANDOM_PERSONS = (1, 4, 16)  # person counts of the random inputs used when no r
 REFERENCE_FRAMES = 8  # AutoCast's reference run: enough frames to see each tensor's range
 HIGH_PRECISIONS = ("fp32", "fp16")
 MODELOPT_MISSING = "NVIDIA Model Optimizer is not installed (pip install 'emoedge[export]': nvidia-modelopt[onnx])"
+ORT_MISSING = "ONNX Runtime is not installed (pip install 'emoedge[export]')"
 
 Frame = tuple[np.ndarray, np.ndarray]  # image [1,3,H,W] and body [N,3,h,w], float32, preprocessed
 
@@ -96,6 +108,7 @@ def to_int8(
     onnx_in: Path,
     out: Path,
     *,
+    target: str = "tensorrt",
     calib: Path | None = None,
     data: Path | None = None,
     split: str = "val",
@@ -103,38 +116,79 @@ def to_int8(
     high_precision: str = "fp32",
     progress: bool = False,
 ) -> PrecisionResult:
-    """INT8 Q/DQ ONNX with Model Optimizer's post-training quantization (entropy calibration on real frames).
+    """INT8 Q/DQ ONNX calibrated on real frames, its Q/DQ placed for `target`'s runtime.
 
+    `target` "tensorrt": Model Optimizer's post-training quantization (entropy calibration); "cpu": ONNX Runtime's
+    quantize_static (min/max calibration), which its CPU execution provider runs faster than FP32.
     Calibration frames come from the image folder `calib`, else from `data`'s `split`; at most `max_images`.
-    `high_precision` is the type of what stays unquantized: "fp32" (ONNX Runtime on CPUs; exact elsewhere) or
-    "fp16" (Model Optimizer's default, faster in TensorRT's strongly typed builds).
+    `high_precision` (TensorRT only) is the type of what stays unquantized: "fp32" (exact everywhere) or "fp16"
+    (Model Optimizer's default, faster in TensorRT's strongly typed builds).
     """
     model, card = _fp32_input(onnx_in)
+    if target not in INT8_TARGETS:
+        raise EmoedgeError(f"INT8 target {target!r}: expected one of {list(INT8_TARGETS)}")
     if high_precision not in HIGH_PRECISIONS:
         raise EmoedgeError(f"high precision {high_precision!r}: expected one of {list(HIGH_PRECISIONS)}")
+    if target == "cpu" and high_precision != "fp32":
+        raise EmoedgeError(f"high precision {high_precision!r}: INT8 target 'cpu' keeps the rest FP32 ('fp32')")
     if max_images < 1:
         raise EmoedgeError(f"max_images {max_images}: expected at least 1 calibration image")
     if calib is None and data is None:
         raise EmoedgeError("INT8 calibration needs real inputs: an image folder (--calib) or a dataset (--data)")
     frames = folder_frames(calib, card, max_images) if calib else _first(dataset_frames(data, split, card), max_images)
-    quantization = _modelopt("modelopt.onnx.quantization")
     with tempfile.TemporaryDirectory(prefix="emoedge-int8-") as tmp:
-        source, target = _stage(onnx_in, Path(tmp)), Path(tmp) / "int8.onnx"
-        with _quiet():
-            quantization.quantize(
-                str(source),
-                "int8",
-                calibration_data_reader=_reader(frames),
-                calibration_method="entropy",
-                calibration_eps=["cpu"],
-                output_path=str(target),
-                high_precision_dtype=high_precision,
-                log_level="ERROR",
-            )
+        source, quantized = _stage(onnx_in, Path(tmp)), Path(tmp) / "int8.onnx"
+        if target == "cpu":
+            _ort_int8(source, quantized, frames)
+        else:
+            _modelopt_int8(source, quantized, frames, high_precision)
         import onnx
 
-        converted = onnx.load(str(target))
-    return _finish(model, converted, "int8", onnx_in, out, data=data, calib_frames=frames, progress=progress)
+        converted = onnx.load(str(quantized))
+    return _finish(
+        model, converted, "int8", onnx_in, out, data=data, calib_frames=frames, progress=progress,
+        props={INT8_TARGET_KEY: target},
+    )
+
+
+def _modelopt_int8(source: Path, quantized: Path, frames: list[Frame], high_precision: str) -> None:
+    """Model Optimizer's TensorRT-placed Q/DQ, leaving onnxruntime.quantization unpatched after it."""
+    quantization = _modelopt("modelopt.onnx.quantization")
+    with _quiet(), _ort_quantization_kept():
+        quantization.quantize(
+            str(source),
+            "int8",
+            calibration_data_reader=_reader(frames),
+            calibration_method="entropy",
+            calibration_eps=["cpu"],
+            output_path=str(quantized),
+            high_precision_dtype=high_precision,
+            log_level="ERROR",
+        )
+
+
+def _ort_int8(source: Path, quantized: Path, frames: list[Frame]) -> None:
+    """ONNX Runtime's static INT8 for its CPU kernels: u8 activations, s8 weights per output channel, Q/DQ format.
+
+    quant_pre_process first (constant folding, shape inference), as ONNX Runtime advises before quantizing.
+    """
+    quantization = _optional("onnxruntime.quantization", ORT_MISSING)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = quantized.with_name("prepared.onnx")
+    with _quiet():
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantization.quantize_static(
+            str(prepared),
+            str(quantized),
+            _reader(frames),
+            quant_format=quantization.QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=quantization.QuantType.QUInt8,
+            weight_type=quantization.QuantType.QInt8,
+            calibrate_method=quantization.CalibrationMethod.MinMax,
+            op_types_to_quantize=list(CPU_INT8_OPS),
+        )
 
 
 def dataset_frames(root: Path, split: str, card: ModelCard) -> Iterator[Frame]:
@@ -218,11 +272,20 @@ def _fp32_input(onnx_in: Path):  # -> (onnx.ModelProto, ModelCard)
 
 
 def _modelopt(module: str):
-    """Import a Model Optimizer module, turning its absence (or a missing piece of its [onnx] extra) into one line."""
+    """A Model Optimizer module, its logging turned down to errors (users get the summary)."""
+    imported = _optional(module, MODELOPT_MISSING)
+    from modelopt.onnx.logging_config import configure_logging
+
+    configure_logging(logging.ERROR)
+    return imported
+
+
+def _optional(module: str, missing: str):
+    """Import an optional dependency, turning its absence (or a missing piece of an extra) into one line."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise EmoedgeError(f"{MODELOPT_MISSING}; import failed: {exc}") from None
+        raise EmoedgeError(f"{missing}; import failed: {exc}") from None
 
 
 def _stage(onnx_in: Path, tmp: Path) -> Path:
@@ -235,15 +298,48 @@ def _stage(onnx_in: Path, tmp: Path) -> Path:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Model Optimizer and ONNX Runtime's calibrator print progress bars and INFO lines; users get the summary."""
-    from modelopt.onnx.logging_config import configure_logging
-
-    configure_logging(logging.ERROR)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
 
 
+@contextlib.contextmanager
+def _ort_quantization_kept() -> Iterator[None]:
+    """Undo, on exit, what Model Optimizer patches in onnxruntime.quantization for the whole process.
+
+    Why: its quantize() replaces calibrator and quantizer methods and edits the op registries for TensorRT placement
+    (e.g. it calibrates only the node names it passes in), which breaks a later plain quantize_static (target
+    "cpu") in the same process. Module attributes, the attributes of the package's classes and its module-level
+    dicts (the registries) are saved before and restored after.
+    """
+    import onnxruntime.quantization  # noqa: F401  (loads the submodules that get patched)
+
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("onnxruntime.quantization")]
+    classes = [
+        v for m in modules for v in vars(m).values()
+        if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")
+    ]
+    saved = [(owner, dict(vars(owner))) for owner in dict.fromkeys([*modules, *classes])]
+    registries = [
+        (v, dict(v)) for m in modules for k, v in vars(m).items() if isinstance(v, dict) and not k.startswith("__")
+    ]
+    try:
+        yield
+    finally:
+        for owner, attributes in saved:
+            for name in set(vars(owner)) - set(attributes):
+                delattr(owner, name)
+            for name, value in attributes.items():
+                if vars(owner).get(name) is not value:
+                    setattr(owner, name, value)
+        for registry, items in registries:
+            if registry != items:
+                registry.clear()
+                registry.update(items)
+
+
 def _reader(frames: list[Frame]):
-    """An ONNX Runtime calibration reader over frames; Model Optimizer also asks for the first feed and rewinds."""
+    """An ONNX Runtime calibration reader over frames, for both targets (Model Optimizer also asks for the first feed
+    and rewinds)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Frames(CalibrationDataReader):
@@ -265,17 +361,17 @@ def _reader(frames: list[Frame]):
 
 def _finish(
     source, converted, precision: str, onnx_in: Path, out: Path, *, data: Path | None, calib_frames: list[Frame],
-    progress: bool,
+    progress: bool, props: dict[str, str] | None = None,
 ) -> PrecisionResult:
-    """Carry the card over, check the graph, compare it with FP32, write it atomically, then measure both mAPs."""
+    """Carry the card over (plus `props`), check the graph, compare it with FP32, write it, then measure both mAPs."""
     import onnx
 
     from emoedge.backends.onnxruntime import OnnxRuntimeBackend
 
     converted.producer_name, converted.producer_version = source.producer_name, source.producer_version
     del converted.metadata_props[:]
-    props = {p.key: p.value for p in source.metadata_props}
-    onnx.helper.set_model_props(converted, {**props, PRECISION_KEY: precision})
+    kept = {p.key: p.value for p in source.metadata_props}
+    onnx.helper.set_model_props(converted, {**kept, PRECISION_KEY: precision, **(props or {})})
     onnx.checker.check_model(converted)
     card = card_of(source, onnx_in)
     if data:

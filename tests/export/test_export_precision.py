@@ -1,8 +1,10 @@
-"""FP16 and INT8 ONNX from Model Optimizer: accuracy against FP32 on a trained model, card kept, one-line errors.
+"""FP16 and INT8 ONNX (Model Optimizer; ONNX Runtime for CPU INT8): accuracy against FP32, card kept, one-line errors.
 
 Bounds, measured on the sample recipe's trained model (test split, 97 persons, ONNX Runtime CPU):
 FP16 max |Δscore| 2e-4 and mAP change 0.00 pt (required: ≤ 2e-2 and ≤ 0.5 pt); INT8 (entropy calibration on the
-val split) max |Δscore| 2e-2 and mAP change +0.07 pt, bounded here at 5e-2 and 1.0 pt.
+val split) max |Δscore| 2e-2 and mAP change +0.07 pt, bounded here at 5e-2 and 1.0 pt; CPU INT8 (ONNX Runtime
+quantize_static, min/max calibration on the val split) max |Δscore| 1.6e-2 and mAP change -0.08 pt, bounded here at
+5e-2 and 0.5 pt.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import CPU, CUDA, TENSORRT, _choose_provider
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import FORMAT_KEY, export_onnx, read_onnx_card
-from emoedge.export.precision import PRECISION_KEY, split_maps, to_fp16, to_int8
+from emoedge.export.precision import INT8_TARGET_KEY, PRECISION_KEY, split_maps, to_fp16, to_int8
 
 needs_modelopt = pytest.mark.skipif(
     importlib.util.find_spec("modelopt") is None, reason="nvidia-modelopt[onnx] is not installed"
@@ -30,6 +32,7 @@ needs_modelopt = pytest.mark.skipif(
 
 FP16_MAX_DIFF, FP16_MAX_MAP_CHANGE = 2e-2, 0.005
 INT8_MAX_DIFF, INT8_MAX_MAP_CHANGE = 5e-2, 0.010
+CPU_INT8_MAX_DIFF, CPU_INT8_MAX_MAP_CHANGE = 5e-2, 0.005
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,21 @@ def fp16(trained, sample_root):
 @pytest.fixture(scope="module")
 def int8(trained, sample_root):
     return to_int8(trained[1], trained[1].with_name("model-int8.onnx"), data=sample_root, split="val")
+
+
+@pytest.fixture(scope="module")
+def int8_cpu(trained, sample_root):
+    return to_int8(trained[1], trained[1].with_name("model-int8-cpu.onnx"), target="cpu", data=sample_root)
+
+
+@pytest.fixture
+def calib(sample_root, tmp_path) -> Path:
+    """A folder of six plain images of the sample dataset."""
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for image in sorted((sample_root / "emotic").rglob("*.jpg"))[:6]:
+        shutil.copy(image, folder / image.name)
+    return folder
 
 
 @needs_modelopt
@@ -83,22 +101,71 @@ def test_int8_runs_in_onnxruntime_and_its_map_change_is_bounded(int8):
     assert out["scores"].shape == (5, 26) and np.isfinite(out["scores"]).all()
 
 
+def test_cpu_int8_runs_in_onnxruntime_and_its_map_change_is_bounded(int8_cpu):
+    assert int8_cpu.precision == "int8"
+    assert int8_cpu.max_abs_diff <= CPU_INT8_MAX_DIFF, int8_cpu.parity_line
+    assert abs(int8_cpu.map_new - int8_cpu.map_fp32) <= CPU_INT8_MAX_MAP_CHANGE, int8_cpu.map_line
+    model = onnx.load(str(int8_cpu.path))
+    dequantized = {node.output[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert convs and all(set(node.input[:2]) <= dequantized for node in convs)  # what ORT's CPU kernels fuse
+    backend = load_model(int8_cpu.path, device="cpu")
+    assert backend.precision == "int8"
+    card = backend.card
+    out = backend.infer(np.zeros((1, 3, *card.image_size), np.float32), np.zeros((5, 3, *card.body_size), np.float32))
+    assert out["scores"].shape == (5, 26) and np.isfinite(out["scores"]).all()
+
+
 @needs_modelopt
-@pytest.mark.parametrize("which", ["fp16", "int8"])
-def test_card_and_format_survive_with_the_precision_noted(trained, request, which):
+@pytest.mark.parametrize(("which", "precision", "target"),
+                         [("fp16", "fp16", None), ("int8", "int8", "tensorrt"), ("int8_cpu", "int8", "cpu")])
+def test_card_and_format_survive_with_the_precision_noted(trained, request, which, precision, target):
     result = request.getfixturevalue(which)
     assert read_onnx_card(result.path) == read_onnx_card(trained[1])
     model = onnx.load(str(result.path))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert meta[PRECISION_KEY] == which and meta[FORMAT_KEY] == "emoedge-onnx-1" and model.producer_name == "emoedge"
+    assert meta[PRECISION_KEY] == precision and meta.get(INT8_TARGET_KEY) == target
+    assert meta[FORMAT_KEY] == "emoedge-onnx-1" and model.producer_name == "emoedge"
+
+
+def ort_quantization_state() -> dict:
+    """Every attribute of onnxruntime.quantization's modules and classes, and its registries' contents."""
+    import onnxruntime.quantization  # noqa: F401
+
+    state = {}
+    for name, module in [(n, m) for n, m in sys.modules.items() if n.startswith("onnxruntime.quantization")]:
+        for key, value in vars(module).items():
+            state[name, key] = dict(value) if isinstance(value, dict) and not key.startswith("__") else value
+            if isinstance(value, type):
+                state.update({(name, key, attr): v for attr, v in vars(value).items()})
+    return state
 
 
 @needs_modelopt
-def test_int8_from_a_folder_of_plain_images(trained, sample_root, tmp_path):
-    calib = tmp_path / "calib"
-    calib.mkdir()
-    for image in sorted((sample_root / "emotic").rglob("*.jpg"))[:6]:
-        shutil.copy(image, calib / image.name)
+def test_both_int8_targets_in_one_process_in_either_order(trained, calib, tmp_path):
+    """Model Optimizer patches onnxruntime.quantization process-wide; emoedge puts it back after each call."""
+    before = ort_quantization_state()
+    cpu_first = to_int8(trained[1], tmp_path / "cpu-1.onnx", target="cpu", calib=calib, max_images=3)
+    trt = to_int8(trained[1], tmp_path / "trt.onnx", calib=calib, max_images=3)
+    after = ort_quantization_state()
+    assert after.keys() == before.keys()
+    assert [key for key in before if before[key] is not after[key] and before[key] != after[key]] == []
+    values = [*after.values(), *(v for d in after.values() if isinstance(d, dict) for v in d.values())]
+    assert not [v for v in values if str(getattr(v, "__module__", "")).startswith("modelopt")]  # not patched before
+    cpu_after = to_int8(trained[1], tmp_path / "cpu-2.onnx", target="cpu", calib=calib, max_images=3)
+    trt_after = to_int8(trained[1], tmp_path / "trt-2.onnx", target="tensorrt", calib=calib, max_images=3)
+    assert cpu_first.path.read_bytes() == cpu_after.path.read_bytes()
+    assert trt.path.read_bytes() == trt_after.path.read_bytes()
+
+
+def test_cpu_int8_needs_no_model_optimizer(trained, calib, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "modelopt.onnx.quantization", None)
+    result = to_int8(trained[1], tmp_path / "int8.onnx", target="cpu", calib=calib, max_images=2)
+    assert load_model(result.path, device="cpu").precision == "int8"
+
+
+@needs_modelopt
+def test_int8_from_a_folder_of_plain_images(trained, calib, tmp_path):
     result = to_int8(trained[1], tmp_path / "out" / "int8.onnx", calib=calib, max_images=4)
     assert result.map_fp32 is None and result.map_line is None
     assert "4 calibration frames, N = 4" in result.parity_line
@@ -140,6 +207,8 @@ def already_fp16(source: Path, path: Path) -> Path:
         ("no-calib-folder", "not a folder"),
         ("no-calibration", "needs real inputs"),
         ("no-modelopt", "NVIDIA Model Optimizer is not installed"),
+        ("bad-target", "INT8 target 'gpu': expected one of \\['tensorrt', 'cpu'\\]"),
+        ("cpu-fp16", "INT8 target 'cpu' keeps the rest FP32"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatch, case, message):
@@ -160,9 +229,10 @@ def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatc
         cv2.imwrite(str(calib / "frame.png"), np.full((40, 60, 3), 128, np.uint8))
         monkeypatch.setitem(sys.modules, "modelopt.onnx.quantization", None)
         monkeypatch.setitem(sys.modules, "modelopt.onnx.autocast", None)
+    options = {"bad-target": {"target": "gpu"}, "cpu-fp16": {"target": "cpu", "high_precision": "fp16"}}.get(case, {})
     out = tmp_path / "out.onnx"
     with pytest.raises(EmoedgeError, match=message) as info:
-        to_int8(source, out, calib=None if case == "no-calibration" else calib)
+        to_int8(source, out, calib=None if case == "no-calibration" else calib, **options)
     assert "\n" not in str(info.value) and not out.exists()
     if case in ("foreign", "garbage", "missing", "converted"):
         assert str(source) in str(info.value)
