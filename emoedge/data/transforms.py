@@ -62,7 +62,11 @@ def normalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 
 
 class PairTransform:
-    """Callable `(image, bbox, seed) -> (whole image tensor [3,H,W], body tensor [3,h,w])`, both normalised."""
+    """Callable `(image, bbox, seed) -> (whole image tensor [3,H,W], body tensor [3,h,w])`, both normalised.
+
+    Sizes are (height, width), mean/std on the 0..1 scale; `flip_p`, `geometric` (grid distortion + affine) and
+    `color` (jitter) only matter when training.
+    """
 
     def __init__(
         self,
@@ -119,22 +123,8 @@ class PairTransform:
         )
 
 
-def build_transform(
-    train: bool,
-    image_size: tuple[int, int],
-    body_size: tuple[int, int],
-    mean: tuple[float, float, float],
-    std: tuple[float, float, float],
-    *,
-    flip_p: float = 0.5,
-    geometric: bool = True,
-    color: bool = True,
-) -> PairTransform:
-    """The training (`train=True`) or evaluation pipeline; sizes are (height, width), mean/std on 0..1.
-
-    `flip_p`, `geometric` (grid distortion + affine) and `color` (jitter) only matter when training.
-    """
-    return PairTransform(train, image_size, body_size, mean, std, flip_p=flip_p, geometric=geometric, color=color)
+# The factory name the trainer, evaluation and runtime use: the training (`train=True`) or evaluation pipeline.
+build_transform = PairTransform
 
 
 def _augmenter(geometric: bool, color: bool) -> Any:

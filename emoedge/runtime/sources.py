@@ -13,6 +13,7 @@ them); the thread releases it in `finally`, whichever way it stops.
 from __future__ import annotations
 
 import collections
+from abc import ABC, abstractmethod
 import logging
 import threading
 import time
@@ -101,7 +102,7 @@ class _Mailbox:
             self._cond.notify_all()
 
 
-class FrameSource:
+class FrameSource(ABC):
     """Frames of one source, decoded on a background thread. Use as a context manager; iterate once."""
 
     name: str  # printable, credentials redacted
@@ -128,9 +129,9 @@ class FrameSource:
         """Live frames overwritten before the consumer took them (always 0 for files and folders)."""
         return self._mailbox.dropped
 
+    @abstractmethod
     def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
         """Decode frames and `put` each (image, wall-clock time or None) until the end or until `put` is False."""
-        raise NotImplementedError
 
     def _release(self) -> None:
         """Free the decoder; called on the producer thread when it stops."""
