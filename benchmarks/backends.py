@@ -35,15 +35,15 @@ import numpy as np
 import torch
 
 from emoedge.backends import load_model
-from emoedge.cli import RECIPES_DIR
+from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
 from emoedge.data.sample import write_sample
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.precision import split_maps, to_fp16, to_int8
 from emoedge.fileio import atomic_write, atomic_write_text
+from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.training.checkpoint import save_checkpoint
 from emoedge.training.trainer import train
 
 OFFLINE = ["model.weights={}"]  # no downloads: latency does not depend on the weights
@@ -64,7 +64,7 @@ SHIPPED_FAST = ("torch-bf16", "ort-int8-cpu")  # emoedge's candidates for the fa
 
 def make_checkpoint(name: str, out: Path) -> Path:
     """A checkpoint of a shipped recipe with random weights (seeded)."""
-    recipe = load_recipe(RECIPES_DIR / f"{name}.yaml", OFFLINE)
+    recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
     torch.manual_seed(0)
     net = build_model(recipe, pretrained=False)
     state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
@@ -125,7 +125,7 @@ def per_person(backend, image: np.ndarray, body: np.ndarray) -> list[dict]:
 
 def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
     """Test-split mAP of the sample recipe's trained model through every path (ONNX Runtime ones on the CPU)."""
-    run = train(load_recipe(RECIPES_DIR / "sample.yaml"), tmp / "sample-run", data_root=root, progress=False)
+    run = train(load_recipe(shipped_folder("recipe") / "sample.yaml"), tmp / "sample-run", data_root=root, progress=False)
     onnx_path = export_onnx(run.best, tmp / "sample.onnx").path
     files = {"pt": run.best, "onnx": onnx_path}
     files["fp16"] = to_fp16(onnx_path, tmp / "sample-fp16.onnx", data=root).path

@@ -32,13 +32,13 @@ import torch
 
 from emoedge.backends import Backend, load_model
 from emoedge.backends.torch import cpu_bf16_feature
-from emoedge.cli import RECIPES_DIR
+from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
+from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
 from emoedge.runtime.pipeline import run
-from emoedge.training.checkpoint import save_checkpoint
 
 OFFLINE = ["model.weights={}"]  # no downloads: speed does not depend on the weights
 CLIP_FRAMES, MIN_FRAMES, WARMUP_FRAMES = 40, 3, 2
@@ -65,7 +65,7 @@ class PerPerson(Backend):
 
 def make_model(name: str, out: Path) -> tuple[Path, Path]:
     """(checkpoint, ONNX) of a recipe with random weights."""
-    recipe = load_recipe(RECIPES_DIR / f"{name}.yaml", OFFLINE)
+    recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
     net = build_model(recipe, pretrained=False)
     state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
     checkpoint = save_checkpoint(out / f"{name}.pt", state)

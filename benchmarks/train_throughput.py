@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from emoedge.cli import RECIPES_DIR
+from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.data.dataset import EmoticDataset
 from emoedge.data.emotic import load_split
@@ -91,7 +91,7 @@ def compute_rate(recipe, device: torch.device, batch: int, steps: int) -> float:
 
 def end_to_end_rate(tmp: Path) -> float:
     """The trainer's own images/s (loader and compute together) over 2 epochs of the sample recipe."""
-    recipe = load_recipe(RECIPES_DIR / "sample.yaml", ["optim.epochs=2"])
+    recipe = load_recipe(shipped_folder("recipe") / "sample.yaml", ["optim.epochs=2"])
     train(recipe, tmp / "run", data_root=write_sample(tmp / "small"), progress=False)
     with open(tmp / "run" / "metrics.csv", newline="") as handle:
         return max(float(row["images_per_s"]) for row in csv.DictReader(handle))
@@ -110,7 +110,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_sample(Path(tmp) / "data", image_size=(640, 480))
         for name in args.recipes:
-            recipe = load_recipe(RECIPES_DIR / f"{name}.yaml", OFFLINE)
+            recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
             batch = recipe.optim.batch_size if gpu or name == "sample" else 8
             row = {
                 "recipe": name,

@@ -8,10 +8,10 @@ decision thresholds and the preprocessing. The card is plain data so it survives
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from emoedge import __version__
+from emoedge import __version__, settings
 from emoedge.categories import BRANCHES, CATEGORIES
 from emoedge.errors import EmoedgeError
 
@@ -26,7 +26,7 @@ class ModelCard:
     name: str
     branches: tuple[str, ...]
     backbones: dict[str, str]
-    fusion: str
+    fusion: Literal["attention", "concat"]
     image_size: tuple[int, int]
     body_size: tuple[int, int]
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -50,39 +50,30 @@ class ModelCard:
             if len(size) != 2 or any(int(s) < 1 for s in size):
                 raise EmoedgeError(f"model card: {key} {list(size)} must be [height, width] with positive values")
 
-    def with_thresholds(self, thresholds: Any) -> "ModelCard":
+    def with_thresholds(self, thresholds: Any) -> ModelCard:
         """A copy carrying per-category decision thresholds (chosen on the validation split)."""
         return replace(self, thresholds=tuple(float(t) for t in thresholds))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (lists, not tuples)."""
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+        return settings.to_dict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
-        """Rebuild a card, naming any missing or unknown field."""
-        if not isinstance(data, dict):
-            raise EmoedgeError(f"model card: expected a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise EmoedgeError(f"model card: unknown field(s) {unknown}")
-        missing = sorted(f.name for f in fields(cls) if f.name not in data and f.name in _REQUIRED)
-        if missing:
-            raise EmoedgeError(f"model card: missing field(s) {missing}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**values)
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Rebuild a card, naming any missing, unknown or mistyped field."""
+        try:
+            return settings.from_dict(cls, data)
+        except EmoedgeError as exc:
+            message = str(exc)
+            raise EmoedgeError(message if message.startswith("model card") else f"model card: {message}") from None
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelCard":
+    def from_json(cls, text: str) -> ModelCard:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise EmoedgeError(f"model card: not valid JSON ({exc.msg} at position {exc.pos})") from None
 
-
-_REQUIRED = {"name", "branches", "backbones", "fusion", "image_size", "body_size"}

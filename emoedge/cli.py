@@ -10,11 +10,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from emoedge import __version__
+from emoedge import __version__, resources
 from emoedge.errors import EmoedgeError
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "train"
-TARGETS_DIR = Path(__file__).resolve().parent.parent / "export"
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -37,25 +35,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from emoedge.config import load_recipe
     from emoedge.training.trainer import train
 
-    recipe = load_recipe(_shipped(args.recipe, RECIPES_DIR), args.overrides)
+    recipe = load_recipe(resources.find("recipe", args.recipe), args.overrides)
     out = Path(args.out or Path("runs") / recipe.name)
     result = train(recipe, out, data_root=Path(args.data) if args.data else None, resume=args.resume, progress=not args.quiet)
     if result.epochs_done:
         print(f"best val mAP {100 * result.best_map:.2f} — checkpoints: {result.best} (best), {result.last} (last)")
 
 
-def _shipped(name: str, folder: Path) -> Path:
-    """A YAML file, or the name of one shipped in `folder` (e.g. `sample` or `paper.yaml` in train/)."""
-    path = Path(name)
-    if path.exists():
-        return path
-    shipped = folder / (name if name.endswith(".yaml") else f"{name}.yaml")
-    return shipped if shipped.exists() else path
-
-
 def _cmd_eval(args: argparse.Namespace) -> None:
+    from emoedge.evaluation.report import table1_markdown
     from emoedge.training.evaluate import evaluate_checkpoint
-    from emoedge.training.report import table1_markdown
 
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
     result, card, paths = evaluate_checkpoint(
@@ -112,7 +101,7 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
     from emoedge.export.tensorrt import build_engine
 
     out = Path(args.output) if args.output else Path(args.onnx).with_suffix(".engine")
-    result = build_engine(Path(args.onnx), _shipped(args.target, TARGETS_DIR), out, timing_cache=args.timing_cache)
+    result = build_engine(Path(args.onnx), resources.find("target", args.target), out, timing_cache=args.timing_cache)
     print(f"equivalent trtexec command:\n  {result.trtexec}")
     print(result.summary)
     print(f"metadata sidecar: {result.sidecar}")

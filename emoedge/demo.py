@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emoedge.cli import RECIPES_DIR
+from emoedge import resources
 from emoedge.config import load_recipe
 from emoedge.training.trainer import BEST, train
 
@@ -27,11 +27,11 @@ def local_detector(workdir: Path) -> Path | None:
 def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None = None) -> Path:
     """Run the whole life of the model in `workdir`; returns the annotated video."""
     from emoedge.data.sample import write_sample
+    from emoedge.evaluation.report import table1_markdown
     from emoedge.export.onnx import export_onnx
     from emoedge.runtime.clip import make_demo_clip
     from emoedge.runtime.pipeline import run
     from emoedge.training.evaluate import evaluate_checkpoint
-    from emoedge.training.report import table1_markdown
 
     data, runs, report = workdir / "data", workdir / "run", workdir / "report"
     onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"
@@ -42,7 +42,7 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None 
         print(f"[1/5] sample dataset already in {data}")
 
     overrides = [f"optim.epochs={epochs}"] if epochs else []
-    recipe = load_recipe(RECIPES_DIR / "sample.yaml", overrides)
+    recipe = load_recipe(resources.find("recipe", "sample"), overrides)
     print(f"[2/5] training recipe '{recipe.name}' into {runs}")
     train(recipe, runs, data_root=data, resume=True)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import scipy.io
 import torch
+from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
 
 from emoedge.data.emotic import image_path, load_split
-
-from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
 
 SAMPLE = str(REPO / "train" / "sample.yaml")
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from emoedge.backends.base import Backend
 from emoedge.errors import EmoedgeError
+from emoedge.formats.onnx import card_of, graph_precision, load_onnx
 
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 MAX_THREADS = 8  # more intra-op threads do not speed up one frame's small convolutions; they only contend
@@ -25,17 +26,6 @@ NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 def default_cache_dir() -> Path:
     """Where the TensorRT provider keeps engines and timing caches (building one takes minutes)."""
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emoedge" / "ort-tensorrt"
-
-
-def graph_precision(model) -> str:
-    """'int8' for a Q/DQ graph, 'fp16' when the weights are FP16 (from `emoedge export precision`), else 'fp32'."""
-    from onnx import TensorProto
-
-    if any(node.op_type == "QuantizeLinear" for node in model.graph.node):
-        return "int8"
-    if any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer):
-        return "fp16"
-    return "fp32"
 
 
 class OnnxRuntimeBackend(Backend):
@@ -58,8 +48,6 @@ class OnnxRuntimeBackend(Backend):
         threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
-
-        from emoedge.export.onnx import card_of, load_onnx
 
         model = load_onnx(path)
         self.card = card_of(model, path)

@@ -17,14 +17,8 @@ import torch
 
 from emoedge.backends.base import Backend
 from emoedge.errors import EmoedgeError
-from emoedge.export.tensorrt import (
-    REBUILD,
-    check_compatible,
-    cuda_gpu,
-    import_tensorrt,
-    read_engine_info,
-    tensorrt_logger,
-)
+from emoedge.formats.engine import REBUILD, check_compatible, read_engine_info
+from emoedge.formats.tensorrt import cuda_gpu, import_tensorrt, tensorrt_logger
 
 INPUTS = ("image", "body")
 

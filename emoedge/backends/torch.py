@@ -67,8 +67,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, path: str | Path, *, device: str = "auto", precision: str = "auto") -> None:
+        from emoedge.formats.checkpoint import load_trained_model
         from emoedge.model.deploy import DeployModel
-        from emoedge.training.checkpoint import load_trained_model
 
         self.device, self.precision, self.reason = choose(device, precision)
         self.dtype = DTYPES[self.precision]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from emoedge.data.emotic import image_path
+from emoedge.data.emotic import image_path, load_split
 from emoedge.data.records import PersonRecord
 from emoedge.data.transforms import PairTransform
 from emoedge.errors import EmoedgeError
@@ -73,3 +73,12 @@ def validate_images(records: Sequence[PersonRecord], root: Path) -> list[str]:
     """Paths (as strings, sorted, each once) of the records' image files that do not exist."""
     paths = {image_path(root, rec) for rec in records}
     return sorted(str(p) for p in paths if not p.is_file())
+
+
+def checked_records(root: Path, split: str, fmt: str = "auto") -> list[PersonRecord]:
+    """The persons of a split, after checking every image file exists (one clear error before any work starts)."""
+    records = load_split(root, split, fmt).records
+    missing = validate_images(records, root)
+    if missing:
+        raise EmoedgeError(f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}")
+    return records

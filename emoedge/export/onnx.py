@@ -19,14 +19,11 @@ import torch
 
 from emoedge import __version__
 from emoedge.card import ModelCard
-from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write
+from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
 
 log = logging.getLogger(__name__)
 
-FORMAT = "emoedge-onnx-1"
-CARD_KEY = "emoedge.card"
-FORMAT_KEY = "emoedge.format"
 PARITY_PERSONS = (1, 3)
 PARITY_TOLERANCE = 1e-3  # scores are probabilities: a larger gap means a wrong graph, not rounding
 
@@ -55,8 +52,8 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     """
     import onnx
 
+    from emoedge.formats.checkpoint import load_trained_model
     from emoedge.model.deploy import DeployModel
-    from emoedge.training.checkpoint import load_trained_model
 
     net, card, _ = load_trained_model(checkpoint)
     deploy = DeployModel(net).eval()
@@ -76,44 +73,7 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     return result
 
 
-def read_onnx_card(path: str | Path) -> ModelCard:
-    """The model card of an emoedge ONNX file; any other file is one EmoedgeError line naming it."""
-    return card_of(load_onnx(path), path)
 
-
-def load_onnx(path: str | Path):  # -> onnx.ModelProto
-    """Parse an ONNX file, turning a missing, corrupt or non-ONNX file into one EmoedgeError line."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    path = Path(path)
-    if not path.is_file():
-        raise EmoedgeError(f"ONNX model {path}: file not found")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
-        raise EmoedgeError(f"ONNX model {path}: not a readable ONNX file ({str(exc).splitlines()[0][:120]})") from None
-    if model.ir_version == 0 or not model.graph.node:
-        raise EmoedgeError(f"ONNX model {path}: not a readable ONNX file (no graph found)")
-    return model
-
-
-def card_of(model, path: str | Path) -> ModelCard:
-    """The card stored in a parsed model's metadata_props (see `export_onnx`)."""
-    meta = {p.key: p.value for p in model.metadata_props}
-    if CARD_KEY not in meta:
-        raise EmoedgeError(
-            f"ONNX model {path}: not produced by emoedge (no {CARD_KEY!r} metadata; producer "
-            f"{model.producer_name or 'unknown'!r}); export it with `emoedge export onnx`"
-        )
-    if meta.get(FORMAT_KEY) != FORMAT:
-        raise EmoedgeError(f"ONNX model {path}: format {meta.get(FORMAT_KEY)!r} is not supported (expected {FORMAT!r})")
-    try:
-        return ModelCard.from_json(meta[CARD_KEY])
-    except EmoedgeError as exc:
-        raise EmoedgeError(f"ONNX model {path}: {exc}") from None
-    except (TypeError, ValueError) as exc:  # a field of the wrong type inside valid JSON
-        raise EmoedgeError(f"ONNX model {path}: model card does not parse ({exc})") from None
 
 
 def example_inputs(card: ModelCard, persons: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,14 +34,19 @@ import numpy as np
 
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
-from emoedge.export.onnx import card_of, example_inputs, load_onnx
+from emoedge.export.onnx import example_inputs
 from emoedge.fileio import atomic_write
+from emoedge.formats.onnx import (
+    INT8_TARGET_KEY,
+    INT8_TARGETS,
+    PRECISION_KEY,
+    card_of,
+    graph_precision,
+    load_onnx,
+)
 
 log = logging.getLogger(__name__)
 
-PRECISION_KEY = "emoedge.precision"
-INT8_TARGET_KEY = "emoedge.int8_target"  # which runtime an INT8 graph's Q/DQ placement is for
-INT8_TARGETS = ("tensorrt", "cpu")
 # What ONNX Runtime quantizes for its CPU kernels (it fuses their Q/DQ into QLinear kernels). Not MatMul: the only
 # one is the fusion's small Softmax-weights product, where u8 costs accuracy (max |Δscore| 0.43 vs 0.005 on a
 # random-weight model) and saves no time.
@@ -228,7 +233,7 @@ def split_maps(models: list, root: Path, split: str = "test", *, progress: bool 
     """
     from tqdm import tqdm
 
-    from emoedge.training import metrics
+    from emoedge.evaluation import metrics
 
     scores: list[list[np.ndarray]] = [[] for _ in models]
     labels = []
@@ -243,10 +248,9 @@ def split_maps(models: list, root: Path, split: str = "test", *, progress: bool 
 
 def _labelled_frames(root: Path, split: str, card: ModelCard) -> Iterator[tuple[Frame, np.ndarray]]:
     """(frame, labels [N,26]) per image of a split, persons in annotation order; decoded lazily."""
-    from emoedge.data.dataset import read_image
+    from emoedge.data.dataset import checked_records, read_image
     from emoedge.data.emotic import image_path
     from emoedge.data.transforms import build_transform
-    from emoedge.training.evaluate import checked_records
 
     by_image: dict[Path, list] = {}
     for record in checked_records(Path(root), split):
@@ -261,8 +265,6 @@ def _labelled_frames(root: Path, split: str, card: ModelCard) -> Iterator[tuple[
 
 def _fp32_input(onnx_in: Path):  # -> (onnx.ModelProto, ModelCard)
     """The parsed FP32 emoedge graph, or one EmoedgeError line: not ONNX, not emoedge's, or already converted."""
-    from emoedge.backends.onnxruntime import graph_precision
-
     model = load_onnx(onnx_in)
     card = card_of(model, onnx_in)
     stored = graph_precision(model)

@@ -7,17 +7,15 @@ errors naming the key, so a typo never silently builds an engine for the wrong s
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-import yaml
-
-from emoedge.config import from_dict
+from emoedge import settings
 from emoedge.errors import EmoedgeError
 
 PRECISIONS = ("fp16", "int8", "fp32")
+Precision = Literal["fp16", "int8", "fp32"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Target:
     """What to build: profile, precision, workspace and accelerator. `timing_cache` is relative to the engine."""
 
     persons: Persons
-    precision: str
+    precision: Precision
     workspace_mib: int
     name: str = "target"
     description: str = ""
@@ -51,8 +49,6 @@ class Target:
     notes: str = ""
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise EmoedgeError(f"precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         if self.workspace_mib < 1:
             raise EmoedgeError(f"workspace_mib {self.workspace_mib}: expected a positive number of MiB")
         if not 0 <= self.builder_optimization_level <= 5:
@@ -75,31 +71,7 @@ class Target:
         return path if path.is_absolute() else Path(engine).parent / path
 
 
-def load_target(path: str | Path) -> Target:
-    """Read and validate a target file; its name defaults to the file's stem."""
-    path = Path(path)
-    if not path.is_file():
-        raise EmoedgeError(f"target {path}: file not found")
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise EmoedgeError(f"target {path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
-    if not isinstance(data, dict):
-        raise EmoedgeError(f"target {path}: expected a mapping at the top level")
-    data.setdefault("name", path.stem)
-    missing = _missing(Target, data, "")
-    if isinstance(data.get("persons"), dict):
-        missing += _missing(Persons, data["persons"], "persons.")
-    if missing:
-        raise EmoedgeError(f"target {path}: missing key(s) {', '.join(missing)}")
-    try:
-        return from_dict(Target, data)
-    except EmoedgeError as exc:
-        raise EmoedgeError(f"target {path}: {exc}") from None
-
-
-def _missing(cls: type, data: dict[str, Any], prefix: str) -> list[str]:
-    """Keys without a default that `data` lacks (from_dict leaves those to the constructor's TypeError)."""
-    required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
-    return [prefix + key for key in required if key not in data]
+def load_target(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Target:
+    """Read and validate a target file (following `base:`, then `key=value` overrides); its name defaults to the
+    file's stem."""
+    return settings.load(Target, path, "target", overrides)

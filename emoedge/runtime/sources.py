@@ -13,10 +13,10 @@ them); the thread releases it in `finally`, whichever way it stops.
 from __future__ import annotations
 
 import collections
-from abc import ABC, abstractmethod
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path

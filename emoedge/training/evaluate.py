@@ -12,12 +12,9 @@ from tqdm import tqdm
 
 from emoedge.card import ModelCard
 from emoedge.config import Recipe
-from emoedge.data.dataset import EmoticDataset, validate_images
-from emoedge.data.emotic import load_split
-from emoedge.data.records import PersonRecord
+from emoedge.data.dataset import EmoticDataset, checked_records
 from emoedge.data.transforms import build_transform
-from emoedge.errors import EmoedgeError
-from emoedge.training import metrics
+from emoedge.evaluation import metrics
 
 
 @dataclass(frozen=True)
@@ -36,15 +33,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def checked_records(root: Path, split: str, fmt: str = "auto") -> list[PersonRecord]:
-    """The persons of a split, after checking every image file exists (one clear error before any work starts)."""
-    records = load_split(root, split, fmt).records
-    missing = validate_images(records, root)
-    if missing:
-        raise EmoedgeError(f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}")
-    return records
 
 
 def eval_loader(recipe: Recipe, root: Path, split: str, *, batch_size: int, workers: int) -> DataLoader:
@@ -107,8 +95,8 @@ def evaluate_checkpoint(
     progress: bool = True,
 ) -> tuple[Scores, ModelCard, dict[str, Path]]:
     """Evaluate a checkpoint on a split; write the report (Table 1, JSON, plots) when `out_dir` is given."""
-    from emoedge.training.checkpoint import load_trained_model
-    from emoedge.training.report import write_report
+    from emoedge.evaluation.report import write_report
+    from emoedge.formats.checkpoint import load_trained_model
 
     dev = resolve_device(device)
     model, card, recipe = load_trained_model(checkpoint, dev)

@@ -8,18 +8,15 @@ The loss is a sum over categories and over the batch, as in the official code; t
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from emoedge.categories import NUM_CATEGORIES
+from emoedge.config import LossConfig
 from emoedge.errors import EmoedgeError
 
 ABSENT_WEIGHT = 1e-4  # the official code's weight for a category with no positive in the batch
-LOSS_MODES = ("count", "probability", "fixed")
 # Branch -> coefficient name of eq. 6: α body, β scene gist (L_e), γ place (L_p); δ is the fused head (L_a).
 BRANCH_COEFFICIENTS = {"body": "alpha", "scene": "beta", "place": "gamma"}
 
@@ -68,31 +65,6 @@ def discrete_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tenso
     if pred.shape != target.shape:
         raise EmoedgeError(f"discrete_loss: predictions {list(pred.shape)} and targets {list(target.shape)} differ")
     return (weights * (pred - target) ** 2).sum()
-
-
-@dataclass
-class LossConfig:
-    """Weighting of the discrete loss and the coefficients of eq. 6 (+ an optional VAD term)."""
-
-    mode: str = "count"  # count | probability | fixed
-    c: float = 1.2
-    alpha: float = 1.0  # body
-    beta: float = 1.0  # scene gist
-    gamma: float = 1.0  # place
-    delta: float = 1.0  # fusion
-    vad: float = 0.0  # coefficient of the VAD smooth-L1 term (0: not trained)
-
-    def __post_init__(self) -> None:
-        if self.mode not in LOSS_MODES:
-            raise EmoedgeError(f"loss.mode {self.mode!r}: expected one of {', '.join(LOSS_MODES)}")
-        if not (math.isfinite(self.c) and self.c > 0):
-            raise EmoedgeError(f"loss.c {self.c}: expected a positive number (paper: 1.2)")
-        if self.mode != "count" and self.c < 1:
-            raise EmoedgeError(f"loss.c {self.c}: mode {self.mode!r} needs c >= 1 so that ln(c + p) > 0")
-        for key in ("alpha", "beta", "gamma", "delta", "vad"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise EmoedgeError(f"loss.{key} {value}: expected a finite number >= 0")
 
 
 class EmotionLoss(nn.Module):

@@ -26,14 +26,14 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from emoedge.config import Recipe, recipe_from_dict
-from emoedge.data.dataset import EmoticDataset
+from emoedge.data.dataset import EmoticDataset, checked_records
 from emoedge.data.transforms import build_transform
 from emoedge.errors import EmoedgeError
+from emoedge.evaluation import metrics
 from emoedge.fileio import atomic_write_text
+from emoedge.formats.checkpoint import read_checkpoint, save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.training import metrics
-from emoedge.training.checkpoint import read_checkpoint, save_checkpoint
-from emoedge.training.evaluate import checked_records, eval_loader, predict, resolve_device
+from emoedge.training.evaluate import eval_loader, predict, resolve_device
 from emoedge.training.loss import EmotionLoss, dataset_category_weights
 
 LAST, BEST = "last.pt", "best.pt"

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+
 from emoedge.backends import load_model
 from emoedge.backends.tensorrt import TensorRTBackend
 from emoedge.card import ModelCard
@@ -25,9 +25,11 @@ from emoedge.config import load_recipe
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.targets import Persons, Target
-from emoedge.export.tensorrt import INSTALL_HINT, EngineInfo, build_engine, sidecar_path, write_engine_info
+from emoedge.export.tensorrt import build_engine
+from emoedge.formats.checkpoint import save_checkpoint
+from emoedge.formats.engine import EngineInfo, sidecar_path, write_engine_info
+from emoedge.formats.tensorrt import INSTALL_HINT
 from emoedge.model.net import build_model, card_for
-from emoedge.training.checkpoint import save_checkpoint
 
 # TensorRT runs FP32 convolutions in TF32 by default (10-bit mantissa products), so the FP32 engine is compared with
 # ONNX Runtime's exact FP32 more loosely than FP32 backends are with each other; VAD is on a 1..10 scale.

@@ -11,16 +11,16 @@ import numpy as np
 import onnx
 import pytest
 import torch
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
 from emoedge.backends.torch import TorchBackend, cpu_bf16_feature
 from emoedge.config import load_recipe
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.training.checkpoint import save_checkpoint
 
 FP32_TOLERANCE = 1e-4
 # BF16 keeps 8 bits of mantissa; measured max |Δ| vs FP32: scores 4e-3, modality weights 1e-3, VAD (1..10) 1.6e-2.

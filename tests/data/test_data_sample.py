@@ -13,7 +13,13 @@ from emoedge.categories import CATEGORIES
 from emoedge.data.dataset import read_image
 from emoedge.data.emotic import EmoticWarning, image_path, load_split
 from emoedge.data.records import PersonRecord
-from emoedge.data.sample import BODY_CATEGORIES, BODY_TYPES, SCENE_CATEGORIES, SCENE_MOODS, write_sample
+from emoedge.data.sample import (
+    BODY_CATEGORIES,
+    BODY_TYPES,
+    SCENE_CATEGORIES,
+    SCENE_MOODS,
+    write_sample,
+)
 from emoedge.data.transforms import crop_box
 
 SPLITS = ("train", "val", "test")

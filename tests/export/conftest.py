@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+
 from emoedge.config import load_recipe
 from emoedge.export.onnx import ExportResult, export_onnx
+from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.training.checkpoint import save_checkpoint
 
 # name -> (branches, fusion, vad)
 MODELS = {

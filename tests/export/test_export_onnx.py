@@ -12,9 +12,10 @@ import torch
 
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
-from emoedge.export.onnx import CARD_KEY, FORMAT, FORMAT_KEY, example_inputs, export_onnx, read_onnx_card
+from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.formats.checkpoint import load_trained_model, read_checkpoint
+from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY, read_onnx_card
 from emoedge.model.deploy import DeployModel
-from emoedge.training.checkpoint import load_trained_model, read_checkpoint
 
 TOLERANCE = 1e-4
 TINY_CONVS = 4  # Conv layers of one "tiny" backbone after BatchNorm folding
@@ -149,7 +150,7 @@ def with_metadata(props: dict[str, str]) -> onnx.ModelProto:
     [
         (foreign_model(), "not produced by emoedge"),
         (with_metadata({CARD_KEY: "{not json", FORMAT_KEY: FORMAT}), "not valid JSON"),
-        (with_metadata({CARD_KEY: '{"name": "x"}', FORMAT_KEY: FORMAT}), "missing field"),
+        (with_metadata({CARD_KEY: '{"name": "x"}', FORMAT_KEY: FORMAT}), "missing key"),
         (with_metadata({CARD_KEY: '{"name": "x"}', FORMAT_KEY: "emoedge-onnx-99"}), "not supported"),
         (b"\x00\x01garbage\xff" * 50, "not a readable ONNX file"),
         (b"", "not a readable ONNX file"),

@@ -18,13 +18,19 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import CPU, CUDA, TENSORRT, _choose_provider
 from emoedge.errors import EmoedgeError
-from emoedge.export.onnx import FORMAT_KEY, export_onnx, read_onnx_card
-from emoedge.export.precision import INT8_TARGET_KEY, PRECISION_KEY, split_maps, to_fp16, to_int8
+from emoedge.export.onnx import export_onnx
+from emoedge.export.precision import split_maps, to_fp16, to_int8
+from emoedge.formats.onnx import (
+    FORMAT_KEY,
+    INT8_TARGET_KEY,
+    PRECISION_KEY,
+    read_onnx_card,
+)
 
 needs_modelopt = pytest.mark.skipif(
     importlib.util.find_spec("modelopt") is None, reason="nvidia-modelopt[onnx] is not installed"

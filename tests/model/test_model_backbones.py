@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from emoedge.errors import EmoedgeError
-from emoedge.model.backbones import create_backbone, create_classifier, get_variant, list_backbones
+from emoedge.model.backbones import (
+    create_backbone,
+    create_classifier,
+    get_variant,
+    list_backbones,
+)
 
 # name -> declared feature dim (the table is the registry's contract with the three-branch network)
 EXPECTED_DIMS = {

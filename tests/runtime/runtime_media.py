@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+
 from emoedge.config import load_recipe
+from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.training.checkpoint import save_checkpoint
 
 PERSON_COLORS = ((40, 40, 230), (230, 160, 30), (60, 200, 60))  # BGR
 

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime.runtime_media import moving_boxes  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
-from emoedge.runtime.detect import BoxesDetector, BoxTracker, YoloDetector, load_boxes, open_detector
+from emoedge.runtime.detect import (
+    BoxesDetector,
+    BoxTracker,
+    YoloDetector,
+    load_boxes,
+    open_detector,
+)
 from emoedge.runtime.sources import Frame
-from runtime.runtime_media import moving_boxes  # type: ignore[import-not-found]
 
 FRAME = np.zeros((120, 160, 3), np.uint8)
 

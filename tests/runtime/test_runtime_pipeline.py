@@ -14,15 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
+from runtime.runtime_media import (  # type: ignore[import-not-found]
+    read_events,
+    video_frames,
+    write_boxes_json,
+    write_clip,
+    write_tiny_checkpoint,
+)
+
 from emoedge.backends import load_model
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.clip import make_demo_clip
 from emoedge.runtime.pipeline import run
-from runtime.runtime_media import (  # type: ignore[import-not-found]
-    read_events, video_frames, write_boxes_json, write_clip, write_tiny_checkpoint,
-)
 
 
 @pytest.fixture(scope="module")

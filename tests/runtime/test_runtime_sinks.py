@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runtime.runtime_media import video_frames  # type: ignore[import-not-found]
 
 from emoedge.card import ModelCard
 from emoedge.categories import CATEGORIES
@@ -16,7 +17,6 @@ from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.render import above_threshold, draw
 from emoedge.runtime.sinks import EventLog, VideoSink, Window, person_record
-from runtime.runtime_media import video_frames  # type: ignore[import-not-found]
 
 CARD = ModelCard(
     name="t", branches=("body", "place", "scene"), backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},

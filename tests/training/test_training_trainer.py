@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from cli_helpers import REPO, run_cli  # type: ignore[import-not-found]
+
 from emoedge.config import load_recipe
 from emoedge.data.emotic import load_split
-from emoedge.training.checkpoint import read_checkpoint
+from emoedge.formats.checkpoint import read_checkpoint
 from emoedge.training.evaluate import evaluate_checkpoint
 from emoedge.training.trainer import train
 

@@ -36,13 +36,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def read_checkpoint_card(path: str | Path) -> ModelCard:
+    """The model card a checkpoint carries, naming the file if it does not parse."""
+    try:
+        return ModelCard.from_dict(read_checkpoint(path)["card"])
+    except EmoedgeError as exc:
+        raise EmoedgeError(f"checkpoint {path}: {exc}") from None
+
+
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelCard, Recipe]:
     """Rebuild the network of a checkpoint in eval mode, with its card and recipe."""
     from emoedge.model.net import build_model
 
     data = read_checkpoint(path)
-    recipe = recipe_from_dict(data["recipe"])
-    card = ModelCard.from_dict(data["card"])
+    try:
+        recipe = recipe_from_dict(data["recipe"])
+        card = ModelCard.from_dict(data["card"])
+    except EmoedgeError as exc:
+        raise EmoedgeError(f"checkpoint {path}: {exc}") from None
     model = build_model(recipe, pretrained=False)
     try:
         result = model.load_state_dict(data["model"], strict=False)

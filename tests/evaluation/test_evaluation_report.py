@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emoedge.categories import CATEGORIES
-from emoedge.training.report import PAPER_TABLE1, table1_markdown, write_report
+from emoedge.evaluation.report import PAPER_TABLE1, table1_markdown, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from emoedge.errors import EmoedgeError
-from emoedge.training.metrics import (
+from emoedge.evaluation.metrics import (
     average_precisions,
     mean_ap,
     pr_equal_thresholds,

@@ -1,0 +1,209 @@
+"""One settings mechanism: plain mappings (YAML files, JSON, `key=value` overrides) → frozen or plain dataclasses.
+
+Why one: recipes, model cards, deployment targets, engine sidecars and the run and pretraining settings are all
+"configuration is data", and every one of them must reject an unknown key (with a "did you mean"), a missing key
+and a wrong type with the key named, the same way. A dataclass says what it takes through its type hints:
+
+    nested dataclasses, `X | None`, `Literal[...]` (choices), `list[X]`, `tuple[X, ...]`, `tuple[X, Y]`,
+    `dict[str, X]`, `Path`, and the scalars bool, int, float (an int is accepted), str.
+
+Range checks (lr > 0, a finite number, ...) stay in each class's `__post_init__`, where the meaning is known.
+YAML files may start from another file with `base: other.yaml` (a path relative to the file), which they override.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from emoedge.errors import EmoedgeError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass `cls` from a mapping, naming the key of any unknown, missing or mistyped value."""
+    if not isinstance(data, dict):
+        raise EmoedgeError(f"{where or 'settings'}: expected a mapping, got {_show(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for name in data:
+        if name not in fields:
+            raise EmoedgeError(f"{_key(where, str(name))}: unknown key{_did_you_mean(str(name), fields)}")
+    missing = [
+        name for name, f in fields.items()
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # fmt: skip
+    if missing:
+        raise EmoedgeError(f"missing key(s) {', '.join(_key(where, m) for m in missing)}")
+    values = {name: convert(hints[name], value, _key(where, name)) for name, value in data.items()}
+    return cls(**values)
+
+
+def convert(hint: Any, value: Any, key: str) -> Any:
+    """`value` checked against the type hint `hint` and converted to it (lists to tuples, str to Path, ...)."""
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, key)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return convert(option, value, key)
+            except EmoedgeError as exc:
+                errors.append(exc)
+        raise errors[0] if len(options) == 1 else EmoedgeError(f"{key}: expected {_name(hint)}, got {_show(value)}")
+    if origin is Literal:
+        if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args if a == value):
+            choices = ", ".join(repr(a) for a in args)
+            hint_text = _did_you_mean(value, args, listed=False)
+            raise EmoedgeError(f"{key} {_show(value)}: expected one of {choices}{hint_text}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise EmoedgeError(f"{key}: expected a list, got {_show(value)}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise EmoedgeError(f"{key}: expected {len(args)} values, got {len(value)} ({_show(value)})")
+            return tuple(convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        items = [convert(args[0] if args else Any, v, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise EmoedgeError(f"{key}: expected a mapping, got {_show(value)}")
+        return {str(k): convert(args[1] if args else Any, v, f"{key}.{k}") for k, v in value.items()}
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: Any, value: Any, key: str) -> Any:
+    if hint is Any:
+        return value
+    if hint is Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise EmoedgeError(f"{key}: expected a file path, got {_show(value)}")
+        return Path(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EmoedgeError(f"{key}: expected float, got {_show(value)}")
+        if not math.isfinite(value):
+            raise EmoedgeError(f"{key}: expected a finite number, got {_show(value)}")
+        return float(value)
+    if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
+        raise EmoedgeError(f"{key}: expected {_name(hint)}, got {_show(value)}")
+    return value
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain JSON/YAML-able data of a settings dataclass (tuples as lists, paths as strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return str(obj) if isinstance(obj, Path) else obj
+
+
+def read_yaml(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML mapping with its `base:` chain merged in (later files override earlier ones)."""
+    return _resolve(Path(path), what, ())
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply `section.key=value` strings (values parsed as YAML scalars/lists) to a mapping; returns a new one."""
+    out = merge({}, data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise EmoedgeError(f"override {item!r}: expected key=value, e.g. optim.epochs=10")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise EmoedgeError(f"override {item!r}: value is not valid YAML") from None
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[parts[-1]] = value
+    return out
+
+
+def load(cls: type[T], path: str | Path, what: str, overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Read a YAML settings file (following `base:`), apply overrides, build `cls`; errors name the file."""
+    path = Path(path)
+    data = apply_overrides(read_yaml(path, what), overrides)
+    if "name" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+        data.setdefault("name", path.stem)
+    try:
+        return from_dict(cls, data)
+    except EmoedgeError as exc:
+        raise EmoedgeError(f"{what} {path}: {exc}") from None
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge mappings; lists and scalars in `over` replace those in `base`."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _resolve(path: Path, what: str, seen: tuple[Path, ...]) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise EmoedgeError(f"{what} {path}: 'base' chain loops back to itself")
+    data = _read_mapping(path, what)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise EmoedgeError(f"{what} {path}: base: expected a file path, got {_show(base)}")
+    return merge(_resolve(path.parent / base, what, (*seen, path)), data)
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise EmoedgeError(f"{what} {path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise EmoedgeError(f"{what} {path}: not a text file (expected UTF-8 YAML)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise EmoedgeError(f"{what} {path}: not valid YAML{f' at line {mark.line + 1}' if mark else ''}") from None
+    if not isinstance(data, dict):
+        raise EmoedgeError(f"{what} {path}: expected a mapping at the top level")
+    return data
+
+
+def _key(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _did_you_mean(name: Any, known: Any, *, listed: bool = True) -> str:
+    """" (did you mean 'x'?)" for a close match, else the known names (when `listed`)."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (known: {', '.join(sorted(str(k) for k in known))})" if listed else ""
+
+
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
