@@ -38,7 +38,7 @@ from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
 from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
-from emoedge.runtime.pipeline import run
+from emoedge.runtime.pipeline import RunSettings, run
 
 OFFLINE = ["model.weights={}"]  # no downloads: speed does not depend on the weights
 CLIP_FRAMES, MIN_FRAMES, WARMUP_FRAMES = 40, 3, 2
@@ -127,11 +127,11 @@ def wait_for_quiet(limit: float) -> float | None:
 
 def measure(video: Path, boxes: Path, backend: Backend, seconds: float, tmp: Path, every: int) -> dict[str, Any]:
     """One point: warm-up, then a timed run writing the annotated video and the event log."""
-    outputs = {"out": tmp / "out.mp4", "events": tmp / "events.jsonl", "boxes": boxes, "progress": False, "every": every}
-    warm = run(str(video), backend, max_frames=WARMUP_FRAMES, **outputs)
+    outputs = {"out": tmp / "out.mp4", "events": tmp / "events.jsonl", "boxes": boxes}
+    warm = run(str(video), backend, settings=RunSettings(every=every, max_frames=WARMUP_FRAMES, progress=False), **outputs)
     per_frame = warm.seconds / max(warm.frames, 1)
     frames = int(min(CLIP_FRAMES, max(MIN_FRAMES, seconds / max(per_frame, 1e-3))))
-    summary = run(str(video), backend, max_frames=frames, **outputs)
+    summary = run(str(video), backend, settings=RunSettings(every=every, max_frames=frames, progress=False), **outputs)
     row = {"frames": summary.frames, "fps": summary.fps, "engine_calls": summary.engine_calls}
     for stage in STAGES:
         stats = summary.stages.get(stage)

@@ -29,6 +29,11 @@ class Backend(ABC):
     precision: str
     reason: str
 
+    @property
+    def input_device(self) -> str:
+        """Where inputs should live to avoid a copy: the model's device (ONNX Runtime overrides: host arrays)."""
+        return self.device
+
     def infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
         """Scores [N,26], modality weights [N,3] (body, place, scene gist) and, if the model has it, VAD [N,3]."""
         persons = self.check_inputs(image, body)

@@ -88,6 +88,11 @@ class OnnxRuntimeBackend(Backend):
         threads_note = f", {self.threads} intra-op threads" if provider == CPU else ""
         self.reason = f"onnxruntime {provider} ({why}), {self.precision}{threads_note}"
 
+    @property
+    def input_device(self) -> str:
+        """Host memory whatever the provider: `session.run` takes numpy arrays and copies them to the device itself."""
+        return "cpu"
+
     def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
         feeds = {"image": _array(image, self.input_types["image"]), "body": _array(body, self.input_types["body"])}
         results = self.session.run(self.outputs, feeds)

@@ -38,6 +38,32 @@ STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """How a run treats its frames (where they come from and go is said apart): `emoedge run key=value` keys.
+
+    `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a track's past scores (0: off);
+    `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
+    `show` opens a live window; `progress` prints a progress bar and the summary.
+    """
+
+    every: int = 1
+    smooth: float = SMOOTH
+    device: str = "auto"
+    max_frames: int | None = None
+    show: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise EmoedgeError(f"every {self.every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
+        if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, float)) or not 0.0 <= self.smooth < 1.0:
+            raise EmoedgeError(f"smooth {self.smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
+        frames = self.max_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")
+
+
+@dataclass(frozen=True)
 class StageStats:
     """Latency of one stage over the frames where it ran, in milliseconds."""
 
@@ -105,32 +131,24 @@ def run(
     boxes: Path | None = None,
     out: Path | None = None,
     events: Path | None = None,
-    show: bool = False,
-    every: int = 1,
-    smooth: float = SMOOTH,
-    device: str = "auto",
-    max_frames: int | None = None,
-    progress: bool = True,
+    settings: RunSettings = RunSettings(),
 ) -> RunSummary:
     """Tag every person of every frame of `source` (webcam index, file, URL or image folder) with emotions.
 
     `model`: checkpoint, ONNX or engine file (or a loaded Backend). Persons come from `boxes` (JSON/CSV) or a YOLO
-    `detector` (default ./yolo11n.pt). Writes the annotated video to `out` and JSON Lines events to `events`;
-    `show` opens a live window. `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a
-    track's past scores (0: off). `max_frames` stops after that many frames. With `progress`, a progress bar and
-    the summary are printed.
+    `detector` (default ./yolo11n.pt). Writes the annotated video to `out` and JSON Lines events to `events`.
     """
-    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
-        raise EmoedgeError(f"max_frames {max_frames!r}: expected an integer >= 1")
-    backend = model if isinstance(model, Backend) else load_model(model, device=device)
+    s = settings
+    every, smooth, max_frames, progress = s.every, s.smooth, s.max_frames, s.progress
+    backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
     timer = _Timer()
-    persons_of = open_detector(detector, boxes, device=device)
+    persons_of = open_detector(detector, boxes, device=s.device)
     tagger = FrameTagger(backend, persons_of, every=every, smooth=smooth, timer=timer)
     stop = _StopRequest()
     processed = events_written = 0
     with ExitStack() as stack:
         frames = stack.enter_context(open_source(str(source)))
-        sinks = stack.enter_context(_Sinks(backend.card, out, events, show, frames.fps or DEFAULT_FPS, timer))
+        sinks = stack.enter_context(_Sinks(backend.card, out, events, s.show, frames.fps or DEFAULT_FPS, timer))
         stack.enter_context(stop)
         if progress:
             print(f"model: {backend.reason}\npersons: {tagger.detector.name}", flush=True)
@@ -191,8 +209,7 @@ class FrameTagger:
         if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0.0 <= smooth < 1.0:
             raise EmoedgeError(f"smooth {smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
         self.backend, self.detector = backend, detector
-        # ONNX Runtime takes host arrays whatever its provider; torch and TensorRT take tensors on their device.
-        self.preprocess = Preprocessor(backend.card, "cpu" if backend.name == "onnxruntime" else backend.device)
+        self.preprocess = Preprocessor(backend.card, backend.input_device)
         self.cache, self.smoother = ResultCache(every), ScoreSmoother(float(smooth))
         self.timer = timer or _Timer()
         self.inferences = self.engine_calls = 0

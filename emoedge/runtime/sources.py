@@ -4,7 +4,8 @@ Decoding runs on a producer thread, so reading and decoding overlap with the con
 folders go through a bounded FIFO whose producer blocks: every frame arrives, in order. Live sources go through
 a one-slot mailbox the producer overwrites: a slow consumer always gets the newest frame instead of a growing
 lag, and the overwritten frames are counted in `dropped`. A live stream that drops is reopened with exponential
-back-off, and each outage is logged once when it starts and once when it ends.
+back-off, and each outage is logged once when it starts and once when it ends. Timeouts, back-off, buffering and
+reconnecting are a `SourceSettings`, passed to `open_source`.
 
 The capture belongs to the producer thread (OpenCV captures are not safe to release while another thread reads
 them); the thread releases it in `finally`, whichever way it stops.
@@ -13,7 +14,9 @@ them); the thread releases it in `finally`, whichever way it stops.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
+import math
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,10 +35,39 @@ log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
-OPEN_TIMEOUT_S = 5.0  # connect timeout for streams: an unreachable camera fails fast, not after OpenCV's 30 s
-READ_TIMEOUT_S = 5.0  # a stream silent this long counts as dropped
-BACKOFF_S = (0.5, 8.0)  # first and longest wait between reconnect attempts
-FILE_QUEUE = 4  # decoded frames buffered ahead for files and folders
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """How sources connect, buffer and reconnect: one validated value handed to every source, built in code or from
+    a mapping with `emoedge.settings.from_dict(SourceSettings, {...})`."""
+
+    open_timeout_s: float = 5.0  # stream connect timeout: an unreachable camera fails fast, not after OpenCV's 30 s
+    read_timeout_s: float = 5.0  # a stream silent this long counts as dropped
+    backoff_s: tuple[float, float] = (0.5, 8.0)  # first and longest wait between reconnect attempts
+    file_queue: int = 4  # decoded frames buffered ahead for files and folders
+    reconnect: bool = True  # live sources reopen when they drop; False: the stream's end is the source's end
+    max_outage_s: float | None = None  # give up after this long without a stream; None: never
+
+    def __post_init__(self) -> None:
+        for name in ("open_timeout_s", "read_timeout_s"):
+            _check_seconds(name, getattr(self, name))
+        if not isinstance(self.backoff_s, tuple) or len(self.backoff_s) != 2:
+            raise EmoedgeError(f"backoff_s {self.backoff_s!r}: expected (first, longest) seconds")
+        for i, value in enumerate(self.backoff_s):
+            _check_seconds(f"backoff_s[{i}]", value)
+        if self.backoff_s[0] > self.backoff_s[1]:
+            raise EmoedgeError(f"backoff_s {self.backoff_s!r}: expected first <= longest")
+        if isinstance(self.file_queue, bool) or not isinstance(self.file_queue, int) or self.file_queue < 1:
+            raise EmoedgeError(f"file_queue {self.file_queue!r}: expected an integer >= 1 (frames)")
+        if self.max_outage_s is not None:
+            _check_seconds("max_outage_s", self.max_outage_s)
+
+
+def _check_seconds(name: str, value: object) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if not ok:
+        raise EmoedgeError(f"{name} {value!r}: expected a finite number of seconds > 0")
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +91,11 @@ class _Mailbox:
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
+
+    def __len__(self) -> int:
+        """Items waiting for the consumer; lets a test see that a FIFO's producer is blocked."""
+        with self._cond:
+            return len(self._items)
 
     def put(self, item: tuple[np.ndarray, float | None]) -> bool:
         """Queue an item (blocking while a FIFO is full); False once closed, telling the producer to stop."""
@@ -112,14 +149,22 @@ class FrameSource(ABC):
     total: int | None  # frames (files) or images (folders); None for live sources
 
     def __init__(
-        self, name: str, *, live: bool, fps: float | None, size: tuple[int, int] | None, total: int | None
+        self,
+        name: str,
+        *,
+        live: bool,
+        fps: float | None,
+        size: tuple[int, int] | None,
+        total: int | None,
+        settings: SourceSettings,
     ) -> None:
         self.name = redact_url(name)
         self.live = live
         self.fps = fps
         self.size = size
         self.total = total
-        self._mailbox = _Mailbox(1 if live else FILE_QUEUE, keep_latest=live)
+        self.settings = settings
+        self._mailbox = _Mailbox(1 if live else settings.file_queue, keep_latest=live)
         self._stop = threading.Event()
         self._delivered = 0
         self._thread = threading.Thread(target=self._run, name=f"emoedge-source {self.name}", daemon=True)
@@ -133,7 +178,7 @@ class FrameSource(ABC):
     def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
         """Decode frames and `put` each (image, wall-clock time or None) until the end or until `put` is False."""
 
-    def _release(self) -> None:
+    def _release(self) -> None:  # noqa: B027 - an optional hook: a folder source holds no decoder
         """Free the decoder; called on the producer thread when it stops."""
 
     def _run(self) -> None:
@@ -171,7 +216,7 @@ class FrameSource(ABC):
         self._stop.set()
         self._mailbox.close()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(OPEN_TIMEOUT_S + READ_TIMEOUT_S + 1.0)
+            self._thread.join(self.settings.open_timeout_s + self.settings.read_timeout_s + 1.0)
 
     def __enter__(self) -> FrameSource:
         return self
@@ -184,8 +229,8 @@ class FrameSource(ABC):
 
 
 class _CaptureSource(FrameSource):
-    """A cv2.VideoCapture: a file (every frame), or a webcam/stream (newest frame; reopened with `opener`, if
-    given, when it drops)."""
+    """A cv2.VideoCapture: a file (every frame), or a webcam/stream (newest frame; reopened with `opener` when it
+    drops, if given and `settings.reconnect`)."""
 
     def __init__(
         self,
@@ -193,8 +238,8 @@ class _CaptureSource(FrameSource):
         capture: cv2.VideoCapture,
         *,
         live: bool,
+        settings: SourceSettings,
         opener: Callable[[], cv2.VideoCapture | None] | None = None,
-        max_outage_s: float | None = None,
     ) -> None:
         fps = capture.get(cv2.CAP_PROP_FPS)
         width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -206,10 +251,10 @@ class _CaptureSource(FrameSource):
             fps=fps if 0 < fps <= 1000 else None,
             size=(width, height) if width > 0 and height > 0 else None,
             total=count if count > 0 and not live else None,
+            settings=settings,
         )
-        self._opener = opener
+        self._opener = opener if settings.reconnect else None
         self._capture: cv2.VideoCapture | None = capture
-        self._max_outage_s = max_outage_s
 
     def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
         while not self._stop.is_set():
@@ -228,22 +273,24 @@ class _CaptureSource(FrameSource):
     def _reopen(self) -> bool:
         """Reopen a dropped stream with exponential back-off; False if stopped meanwhile; raise after max_outage_s."""
         self._release()
+        first, longest = self.settings.backoff_s
+        max_outage_s = self.settings.max_outage_s
         started = time.monotonic()
-        log.warning("%s: stream lost; reconnecting (back-off %g s to %g s)", self.name, *BACKOFF_S)
-        delay = BACKOFF_S[0]
+        log.warning("%s: stream lost; reconnecting (back-off %g s to %g s)", self.name, first, longest)
+        delay = first
         while not self._stop.wait(delay):
             self._capture = self._opener()
             outage = time.monotonic() - started
             if self._capture is not None:
                 log.warning("%s: stream back after a %.1f s outage", self.name, outage)
                 return True
-            if self._max_outage_s is not None and outage >= self._max_outage_s:
+            if max_outage_s is not None and outage >= max_outage_s:
                 raise EmoedgeError(
-                    f"{self.name}: stream lost for {outage:.1f} s (max_outage_s={self._max_outage_s:g}); giving up"
+                    f"{self.name}: stream lost for {outage:.1f} s (max_outage_s={max_outage_s:g}); giving up"
                 )
-            delay = min(delay * 2, BACKOFF_S[1])
-            if self._max_outage_s is not None:
-                delay = min(delay, max(self._max_outage_s - outage, 0.0))
+            delay = min(delay * 2, longest)
+            if max_outage_s is not None:
+                delay = min(delay, max(max_outage_s - outage, 0.0))
         return False
 
     def _release(self) -> None:
@@ -255,8 +302,8 @@ class _CaptureSource(FrameSource):
 class _FolderSource(FrameSource):
     """Images of a folder in name order; an unreadable image is skipped with a warning, not fatal."""
 
-    def __init__(self, folder: Path, paths: list[Path]) -> None:
-        super().__init__(str(folder), live=False, fps=None, size=None, total=len(paths))
+    def __init__(self, folder: Path, paths: list[Path], settings: SourceSettings) -> None:
+        super().__init__(str(folder), live=False, fps=None, size=None, total=len(paths), settings=settings)
         self._paths = paths
 
     def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
@@ -269,19 +316,19 @@ class _FolderSource(FrameSource):
                 return
 
 
-def _open_capture(target: str | int, stream: bool) -> cv2.VideoCapture | None:
-    """An opened capture, or None. Files and streams use FFmpeg only: other backends OpenCV would fall back to
-    log the file name in their warnings, credentials included.
+def _open_capture(target: str | int, stream: SourceSettings | None = None) -> cv2.VideoCapture | None:
+    """An opened capture, or None; `stream` gives the timeouts of a network stream. Files and streams use FFmpeg
+    only: other backends OpenCV would fall back to log the file name in their warnings, credentials included.
 
     Streams decode on one thread: FFmpeg's frame threading holds back one frame per extra thread, which is
     latency on a live stream and, when a stream stalls, one read timeout per held frame before the outage shows.
     """
     if isinstance(target, int):
         capture = cv2.VideoCapture(target)
-    elif stream:
+    elif stream is not None:
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(OPEN_TIMEOUT_S * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(READ_TIMEOUT_S * 1000),
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _milliseconds(stream.open_timeout_s),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, _milliseconds(stream.read_timeout_s),
             cv2.CAP_PROP_N_THREADS, 1,
         ]  # fmt: skip
         capture = cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
@@ -293,7 +340,12 @@ def _open_capture(target: str | int, stream: bool) -> cv2.VideoCapture | None:
     return None
 
 
-def _open_stream(url: str, *, reconnect: bool, max_outage_s: float | None) -> FrameSource:
+def _milliseconds(seconds: float) -> int:
+    """OpenCV's timeouts are whole milliseconds, and 0 means its default (30 s): round up to at least 1."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _open_stream(url: str, settings: SourceSettings) -> FrameSource:
     name = redact_url(url)
     parts = urlsplit(url)
     try:
@@ -303,58 +355,54 @@ def _open_stream(url: str, *, reconnect: bool, max_outage_s: float | None) -> Fr
     if not parts.hostname:
         raise EmoedgeError(f"bad stream URL {name}: expected scheme://host[:port]/path")
 
-    def opener() -> cv2.VideoCapture | None:
-        return _open_capture(url, stream=True)
-
+    opener = functools.partial(_open_capture, url, settings)
     capture = opener()
     if capture is None:
         raise EmoedgeError(
-            f"cannot open stream {name}: unreachable, refused or not a video stream (timeout {OPEN_TIMEOUT_S:g} s)"
+            f"cannot open stream {name}: unreachable, refused or not a video stream "
+            f"(timeout {settings.open_timeout_s:g} s)"
         )
-    return _CaptureSource(
-        name, capture, live=True, opener=opener if reconnect else None, max_outage_s=max_outage_s
-    )
+    return _CaptureSource(name, capture, live=True, settings=settings, opener=opener)
 
 
-def _open_folder(folder: Path) -> FrameSource:
+def _open_folder(folder: Path, settings: SourceSettings) -> FrameSource:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise EmoedgeError(f"image folder {folder} is empty: expected image files ({suffixes})")
-    return _FolderSource(folder, paths)
+    return _FolderSource(folder, paths, settings)
 
 
-def open_source(spec: str, *, reconnect: bool = True, max_outage_s: float | None = None) -> FrameSource:
+def open_source(spec: str, *, settings: SourceSettings | None = None) -> FrameSource:
     """Open a webcam index ("0"), a video file, an rtsp:// / http(s):// URL or an image folder (name order).
 
-    Live sources (webcam, URL) reconnect when they drop unless `reconnect` is False (then the stream's end is
-    the source's end), and give up with an EmoedgeError raised by the iterator after `max_outage_s` seconds
-    without a stream (None: never; the last attempt may overrun it by up to OPEN_TIMEOUT_S). A stream counts as
-    dropped when a read fails or stays silent for READ_TIMEOUT_S. Decoding starts at once; a spec of digits is
-    a webcam index, never a file name.
+    Live sources (webcam, URL) reconnect when they drop unless `settings.reconnect` is False (then the stream's end
+    is the source's end), and give up with an EmoedgeError raised by the iterator after `settings.max_outage_s`
+    seconds without a stream (None: never; the last attempt may overrun it by up to `open_timeout_s`). A stream
+    counts as dropped when a read fails or stays silent for `read_timeout_s`. Decoding starts at once; a spec of
+    digits is a webcam index, never a file name. `settings` defaults to `SourceSettings()`.
     """
+    settings = SourceSettings() if settings is None else settings
     spec = str(spec).strip()
     if spec.isdigit():
         index = int(spec)
-        capture = _open_capture(index, stream=False)
+        capture = _open_capture(index)
         if capture is None:
             raise EmoedgeError(f"cannot open webcam {index}: no such camera, or it is in use")
-        opener = (lambda: _open_capture(index, stream=False)) if reconnect else None
-        return _CaptureSource(
-            f"webcam {index}", capture, live=True, opener=opener, max_outage_s=max_outage_s
-        )._start()
+        opener = functools.partial(_open_capture, index)
+        return _CaptureSource(f"webcam {index}", capture, live=True, settings=settings, opener=opener)._start()
     scheme, sep, _ = spec.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:
             expected = ", ".join(f"{s}://" for s in STREAM_SCHEMES)
             raise EmoedgeError(f"bad stream URL {redact_url(spec)}: unsupported scheme, expected {expected}")
-        return _open_stream(spec, reconnect=reconnect, max_outage_s=max_outage_s)._start()
+        return _open_stream(spec, settings)._start()
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _open_folder(path)._start()
+        return _open_folder(path, settings)._start()
     if not path.is_file():
         raise EmoedgeError(f"video file not found: {path}")
-    capture = _open_capture(str(path), stream=False)
+    capture = _open_capture(str(path))
     if capture is None:
         raise EmoedgeError(f"cannot read video {path}: not a video format FFmpeg can decode")
-    return _CaptureSource(str(path), capture, live=False)._start()
+    return _CaptureSource(str(path), capture, live=False, settings=settings)._start()

@@ -16,6 +16,7 @@ import io
 import os
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -107,8 +108,13 @@ def train(
     data_root: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
-    """Train `recipe` into `out_dir` (last.pt, best.pt, metrics.csv, tensorboard/, recipe.yaml)."""
+    """Train `recipe` into `out_dir` (last.pt, best.pt, metrics.csv, tensorboard/, recipe.yaml).
+
+    `on_step(epoch, step)` is called after every micro-batch (0-based epoch and step): a hook for progress
+    reporting and for tests that need to act at an exact point of a run.
+    """
     root = Path(data_root or recipe.data.root or "")
     if not str(root):
         raise EmoedgeError("no dataset: give --data DIR or set data.root in the recipe")
@@ -197,6 +203,8 @@ def train(
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value
                 bar.set_postfix(loss=f"{sums['total'] / seen:.3f}")
+                if on_step is not None:
+                    on_step(epoch, step)
             scheduler.step()
             row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen * ctx.world / (time.perf_counter() - started)}
             row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})

@@ -1,11 +1,18 @@
-"""Persons from boxes files (JSON, CSV, with or without ids) and from Ultralytics YOLO + ByteTrack; one-line errors."""
+"""Persons from boxes files (JSON, CSV, with or without ids) and from Ultralytics YOLO + ByteTrack; one-line errors;
+Ultralytics configured once, offline, and kept off torch's thread count."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import REPO  # type: ignore[import-not-found]
 from runtime.runtime_media import moving_boxes  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
@@ -13,6 +20,7 @@ from emoedge.runtime.detect import (
     BoxesDetector,
     BoxTracker,
     YoloDetector,
+    import_ultralytics,
     load_boxes,
     open_detector,
 )
@@ -20,7 +28,9 @@ from emoedge.runtime.sources import Frame
 
 FRAME = np.zeros((120, 160, 3), np.uint8)
 
-JSON_OK = '{"frames": [{"index": 0, "boxes": [[1, 2, 30, 40], [50, 5, 80, 90]], "ids": [7, 3]}, {"index": 2, "boxes": []}]}'
+JSON_OK = (
+    '{"frames": [{"index": 0, "boxes": [[1, 2, 30, 40], [50, 5, 80, 90]], "ids": [7, 3]}, {"index": 2, "boxes": []}]}'
+)
 CSV_OK = "frame,x1,y1,x2,y2,id\n0,1,2,30,40,7\n0,50,5,80,90,3\n"
 
 
@@ -47,7 +57,11 @@ def test_boxes_file_formats_give_the_same_persons(tmp_path: Path, name: str, tex
         ("b.json", '{"frames": [{"index": 0, "boxes": [[1, 1, 4, 4]], "id": [1]}]}', "unknown field(s) ['id']"),
         ("b.json", '{"frames": [{"index": 0, "boxes": []}, {"index": 0, "boxes": []}]}', "listed twice"),
         ("b.json", '{"frames": [{"index": 0, "boxes": [[1,1,4,4],[5,5,9,9]], "ids": [2, 2]}]}', "appears twice"),
-        ("b.json", '{"frames": [{"index": 0, "boxes": [[1,1,4,4]], "ids": [1]}, {"index": 1, "boxes": [[1,1,4,4]]}]}', "all or none"),
+        (
+            "b.json",
+            '{"frames": [{"index": 0, "boxes": [[1,1,4,4]], "ids": [1]}, {"index": 1, "boxes": [[1,1,4,4]]}]}',
+            "all or none",
+        ),
         ("b.csv", "frame,x,y,w,h\n", "expected frame,x1,y1,x2,y2"),
         ("b.csv", "frame,x1,y1,x2,y2\n0,1,2,abc,4\n", "line 2 column 'x2'"),
         ("b.csv", "frame,x1,y1,x2,y2,id\n0,1,2,3,4\n", "line 2: expected 6 columns"),
@@ -69,17 +83,17 @@ def test_missing_and_foreign_detector_files_are_one_line(tmp_path: Path) -> None
     with pytest.raises(EmoedgeError, match="not both"):
         open_detector(tmp_path / "yolo11n.pt", tmp_path / "b.json")
     (tmp_path / "broken.pt").write_bytes(b"not a model")
-    pytest.importorskip("ultralytics")
+    _needs_ultralytics()
     with pytest.raises(EmoedgeError, match="Ultralytics cannot load it"):
         YoloDetector(tmp_path / "broken.pt")
 
 
 def test_bytetrack_keeps_ids_of_given_moving_boxes() -> None:
-    pytest.importorskip("ultralytics")
+    _needs_ultralytics()
     tracker = BoxTracker()
     seen: dict[int, int] = {}
     boxes = moving_boxes(12, 3, (160, 120))
-    for t, frame_boxes in enumerate(boxes):
+    for frame_boxes in boxes:
         given = np.asarray(frame_boxes, np.float32)
         persons = tracker(given, np.ones(len(given), np.float32), (120, 160))
         assert len(persons) == 3
@@ -89,14 +103,109 @@ def test_bytetrack_keeps_ids_of_given_moving_boxes() -> None:
     assert sorted(seen.values()) == [0, 1, 2]
 
 
-def test_yolo_model_from_yaml_runs_detection_and_tracking_without_stealing_threads() -> None:
-    pytest.importorskip("ultralytics")
+def _needs_ultralytics() -> None:
+    """Skip without Ultralytics; import it the way the runtime does (offline, no installs), never plainly."""
+    try:
+        import_ultralytics()
+    except EmoedgeError as exc:
+        pytest.skip(str(exc))
+
+
+def test_yolo_detector_sets_up_once_and_never_touches_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs_ultralytics()
     import torch
+    from ultralytics.utils import NUM_THREADS
 
     threads = torch.get_num_threads()
+    torch.set_num_threads(NUM_THREADS + 1)  # not the count Ultralytics sets, so that a change shows
+    try:
+        detector = YoloDetector("yolo11n.yaml", device="cpu")
+        assert torch.get_num_threads() == NUM_THREADS + 1
+        predictor = detector.model.predictor
+        calls: list[int] = []
+        monkeypatch.setattr(torch, "set_num_threads", calls.append)  # by Ultralytics or by the detector
+        image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        for index in range(3):
+            persons = detector(Frame(index, index / 25, image))
+            assert persons.boxes.shape[1] == 4 and len(persons.ids) == len(persons)
+        assert calls == [] and torch.get_num_threads() == NUM_THREADS + 1
+        assert detector.model.predictor is predictor  # set up once, never rebuilt
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(threads)
+
+
+def test_yolo_detector_ids_start_fresh_after_the_set_up() -> None:
+    _needs_ultralytics()
+    import torch
+
     detector = YoloDetector("yolo11n.yaml", device="cpu")
-    image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
-    for index in range(3):
-        persons = detector(Frame(index, index / 25, image))
-        assert persons.boxes.shape[1] == 4 and len(persons.ids) == len(persons)
-    assert torch.get_num_threads() == threads
+    with torch.no_grad():  # an untrained head sees nothing: bias it so that every anchor scores 'person'
+        for branch in detector.model.predictor.model.model.model[-1].cv3:
+            branch[-1].bias[0] = 8.0
+    persons = detector(Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8)))
+    assert len(persons) > 0 and sorted(persons.ids.tolist()) == list(range(1, len(persons) + 1))
+
+
+SCRIPT = """
+import json, os
+from collections.abc import MutableMapping
+{before}
+from emoedge.runtime.detect import import_ultralytics
+
+class Recording(MutableMapping):
+    def __init__(self, environ):
+        self.environ, self.writes = environ, []
+    def __getitem__(self, key):
+        return self.environ[key]
+    def __setitem__(self, key, value):
+        self.writes.append(key)
+        self.environ[key] = value
+    def __delitem__(self, key):
+        self.writes.append(key)
+        del self.environ[key]
+    def __iter__(self):
+        return iter(self.environ)
+    def __len__(self):
+        return len(self.environ)
+
+import_ultralytics()
+os.environ = recording = Recording(os.environ)
+import_ultralytics()
+os.environ = recording.environ
+import torch
+from ultralytics import utils
+print(json.dumps({{
+    "env": [os.environ.get(k) for k in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_VERBOSE")],
+    "second_call_writes": recording.writes,
+    "ultralytics": [utils.ONLINE, utils.AUTOINSTALL, utils.VERBOSE],
+    "threads": torch.get_num_threads(),
+}}))
+"""
+
+
+def _fresh_python(code: str) -> tuple[Any, str]:
+    """(the JSON `code` prints last, its stderr) from a new interpreter without YOLO_* or OMP_NUM_THREADS set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_") and k != "OMP_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.splitlines()[-1]), proc.stderr
+
+
+def test_ultralytics_is_configured_before_its_first_import_and_never_again() -> None:
+    _needs_ultralytics()
+    got, _ = _fresh_python(SCRIPT.format(before=""))
+    assert got["env"] == ["1", "false", "false"]
+    assert got["ultralytics"] == [False, False, False]  # offline, no installs, quiet: read once, at its import
+    assert got["second_call_writes"] == []
+    torch_alone, _ = _fresh_python("import json, torch; print(json.dumps(torch.get_num_threads()))")
+    assert got["threads"] == torch_alone  # not the 1 thread of Ultralytics' OMP_NUM_THREADS default
+
+
+def test_ultralytics_imported_by_someone_else_keeps_their_environment() -> None:
+    _needs_ultralytics()
+    before = 'os.environ["YOLO_OFFLINE"] = "1"  # their choice; keeps this test off the network\nimport ultralytics'
+    got, stderr = _fresh_python(SCRIPT.format(before=before))
+    assert got["env"] == ["1", None, None] and got["second_call_writes"] == []
+    assert got["ultralytics"] == [False, True, True]
+    assert "imported before emoedge could configure it" in stderr

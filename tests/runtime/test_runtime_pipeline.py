@@ -26,7 +26,19 @@ from runtime.runtime_media import (  # type: ignore[import-not-found]
 from emoedge.backends import load_model
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.clip import make_demo_clip
-from emoedge.runtime.pipeline import run
+from emoedge.runtime.pipeline import RunSettings, run
+
+QUIET = RunSettings(progress=False)
+
+
+def _ultralytics() -> None:
+    """Ultralytics imported the way emoedge imports it (offline, no installs), or skip where it is missing."""
+    from emoedge.runtime.detect import import_ultralytics
+
+    try:
+        import_ultralytics()
+    except EmoedgeError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +75,7 @@ def test_demo_clip_holds_each_image_while_its_persons_move(demo: tuple[Path, Pat
 
 def test_run_tags_every_frame_and_writes_video_and_events(demo, backend, tmp_path: Path) -> None:
     clip, boxes = demo
-    summary = run(str(clip), backend, boxes=boxes, out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", progress=False)
+    summary = run(str(clip), backend, boxes=boxes, out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", settings=QUIET)
     given = json.loads(boxes.read_text())["frames"]
     expected = sum(len(f["boxes"]) for f in given)
 
@@ -94,7 +106,7 @@ def test_every_k_reuses_results_and_still_infers_new_tracks(tmp_path: Path, back
     boxes = write_clip(tmp_path / "clip.mp4", frames=7, persons=2)
     boxes[3].append([130.0, 80.0, 150.0, 110.0])  # a third person, in frame 3 only
     path = write_boxes_json(tmp_path / "boxes.json", boxes)
-    summary = run(str(tmp_path / "clip.mp4"), backend, boxes=path, events=tmp_path / "ev.jsonl", every=3, progress=False)
+    summary = run(str(tmp_path / "clip.mp4"), backend, boxes=path, events=tmp_path / "ev.jsonl", settings=RunSettings(every=3, progress=False))
     persons, _ = read_events(tmp_path / "ev.jsonl")
     inferred = defaultdict(list)
     for event in persons:
@@ -110,8 +122,8 @@ def test_onnx_model_gives_the_checkpoint_scores(demo, model: Path, backend, tmp_
 
     clip, boxes = demo
     onnx_path = export_onnx(model, tmp_path / "tiny.onnx").path
-    run(str(clip), backend, boxes=boxes, events=tmp_path / "torch.jsonl", smooth=0.0, progress=False)
-    run(str(clip), onnx_path, boxes=boxes, events=tmp_path / "onnx.jsonl", smooth=0.0, device="cpu", progress=False)
+    run(str(clip), backend, boxes=boxes, events=tmp_path / "torch.jsonl", settings=RunSettings(smooth=0.0, progress=False))
+    run(str(clip), onnx_path, boxes=boxes, events=tmp_path / "onnx.jsonl", settings=RunSettings(smooth=0.0, device="cpu", progress=False))
     ours, _ = read_events(tmp_path / "torch.jsonl")
     theirs, summary = read_events(tmp_path / "onnx.jsonl")
     assert "onnxruntime" in summary["backend"]
@@ -122,10 +134,10 @@ def test_onnx_model_gives_the_checkpoint_scores(demo, model: Path, backend, tmp_
 
 
 def test_boxes_without_ids_are_tracked_with_stable_ids(tmp_path: Path, backend) -> None:
-    pytest.importorskip("ultralytics")
+    _ultralytics()
     boxes = write_clip(tmp_path / "clip.mp4", frames=20, persons=2)
     path = write_boxes_json(tmp_path / "boxes.json", boxes, ids=False)
-    summary = run(str(tmp_path / "clip.mp4"), backend, boxes=path, events=tmp_path / "ev.jsonl", progress=False)
+    summary = run(str(tmp_path / "clip.mp4"), backend, boxes=path, events=tmp_path / "ev.jsonl", settings=QUIET)
     persons, _ = read_events(tmp_path / "ev.jsonl")
     assert summary.frames == 20 and "ByteTrack" in summary.detector
     # Which person (left or right) each id is, from the given boxes: the mapping never changes.
@@ -138,9 +150,9 @@ def test_boxes_without_ids_are_tracked_with_stable_ids(tmp_path: Path, backend) 
 
 def test_yolo_detector_path_runs_on_the_clip(demo, backend, tmp_path: Path) -> None:
     """An untrained YOLO (built from Ultralytics' model YAML) finds little or nothing; the path must still run."""
-    pytest.importorskip("ultralytics")
+    _ultralytics()
     clip, _ = demo
-    summary = run(str(clip), backend, detector="yolo11n.yaml", out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", progress=False)
+    summary = run(str(clip), backend, detector="yolo11n.yaml", out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", settings=QUIET)
     assert summary.frames == 12 and summary.detector.startswith("YOLO yolo11n.yaml")
     assert video_frames(tmp_path / "out.mp4") == (12, (320, 240))
     persons, record = read_events(tmp_path / "ev.jsonl")
@@ -150,9 +162,9 @@ def test_yolo_detector_path_runs_on_the_clip(demo, backend, tmp_path: Path) -> N
 SCRIPT = """
 import sys
 from pathlib import Path
-from emoedge.runtime.pipeline import run
+from emoedge.runtime.pipeline import RunSettings, run
 summary = run(sys.argv[1], Path(sys.argv[2]), boxes=Path(sys.argv[3]), out=Path(sys.argv[4]), events=Path(sys.argv[5]),
-              device="cpu", progress=False)
+              settings=RunSettings(device="cpu", progress=False))
 print("interrupted" if summary.interrupted else "finished", summary.frames, flush=True)
 """
 
@@ -200,6 +212,7 @@ def test_sigint_stops_cleanly_with_a_playable_video_and_whole_log_lines(tmp_path
 def test_user_errors_are_one_line(case: str, needle: str, demo, model: Path, tmp_path: Path) -> None:
     clip, boxes = demo
     kwargs: dict = {"boxes": boxes}
+    settings: dict = {"progress": False}
     if case == "missing_boxes":
         kwargs["boxes"] = tmp_path / "nope.json"
     elif case == "malformed_boxes":
@@ -211,8 +224,8 @@ def test_user_errors_are_one_line(case: str, needle: str, demo, model: Path, tmp
         model = tmp_path / "model.txt"
         model.write_text("not a model")
     else:
-        kwargs["every"] = 0
+        settings["every"] = 0
     with pytest.raises(EmoedgeError) as info:
-        run(str(clip), model, progress=False, **kwargs)
+        run(str(clip), model, settings=RunSettings(**settings), **kwargs)
     message = str(info.value)
     assert needle in message and "\n" not in message, message

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from emoedge.runtime.sources import FrameSource, open_source
+from emoedge.runtime.sources import FrameSource, SourceSettings, open_source
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -121,7 +121,7 @@ def test_rtsp_stream_survives_a_server_restart(
 
     try:
         with caplog.at_level(logging.INFO, logger="emoedge.runtime.sources"):
-            source = open_source(url, max_outage_s=60)
+            source = open_source(url, settings=SourceSettings(max_outage_s=60))
             reader = _Reader(source)
             try:
                 assert source.live and source.total is None

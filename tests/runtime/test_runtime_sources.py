@@ -1,10 +1,14 @@
-"""Video sources: every frame of a file in order, folders with a corrupt image, errors, redaction, reconnect."""
+"""Video sources: every frame of a file in order, folders with a corrupt image, errors, redaction, reconnect,
+settings."""
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,7 +18,8 @@ import pytest
 import emoedge.runtime.sources as sources
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
-from emoedge.runtime.sources import open_source
+from emoedge.runtime.sources import SourceSettings, open_source
+from emoedge.settings import from_dict
 
 FRAMES, WIDTH, HEIGHT, FPS = 30, 160, 120, 30.0
 
@@ -47,6 +52,18 @@ def _source_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("emoedge-source")]
 
 
+def _wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.001)
+
+
+def _wait_for_queue(source: sources.FrameSource, length: int) -> None:
+    _wait_until(lambda: len(source._mailbox) == length, f"{length} queued frame(s)")
+
+
 def test_video_file_delivers_every_frame_in_order(video: Path) -> None:
     with open_source(str(video)) as source:
         assert (source.live, source.fps, source.size, source.total) == (False, FPS, (WIDTH, HEIGHT), FRAMES)
@@ -59,12 +76,12 @@ def test_video_file_delivers_every_frame_in_order(video: Path) -> None:
     assert source.dropped == 0
 
 
-def test_slow_consumer_of_a_file_loses_nothing(video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "FILE_QUEUE", 2)  # the producer must block many times
-    with open_source(str(video)) as source:
+def test_slow_consumer_of_a_file_loses_nothing(video: Path) -> None:
+    with open_source(str(video), settings=SourceSettings(file_queue=2)) as source:
         shown = []
         for frame in source:
-            threading.Event().wait(0.005)
+            # Take the next frame only once the producer is blocked on a full queue (or has queued all that is left).
+            _wait_for_queue(source, min(2, FRAMES - 1 - frame.index))
             shown.append(_read(frame.image))
     assert shown == list(range(FRAMES)) and source.dropped == 0
 
@@ -87,10 +104,9 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_folder_skips_a_corrupt_image_with_a_warning(folder: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"):
-        with open_source(str(folder)) as source:
-            assert (source.live, source.fps, source.total) == (False, None, 5)
-            frames = list(source)
+    with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"), open_source(str(folder)) as source:
+        assert (source.live, source.fps, source.total) == (False, None, 5)
+        frames = list(source)
     assert [round(float(f.image.mean())) for f in frames] == [40, 80, 120, 160]  # a, c, d, e: name order
     assert [(f.index, f.timestamp) for f in frames] == [(i, float(i)) for i in range(4)]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -131,16 +147,15 @@ def test_errors_are_one_line_and_name_the_source(
     assert not _source_threads()
 
 
-def test_silent_stream_fails_after_the_connect_timeout(
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(sources, "OPEN_TIMEOUT_S", 0.5)
+def test_silent_stream_fails_after_the_connect_timeout(capfd: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as server:  # accepts the connection, never answers
         server.bind(("127.0.0.1", 0))
         server.listen()
         url = f"rtsp://admin:secret@127.0.0.1:{server.getsockname()[1]}/live"
-        with pytest.raises(EmoedgeError, match=r"cannot open stream rtsp://\*\*\*@127\.0\.0\.1:\d+/live.*timeout"):
-            open_source(url)
+        with pytest.raises(
+            EmoedgeError, match=r"cannot open stream rtsp://\*\*\*@127\.0\.0\.1:\d+/live.*timeout 0\.5 s"
+        ):
+            open_source(url, settings=SourceSettings(open_timeout_s=0.5))
     assert "secret" not in "".join(capfd.readouterr())
 
 
@@ -173,32 +188,36 @@ class _FakeCapture:
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         self.left -= 1
-        threading.Event().wait(0.001)
+        threading.Event().wait(0.001)  # a camera's pace, so the producer does not spin; no test waits on it
         return (True, np.full((4, 4, 3), self.level, np.uint8)) if self.left >= 0 else (False, None)
 
     def release(self) -> None:
         self.released = True
 
 
-def _live(capture: _FakeCapture, opener, max_outage_s: float | None) -> sources.FrameSource:
+FAST_BACKOFF = SourceSettings(backoff_s=(0.01, 0.04))
+
+
+def _live(
+    capture: _FakeCapture, opener: Callable[[], _FakeCapture | None], settings: SourceSettings
+) -> sources.FrameSource:
     return sources._CaptureSource(
-        "rtsp://user:secret@cam/s", capture, live=True, opener=opener, max_outage_s=max_outage_s
+        "rtsp://user:secret@cam/s", capture, live=True, settings=settings, opener=opener
     )._start()
 
 
-def test_live_source_reconnects_and_logs_the_outage_once(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(sources, "BACKOFF_S", (0.01, 0.04))
+def test_live_source_reconnects_and_logs_the_outage_once(caplog: pytest.LogCaptureFixture) -> None:
     first, second = _FakeCapture(3, level=1), _FakeCapture(10**6, level=2)
     attempts = iter([None, None, None, second])  # three failed reopen attempts, then the stream is back
-    with caplog.at_level(logging.INFO, logger="emoedge.runtime.sources"):
-        with _live(first, lambda: next(attempts), max_outage_s=None) as source:
-            assert source.name == "rtsp://***@cam/s" and source.total is None
-            for expected_index, frame in enumerate(source):
-                assert frame.index == expected_index
-                if frame.image[0, 0, 0] == 2:  # a frame from the reopened stream
-                    break
+    with (
+        caplog.at_level(logging.INFO, logger="emoedge.runtime.sources"),
+        _live(first, lambda: next(attempts), FAST_BACKOFF) as source,
+    ):
+        assert source.name == "rtsp://***@cam/s" and source.total is None
+        for expected_index, frame in enumerate(source):
+            assert frame.index == expected_index
+            if frame.image[0, 0, 0] == 2:  # a frame from the reopened stream
+                break
     assert first.released and second.released and not _source_threads()
     messages = [r.getMessage() for r in caplog.records]
     assert sum("stream lost" in m for m in messages) == 1  # once per outage, not once per attempt
@@ -206,16 +225,21 @@ def test_live_source_reconnects_and_logs_the_outage_once(
     assert "secret" not in caplog.text
 
 
-def test_live_source_gives_up_after_max_outage(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sources, "BACKOFF_S", (0.01, 0.04))
-    with _live(_FakeCapture(2), lambda: None, max_outage_s=0.2) as source:
-        with pytest.raises(EmoedgeError, match=r"rtsp://\*\*\*@cam/s: stream lost for .* giving up") as caught:
-            list(source)
+def test_live_source_gives_up_after_max_outage() -> None:
+    settings = SourceSettings(backoff_s=(0.01, 0.04), max_outage_s=0.2)
+    with (
+        _live(_FakeCapture(2), lambda: None, settings) as source,
+        pytest.raises(EmoedgeError, match=r"rtsp://\*\*\*@cam/s: stream lost for .* giving up") as caught,
+    ):
+        list(source)
     assert "secret" not in str(caught.value)
 
 
 def test_live_source_without_reconnect_ends_when_the_stream_drops() -> None:
-    with _live(_FakeCapture(2), None, max_outage_s=None) as source:
+    def opener() -> None:
+        raise AssertionError("reconnect=False, yet the stream was reopened")
+
+    with _live(_FakeCapture(2), opener, SourceSettings(reconnect=False)) as source:
         assert len(list(source)) <= 2
 
 
@@ -229,3 +253,34 @@ def test_live_mailbox_keeps_only_the_newest_frame() -> None:
     assert wall == 4.0 and image is images[4]
     mailbox.finish(None)
     assert mailbox.get() is None
+
+
+def test_settings_from_a_mapping() -> None:
+    data = {"open_timeout_s": 1, "backoff_s": [0.25, 4], "file_queue": 8, "reconnect": False, "max_outage_s": 30}
+    assert from_dict(SourceSettings, data) == SourceSettings(1.0, 5.0, (0.25, 4.0), 8, False, 30.0)
+    assert from_dict(SourceSettings, {}) == SourceSettings()
+    with pytest.raises(EmoedgeError, match=r"^open_timeout: unknown key \(did you mean 'open_timeout_s'\?\)$"):
+        from_dict(SourceSettings, {"open_timeout": 1})
+    with pytest.raises(EmoedgeError, match=r"^file_queue 0: expected an integer >= 1"):
+        from_dict(SourceSettings, {"file_queue": 0})
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"open_timeout_s": 0}, "open_timeout_s 0: expected a finite number of seconds > 0"),
+        ({"read_timeout_s": math.nan}, "read_timeout_s nan: expected a finite number of seconds > 0"),
+        ({"read_timeout_s": "5"}, "read_timeout_s '5': expected a finite number of seconds > 0"),
+        ({"backoff_s": (0.0, 8.0)}, "backoff_s[0] 0.0: expected a finite number of seconds > 0"),
+        ({"backoff_s": (0.5, math.inf)}, "backoff_s[1] inf: expected a finite number of seconds > 0"),
+        ({"backoff_s": (8.0, 0.5)}, "backoff_s (8.0, 0.5): expected first <= longest"),
+        ({"backoff_s": (0.5,)}, "backoff_s (0.5,): expected (first, longest) seconds"),
+        ({"file_queue": 0}, "file_queue 0: expected an integer >= 1 (frames)"),
+        ({"file_queue": 2.5}, "file_queue 2.5: expected an integer >= 1 (frames)"),
+        ({"max_outage_s": -1.0}, "max_outage_s -1.0: expected a finite number of seconds > 0"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_field(values: dict, message: str) -> None:
+    with pytest.raises(EmoedgeError) as caught:
+        SourceSettings(**values)
+    assert str(caught.value) == message

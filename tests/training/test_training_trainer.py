@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,20 +61,34 @@ def _train_cmd(sample_root: Path, out: Path, *extra: str) -> list[str]:
             "--quiet", "optim.epochs=4", "data.workers=1", *extra]
 
 
+# Trains like `emoedge train ... optim.epochs=4 data.workers=1` and kills itself with SIGKILL at an exact point: in
+# the middle of the second epoch (epoch 1, after its second step), through the trainer's on_step hook.
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from emoedge.config import load_recipe
+from emoedge.training.trainer import train
+
+def hook(epoch, step):
+    if (epoch, step) == (1, 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+recipe = load_recipe(sys.argv[1], ["optim.epochs=4", "data.workers=1"])
+train(recipe, Path(sys.argv[3]), data_root=Path(sys.argv[2]), progress=False, on_step=hook)
+"""
+
+
 def test_killed_run_resumes_to_the_same_weights(sample_root, tmp_path):
     whole = subprocess.run(_train_cmd(sample_root, tmp_path / "whole"), capture_output=True, text=True, cwd=REPO)
     assert whole.returncode == 0, whole.stderr[-2000:]
 
-    victim = subprocess.Popen(_train_cmd(sample_root, tmp_path / "cut"), cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
     last = tmp_path / "cut" / "last.pt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch (of four)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert read_checkpoint(last)["epoch"] < 3, "the run finished before it could be killed"
+    victim = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(SAMPLE), str(sample_root), str(tmp_path / "cut")],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
+    assert read_checkpoint(last)["epoch"] == 0, "killed in the second epoch: the last checkpoint is the first's"
 
     resumed = subprocess.run(_train_cmd(sample_root, tmp_path / "cut", "--resume"), capture_output=True, text=True, cwd=REPO)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
