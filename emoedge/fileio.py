@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
+import secrets
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -22,9 +22,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _new_temp(path)
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
@@ -33,6 +31,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _new_temp(path: Path) -> Path:
+    """A new empty file beside `path`, created with mode 0o666 less the user's umask (as `open` would create the
+    file itself; `tempfile.mkstemp` would make it 0o600, and every checkpoint, ONNX and report private)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
