@@ -1,7 +1,8 @@
-"""`python -m emoedge`: the same entry point as the `emoedge` command."""
+"""`python -m emoedge`: the same entry point as the `emoedge` command (and what `torchrun -m emoedge` runs)."""
 
 import sys
 
 from emoedge.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

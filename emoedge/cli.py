@@ -1,34 +1,161 @@
 """The `emoedge` command: argument parsing only; every command calls one library function.
 
+One spelling per concept across commands: `-o/--out` for what a command writes, `--data` for a dataset or image
+folder, `--device`, `--quiet`. A command that takes a settings object (a recipe, a target, the run or pretraining
+settings) also takes `key=value` overrides of it, anywhere on the line, applied after its options. Every `--help`
+shows defaults, choices and examples. Each command below is its parser (`_add_*`) followed by what it runs (`_cmd_*`).
+
 Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
-from emoedge import __version__, resources
+from emoedge import __version__, resources, settings
 from emoedge.errors import EmoedgeError
 
+T = TypeVar("T")
+Subparsers = argparse._SubParsersAction  # argparse's type of `add_subparsers()`, not exported under another name
+SPLITS = ("train", "val", "test")
+
+
+# ------------------------------------------------------------------------------------------------- the machinery
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each help text, examples kept as written.
+
+    A flag's False and an absent value's None are not shown: the help text says what the absence means.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0 or action.default is None or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser of the command: the help formatter above, and usage errors in one line like all others."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"emoedge: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(
+    sub: Subparsers, name: str, summary: str, func: Callable[[argparse.Namespace], None] | None, *examples: str
+) -> argparse.ArgumentParser:
+    """A (sub)command: its one-line summary (also its description), its examples, and what it runs."""
+    p = sub.add_parser(name, help=summary, description=summary, epilog=_examples(*examples))
+    if func is not None:
+        p.set_defaults(func=func, parser=p)
+    return p
+
+
+def _group(p: argparse.ArgumentParser, dest: str) -> Subparsers:
+    return p.add_subparsers(dest=dest, required=True, title="commands", metavar="COMMAND")
+
+
+def _overrides(p: argparse.ArgumentParser, what: str, example: str) -> None:
+    """The key=value list of a command that takes a settings object (`main` collects it from anywhere)."""
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        default=[],
+        metavar="key=value",
+        help=f"override {what}, e.g. {example}; applied after the options, so they win",
+    )
+
+
+def _settings(cls: type[T], args: argparse.Namespace, what: str) -> T:
+    """Settings `cls` from the options of the same names, then the command's key=value overrides (which win).
+
+    Both pass through the one settings mechanism, so an unknown key gets its "did you mean" and a bad value the
+    class's own one-line check, whichever way it was given.
+    """
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    try:
+        return settings.from_dict(cls, settings.apply_overrides(values, args.overrides))
+    except EmoedgeError as exc:
+        raise EmoedgeError(f"{what}: {exc}") from None
+
+
+def _keys(cls: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _shipped(kind: resources.Kind) -> str:
+    return ", ".join(resources.shipped_names(kind))
+
+
+# -------------------------------------------------------------------------------------------------- the commands
+def _add_sample(sub: Subparsers) -> None:
+    summary = "write the sample dataset in EMOTIC's official on-disk layout"
+    examples = ("emoedge sample data/sample", "emoedge sample data/sample2 --seed 1")
+    p = _command(sub, "sample", summary, _cmd_sample, *examples)
+    p.add_argument("dir", type=Path, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generated images and annotations")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
     from emoedge.data.sample import write_sample
 
-    out = write_sample(Path(args.dir), seed=args.seed)
-    print(f"sample dataset written to {out} (official EMOTIC layout: emotic/, Annotations/Annotations.mat, emotic_pre/*.csv)")
+    out = write_sample(args.dir, seed=args.seed)
+    layout = "emotic/, Annotations/Annotations.mat, emotic_pre/*.csv"
+    print(f"sample dataset written to {out} (official EMOTIC layout: {layout})")
+
+
+def _add_data(sub: Subparsers) -> None:
+    group = _group(_command(sub, "data", "dataset tools", None, "emoedge data check /data/EMOTIC"), "data_command")
+    summary = "validate a dataset: counts per split and category, problems found"
+    examples = ("emoedge data check /data/EMOTIC", "emoedge data check data/sample --format csv")
+    p = _command(group, "check", summary, _cmd_data_check, *examples)
+    p.add_argument("dir", type=Path, help="dataset root (holding emotic/ and Annotations/ or emotic_pre/)")
+    p.add_argument(
+        "--format",
+        choices=("auto", "mat", "csv"),
+        default="auto",
+        help="annotations to read: Annotations/Annotations.mat, emotic_pre/*.csv, or whichever exists",
+    )
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
     from emoedge.data.check import check_dataset, format_report
 
-    report = check_dataset(Path(args.dir), args.format)
+    report = check_dataset(args.dir, args.format)
     print(format_report(report))
     if report.fatal:
         raise EmoedgeError(f"dataset {args.dir}: {len(report.fatal)} fatal problem(s), first: {report.fatal[0]}")
+
+
+def _add_train(sub: Subparsers) -> None:
+    examples = (
+        "emoedge train sample --data data/sample",
+        "emoedge train paper --data /data/EMOTIC -o runs/paper optim.epochs=30 model.fusion=concat",
+        "emoedge train paper --data /data/EMOTIC -o runs/paper --resume",
+        "torchrun --nproc-per-node 4 -m emoedge train paper --data /data/EMOTIC  # DDP, one process per GPU",
+    )
+    p = _command(
+        sub, "train", "train a recipe: model, data, loss and optimiser settings in YAML", _cmd_train, *examples
+    )
+    p.add_argument("recipe", help=f"recipe YAML file, or the name of a shipped one ({_shipped('recipe')})")
+    _overrides(p, "recipe entries", "optim.epochs=5 model.fusion=concat data.workers=0")
+    p.add_argument("--data", type=Path, help="dataset root (default: the recipe's data.root)")
+    p.add_argument("-o", "--out", type=Path, help="run folder (default: runs/<recipe name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -36,60 +163,180 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from emoedge.training.trainer import train
 
     recipe = load_recipe(resources.find("recipe", args.recipe), args.overrides)
-    out = Path(args.out or Path("runs") / recipe.name)
-    result = train(recipe, out, data_root=Path(args.data) if args.data else None, resume=args.resume, progress=not args.quiet)
+    out = args.out or Path("runs") / recipe.name
+    result = train(recipe, out, data_root=args.data, resume=args.resume, progress=not args.quiet)
     if result.epochs_done:
         print(f"best val mAP {100 * result.best_map:.2f} — checkpoints: {result.best} (best), {result.last} (last)")
 
 
-def _cmd_eval(args: argparse.Namespace) -> None:
-    from emoedge.evaluation.report import table1_markdown
-    from emoedge.training.evaluate import evaluate_checkpoint
-
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval-{args.split}"
-    result, card, paths = evaluate_checkpoint(
-        Path(args.checkpoint), Path(args.data), split=args.split, out_dir=out, batch_size=args.batch_size,
-        workers=args.workers, device=args.device,
+def _add_eval(sub: Subparsers) -> None:
+    summary = "evaluate any model file on a split: the paper's Table 1, results.json and plots"
+    examples = (
+        "emoedge eval runs/sample/best.pt --data data/sample",
+        "emoedge eval model-int8-cpu.onnx --data /data/EMOTIC --device cpu   # the file you deploy, as it runs",
+        "emoedge eval model.engine --data /data/EMOTIC --split val -o reports/engine-val --no-references",
     )
+    p = _command(sub, "eval", summary, _cmd_eval, *examples)
+    p.add_argument("model", type=Path, help="checkpoint (.pt), emoedge ONNX (any precision) or TensorRT engine")
+    p.add_argument("--data", type=Path, required=True, help="dataset root")
+    p.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate")
+    p.add_argument("-o", "--out", type=Path, help="report folder (default: eval-<split>-<model name> beside the model)")
+    p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K] (ONNX Runtime's provider)")
+    p.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16", "int8"),
+        help="auto: a checkpoint in FP32, ONNX files and engines as stored",
+    )
+    p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
+    from emoedge.evaluation.report import table1_markdown
+
+    evaluation = evaluate_model(
+        args.model, args.data, split=args.split, device=args.device, precision=args.precision,
+        workers=args.workers, progress=not args.quiet,
+    )  # fmt: skip
+    paths = write_evaluation(args.out or args.model.parent / f"eval-{args.split}-{args.model.stem}", evaluation)
+    result, card = evaluation.scores, evaluation.card
+    print(f"model: {args.model} ({evaluation.backend})")
     print(table1_markdown(result.aps, result.m_ap, name=card.name, references=not args.no_references))
     if result.vad_mae is not None:
-        print("VAD MAE (1–10 scale): " + ", ".join(f"{n} {v:.2f}" for n, v in zip(("valence", "arousal", "dominance"), result.vad_mae)))
+        vad = zip(("valence", "arousal", "dominance"), result.vad_mae)
+        print("VAD MAE (1–10 scale): " + ", ".join(f"{name} {value:.2f}" for name, value in vad))
     print(f"{args.split} mAP {100 * result.m_ap:.2f} — report: " + ", ".join(str(p) for p in paths.values()))
 
 
-def _cmd_pretrain(args: argparse.Namespace) -> None:
-    from emoedge.training.pretrain import pretrain_backbone
+def _add_pretrain(sub: Subparsers) -> None:
+    from emoedge.model.backbones import list_backbones
+    from emoedge.training.pretrain import BRANCHES, PretrainSettings
 
-    out = pretrain_backbone(
-        Path(args.data), Path(args.out), arch=args.arch, branch=args.branch, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, image_size=args.image_size, weights=args.weights,
-        workers=args.workers, seed=args.seed, device=args.device,
+    examples = (
+        "emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt",
+        "emoedge pretrain --branch scene --data /data/stock-emotion -o weights/scene.pt --weights imagenet epochs=30",
+        "emoedge train paper --data /data/EMOTIC model.weights.scene=weights/scene.pt  # then train with it",
     )
-    print(f"{args.branch} backbone ({args.arch}) written to {out}; use it with model.weights.{args.branch}={out}")
+    summary = "pretrain a place or scene-gist backbone on an ImageFolder dataset"
+    p = _command(sub, "pretrain", summary, _cmd_pretrain, *examples)
+    _overrides(p, f"pretraining settings ({_keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
+    d = PretrainSettings()
+    p.add_argument("--branch", choices=BRANCHES, required=True, help="the branch the backbone is for")
+    p.add_argument("--data", type=Path, required=True, help="ImageFolder root: one sub-folder of images per class")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output backbone checkpoint (.pt)")
+    p.add_argument("--arch", default=d.arch, choices=list_backbones(), help="backbone architecture")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
+    p.add_argument("--lr", type=float, default=d.lr, help="initial SGD learning rate (cosine schedule)")
+    p.add_argument("--image-size", type=int, default=d.image_size, help="training crop size in pixels")
+    p.add_argument("--weights", default=d.weights, help="initial weights: imagenet or a local file (default: random)")
+    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (0: in this process)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the split, initialisation and order")
+    p.add_argument("--device", default=d.device, help="auto (CUDA when available), cpu, cuda or cuda:K")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="images held out for val accuracy")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from emoedge.training.pretrain import PretrainSettings, pretrain_backbone
+
+    s = _settings(PretrainSettings, args, "pretrain settings")
+    out = pretrain_backbone(args.data, args.out, s)
+    print(f"{s.branch} backbone ({s.arch}) written to {out}; use it with model.weights.{s.branch}={out}")
+
+
+def _add_export(sub: Subparsers) -> None:
+    examples = (
+        "emoedge export onnx runs/sample/best.pt -o model.onnx",
+        "emoedge export precision model.onnx --fp16 -o model-fp16.onnx",
+        "emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine",
+    )
+    summary = "make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines"
+    group = _group(_command(sub, "export", summary, None, *examples), "export_command")
+    _add_export_onnx(group)
+    _add_export_precision(group)
+    _add_export_engine(group)
+
+
+def _add_export_onnx(sub: Subparsers) -> None:
+    summary = "checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])"
+    examples = ("emoedge export onnx runs/sample/best.pt", "emoedge export onnx runs/paper/best.pt -o model.onnx")
+    p = _command(sub, "onnx", summary, _cmd_export_onnx, *examples)
+    p.add_argument("checkpoint", type=Path, help="training checkpoint (.pt) written by `emoedge train`")
+    p.add_argument("-o", "--out", type=Path, help="output .onnx (default: the checkpoint path with .onnx)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
+    p.add_argument("--no-simplify", action="store_true", help="skip simplifying the graph with onnxslim")
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> None:
     from emoedge.export.onnx import export_onnx
 
-    out = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx")
-    result = export_onnx(Path(args.checkpoint), out, opset=args.opset, simplify=not args.no_simplify)
+    out = args.out or args.checkpoint.with_suffix(".onnx")
+    result = export_onnx(args.checkpoint, out, opset=args.opset, simplify=not args.no_simplify)
     print(result.parity_line)
     print(f"ONNX model written to {result.path}")
+
+
+def _add_export_precision(sub: Subparsers) -> None:
+    examples = (
+        "emoedge export precision model.onnx --fp16",
+        "emoedge export precision model.onnx --int8 --data /data/EMOTIC -o model-int8.onnx",
+        "emoedge export precision model.onnx --int8 --int8-target cpu --calib frames/ -o model-int8-cpu.onnx",
+    )
+    p = _command(
+        sub, "precision", "FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX", _cmd_export_precision, *examples
+    )
+    p.add_argument("onnx", type=Path, help="the FP32 ONNX from `emoedge export onnx`")
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--fp16", action="store_true", help="FP16 with AutoCast (sensitive nodes and I/O stay FP32)")
+    kind.add_argument("--int8", action="store_true", help="INT8 post-training quantization, calibrated on real images")
+    p.add_argument(
+        "--int8-target",
+        choices=("tensorrt", "cpu"),
+        default="tensorrt",
+        help="where the INT8 model will run: Q/DQ placed for TensorRT (Model Optimizer) or for ONNX Runtime's CPU",
+    )
+    p.add_argument("--calib", type=Path, help="calibration images: a folder of images (else --data's --split)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="dataset root: calibration frames from --split, and the test mAP of FP32 vs the new model",
+    )
+    p.add_argument("--split", default="val", choices=SPLITS, help="calibration split of --data")
+    p.add_argument("--max-images", type=int, default=256, help="calibration frames at most")
+    p.add_argument(
+        "--high-precision",
+        choices=("fp32", "fp16"),
+        default="fp32",
+        help="type of what INT8 leaves unquantized (TensorRT target)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="output .onnx (default: <name>-fp16.onnx or <name>-int8-<target>.onnx beside the input)",
+    )
 
 
 def _cmd_export_precision(args: argparse.Namespace) -> None:
     from emoedge.export.precision import to_fp16, to_int8
 
-    src = Path(args.onnx)
+    src = args.onnx
     kind = "fp16" if args.fp16 else f"int8-{args.int8_target}"
-    out = Path(args.output) if args.output else src.with_name(f"{src.stem}-{kind}.onnx")
-    data = Path(args.data) if args.data else None
+    out = args.out or src.with_name(f"{src.stem}-{kind}.onnx")
     if args.fp16:
-        result = to_fp16(src, out, data=data, progress=True)
+        result = to_fp16(src, out, data=args.data, progress=True)
     else:
         result = to_int8(
-            src, out, calib=Path(args.calib) if args.calib else None, data=data, split=args.split,
-            max_images=args.max_images, high_precision=args.high_precision, target=args.int8_target, progress=True,
+            src,
+            out,
+            calib=args.calib,
+            data=args.data,
+            split=args.split,
+            max_images=args.max_images,
+            high_precision=args.high_precision,
+            target=args.int8_target,
+            progress=True,
         )
     print(result.parity_line)
     if result.map_line:
@@ -97,153 +344,177 @@ def _cmd_export_precision(args: argparse.Namespace) -> None:
     print(f"{kind.upper()} ONNX written to {result.path}")
 
 
+def _add_export_engine(sub: Subparsers) -> None:
+    examples = (
+        "emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine",
+        "emoedge export engine model-int8.onnx --target jetson-orin persons.max=8 workspace_mib=2048",
+    )
+    summary = "ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)"
+    p = _command(sub, "engine", summary, _cmd_export_engine, *examples)
+    p.add_argument(
+        "onnx", type=Path, help="emoedge ONNX (the FP16/INT8 one from `export precision` for TensorRT >= 10.12)"
+    )
+    _overrides(p, "target entries", "persons.max=8 workspace_mib=2048")
+    p.add_argument(
+        "--target", required=True, help=f"target YAML file, or the name of a shipped one ({_shipped('target')})"
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="output engine (default: the ONNX path with .engine); a .json sidecar is written beside it",
+    )
+    p.add_argument("--timing-cache", type=Path, help="timing cache file (default: the target's)")
+    _gate_options(p, "the engine")
+
+
+def _gate_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--data/--max-map-drop: the accuracy gate of an export step (emoedge.export.gate)."""
+    p.add_argument(
+        "--data", type=Path,
+        help=f"dataset root: evaluate {what} and its source on the val split and refuse a larger mAP drop",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-map-drop", type=float, default=None,
+        help="largest val-mAP drop (points) accepted with --data (default: 0.2 for FP16/FP32, 1.0 for INT8)",
+    )  # fmt: skip
+
+
 def _cmd_export_engine(args: argparse.Namespace) -> None:
+    from emoedge.export.targets import load_target
     from emoedge.export.tensorrt import build_engine
 
-    out = Path(args.output) if args.output else Path(args.onnx).with_suffix(".engine")
-    result = build_engine(Path(args.onnx), resources.find("target", args.target), out, timing_cache=args.timing_cache)
+    target = load_target(resources.find("target", args.target), args.overrides)  # checked before TensorRT is needed
+    out = args.out or args.onnx.with_suffix(".engine")
+    result = build_engine(
+        args.onnx, target, out, timing_cache=args.timing_cache, data=args.data, max_map_drop=args.max_map_drop
+    )
     print(f"equivalent trtexec command:\n  {result.trtexec}")
     print(result.summary)
+    print(result.parity_line)
+    if result.gate is not None:
+        print(result.gate.line)
     print(f"metadata sidecar: {result.sidecar}")
 
 
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from emoedge.demo import run_demo
+def _add_run(sub: Subparsers) -> None:
+    from emoedge.runtime.pipeline import RunSettings
 
-    run_demo(Path(args.dir), epochs=args.epochs, detector=Path(args.detector) if args.detector else None)
+    examples = (
+        "emoedge run --source 0 --model model.engine --show",
+        "emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl",
+        "emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0",
+        "emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet",
+    )
+    summary = "tag every person of a video, stream, webcam or image folder with emotions"
+    p = _command(sub, "run", summary, _cmd_run, *examples)
+    _overrides(p, f"run settings ({_keys(RunSettings)})", "every=2 smooth=0")
+    d = RunSettings()
+    p.add_argument(
+        "--source", required=True, help="webcam index (0), video file, rtsp:// or http(s):// URL, or image folder"
+    )
+    p.add_argument(
+        "--model", type=Path, required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"
+    )
+    persons = p.add_mutually_exclusive_group()
+    persons.add_argument("--detector", help="Ultralytics YOLO weights (.pt, .onnx, .engine) (default: ./yolo11n.pt)")
+    persons.add_argument("--boxes", type=Path, help="per-frame person boxes (JSON or CSV) instead of a detector")
+    p.add_argument("-o", "--out", type=Path, help="annotated video (.mp4)")
+    p.add_argument(
+        "--events", type=Path, help="JSON Lines event log: one record per person per frame, a summary at the end"
+    )
+    p.add_argument("--show", action="store_true", help="open a live window")
+    p.add_argument(
+        "--every", type=int, default=d.every, help="re-infer each track every K frames (reuse its result between)"
+    )
+    p.add_argument("--smooth", type=float, default=d.smooth, help="EMA weight of a track's past scores (0: off)")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
+    p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames (default: all)")
+    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or summary")
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from emoedge.runtime.pipeline import run
+    from emoedge.runtime.pipeline import RunSettings, run
 
+    run_settings = _settings(RunSettings, args, "run settings")
     summary = run(
-        args.source, Path(args.model), detector=args.detector, boxes=Path(args.boxes) if args.boxes else None,
-        out=Path(args.out) if args.out else None, events=Path(args.events) if args.events else None, show=args.show,
-        every=args.every, smooth=args.smooth, device=args.device, max_frames=args.max_frames, progress=not args.quiet,
+        args.source,
+        args.model,
+        detector=args.detector,
+        boxes=args.boxes,
+        out=args.out,
+        events=args.events,
+        settings=run_settings,
     )
     if summary.interrupted:
         raise KeyboardInterrupt  # outputs are complete; the exit status still says the run was stopped
 
 
+def _add_demo(sub: Subparsers) -> None:
+    summary = "the offline main job: sample → train → evaluate → export ONNX → tag a clip"
+    examples = ("emoedge demo", "emoedge demo /tmp/demo --epochs 2 --detector yolo11n.pt")
+    p = _command(sub, "demo", summary, _cmd_demo, *examples)
+    p.add_argument(
+        "dir",
+        type=Path,
+        nargs="?",
+        default="demo",
+        help="working folder; a stage whose output is already there is skipped",
+    )
+    p.add_argument("--epochs", type=int, help="training epochs (default: the sample recipe's)")
+    p.add_argument(
+        "--detector",
+        type=Path,
+        help="YOLO weights to find persons (default: yolo11n.pt if present, else the sample's boxes)",
+    )
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from emoedge.demo import run_demo
+
+    run_demo(args.dir, epochs=args.epochs, detector=args.detector)
+
+
+# ------------------------------------------------------------------------------------------------ the entry point
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emoedge", description="Context-aware emotion recognition: train, evaluate, deploy.")
-    parser.add_argument("--version", action="version", version=f"emoedge {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("sample", help="write the sample dataset in EMOTIC's official on-disk layout")
-    p.add_argument("dir", help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_sample)
-
-    p = sub.add_parser("data", help="dataset tools")
-    data_sub = p.add_subparsers(dest="data_command", required=True)
-    q = data_sub.add_parser("check", help="validate a dataset: counts per split and category, problems found")
-    q.add_argument("dir", help="dataset root (holding emotic/ and Annotations/ or emotic_pre/)")
-    q.add_argument("--format", choices=("auto", "mat", "csv"), default="auto")
-    q.set_defaults(func=_cmd_data_check)
-
-    p = sub.add_parser("train", help="train a recipe", description="Train a recipe; extra key=value arguments override recipe entries (e.g. optim.epochs=5).")
-    p.add_argument("recipe", help="recipe YAML file, or the name of one in train/ (sample, paper, edge, ...)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.epochs=5 model.fusion=concat")
-    p.add_argument("--data", help="dataset root (overrides data.root)")
-    p.add_argument("--out", help="run folder (default runs/<recipe name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_train)
-
-    p = sub.add_parser("eval", help="evaluate a checkpoint: Table-1 report, JSON, plots")
-    p.add_argument("checkpoint")
-    p.add_argument("--data", required=True, help="dataset root")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--out", help="report folder (default: beside the checkpoint)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out of the table")
-    p.set_defaults(func=_cmd_eval)
-
-    p = sub.add_parser("pretrain", help="pretrain a place or scene-gist backbone on an ImageFolder dataset")
-    p.add_argument("--branch", choices=("place", "scene"), required=True)
-    p.add_argument("--data", required=True, help="ImageFolder root: one sub-folder of images per class")
-    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--weights", help="initial weights: imagenet or a local file")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.set_defaults(func=_cmd_pretrain)
-
-    p = sub.add_parser("export", help="make deployable model files: ONNX, precision variants, TensorRT engines")
-    export_sub = p.add_subparsers(dest="export_command", required=True)
-    q = export_sub.add_parser("onnx", help="checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])")
-    q.add_argument("checkpoint")
-    q.add_argument("-o", "--output", help="output .onnx (default: the checkpoint path with .onnx)")
-    q.add_argument("--opset", type=int, default=18)
-    q.add_argument("--no-simplify", action="store_true", help="skip onnxslim")
-    q.set_defaults(func=_cmd_export_onnx)
-
-    q = export_sub.add_parser("precision", help="FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX (NVIDIA Model Optimizer)")
-    q.add_argument("onnx", help="the FP32 ONNX from `emoedge export onnx`")
-    kind = q.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--fp16", action="store_true", help="FP16 with AutoCast (sensitive nodes and I/O stay FP32)")
-    kind.add_argument("--int8", action="store_true", help="INT8 post-training quantization, calibrated on real images")
-    q.add_argument("--int8-target", choices=("tensorrt", "cpu"), default="tensorrt",
-                   help="where the INT8 model will run: Q/DQ placed for TensorRT (Model Optimizer) or for ONNX Runtime's CPU")
-    q.add_argument("--calib", help="calibration images: a folder of images")
-    q.add_argument("--data", help="dataset root: calibration frames from --split, and the test mAP of FP32 vs the new model")
-    q.add_argument("--split", default="val", choices=("train", "val", "test"), help="calibration split (default val)")
-    q.add_argument("--max-images", type=int, default=256, help="calibration frames at most")
-    q.add_argument("--high-precision", choices=("fp32", "fp16"), default="fp32", help="type of what INT8 leaves unquantized")
-    q.add_argument("-o", "--output", help="output .onnx (default: <name>-fp16.onnx / <name>-int8-<target>.onnx)")
-    q.set_defaults(func=_cmd_export_precision)
-
-    q = export_sub.add_parser("engine", help="ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)")
-    q.add_argument("onnx", help="emoedge ONNX (the FP16/INT8 one from `export precision` for TensorRT >= 10.12)")
-    q.add_argument("--target", required=True, help="target YAML, or the name of one in export/ (desktop-gpu, jetson-orin, ...)")
-    q.add_argument("-o", "--output", help="output engine (default: the ONNX path with .engine); a .json sidecar is written beside it")
-    q.add_argument("--timing-cache", help="timing cache file (default: the target's)")
-    q.set_defaults(func=_cmd_export_engine)
-
-    p = sub.add_parser("run", help="tag every person of a video, stream, webcam or image folder with emotions")
-    p.add_argument("--source", required=True, help="webcam index (0), video file, rtsp:// or http(s):// URL, or image folder")
-    p.add_argument("--model", required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
-    persons = p.add_mutually_exclusive_group()
-    persons.add_argument("--detector", help="Ultralytics YOLO weights (.pt, .onnx, .engine); default ./yolo11n.pt")
-    persons.add_argument("--boxes", help="per-frame person boxes (JSON or CSV) instead of a detector")
-    p.add_argument("--out", help="annotated video (.mp4)")
-    p.add_argument("--events", help="JSON Lines event log: one record per person per frame, a summary at the end")
-    p.add_argument("--show", action="store_true", help="open a live window")
-    p.add_argument("--every", type=int, default=1, help="re-infer each track every K frames (reuse its result between)")
-    p.add_argument("--smooth", type=float, default=0.5, help="EMA weight of a track's past scores (0: off)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=_cmd_run)
-
-    p = sub.add_parser("demo", help="the offline main job: sample → train → evaluate → export ONNX → tag a clip")
-    p.add_argument("dir", nargs="?", default="demo", help="working folder (default ./demo)")
-    p.add_argument("--epochs", type=int, default=None, help="override the sample recipe's epoch count")
-    p.add_argument("--detector", help="YOLO weights to find persons (default: yolo11n.pt if present, else the sample's boxes)")
-    p.set_defaults(func=_cmd_demo)
+    """The whole command line (it imports the run and pretraining settings, whose defaults the options show)."""
+    parser = _Parser(
+        prog="emoedge",
+        description="Context-aware emotion recognition (Vo & Lee 2022): train on EMOTIC, evaluate, export to "
+        "ONNX/TensorRT, tag persons in video.",
+        epilog=_examples(
+            "emoedge sample data/sample",
+            "emoedge train sample --data data/sample -o runs/sample optim.epochs=3",
+            "emoedge eval runs/sample/best.pt --data data/sample",
+            "emoedge export onnx runs/sample/best.pt -o model.onnx",
+            "emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl",
+            "emoedge demo            # all of the above, offline, on the CPU",
+            "emoedge COMMAND --help  # a command's options, defaults and examples",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"emoedge {__version__}", help="print the version")
+    sub = _group(parser, "command")
+    for add in (_add_sample, _add_data, _add_train, _add_eval, _add_pretrain, _add_export, _add_run, _add_demo):
+        add(sub)
     return parser
 
 
-def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 (warnings API)
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     """Warnings for users are one line, without the source line Python adds by default."""
     return f"emoedge: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # key=value overrides may follow options (`train R --data D optim.epochs=5`), which argparse cannot place.
+    # key=value overrides may follow options (`train R --data D optim.epochs=5`), which argparse cannot place:
+    # they come back unrecognised and join the overrides of a command that takes them.
     args, extra = parser.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or "=" not in a or args.command != "train"]
+    takes_overrides = hasattr(args, "overrides")
+    stray = [a for a in extra if not (takes_overrides and "=" in a and not a.startswith("-"))]
     if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        args.parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
     warnings.formatwarning = _one_line_warning
@@ -258,5 +529,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # `python -m emoedge.cli`, as torchrun's --module runs it
     sys.exit(main())

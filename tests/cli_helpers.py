@@ -5,18 +5,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m emoedge.cli ARGS` as a user would, capturing its output."""
+    """Run `python -m emoedge ARGS` as a user would, capturing its output."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "emoedge.cli", *args], cwd=cwd or REPO, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "emoedge", *args],
+        cwd=cwd or REPO,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
+
+
+def run_cli_many(argvs: Sequence[Sequence[str]], workers: int = 4) -> list[subprocess.CompletedProcess]:
+    """`run_cli` for each argument list, a few at a time: each start-up alone is ~2 s of importing torch."""
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda argv: run_cli(*argv), argvs))
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -107,35 +109,74 @@ def _jsonable(value: Any) -> Any:
 def _per_category(name: str, values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     if values.shape != (NUM_CATEGORIES,):
-        raise ValueError(f"write_report {name}: expected {NUM_CATEGORIES} values, got {values.shape}")
+        raise ValueError(f"{name}: expected {NUM_CATEGORIES} per-category values, got shape {values.shape}")
     return values
 
 
-def _results(
-    aps, m_ap, thresholds, precision, recall, vad_mae, weights, branches, split, model_name, extra
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EvalReport:
+    """The numbers of one evaluation and what they are of; per-category arrays in the official category order.
+
+    `weights` is [N, len(branches)] (modality weights per person, columns in the order of `branches`) or None;
+    `extra` is written as is into results.json (e.g. the checkpoint and the number of persons). Shapes are checked
+    and arrays made float64 here, so that a report that exists can be written.
+    """
+
+    aps: np.ndarray
+    m_ap: float
+    thresholds: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    vad_mae: np.ndarray | None
+    weights: np.ndarray | None
+    branches: tuple[str, ...]
+    split: str
+    model_name: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("aps", "thresholds", "precision", "recall"):
+            object.__setattr__(self, name, _per_category(name, getattr(self, name)))
+        object.__setattr__(self, "m_ap", float(self.m_ap))
+        branches = tuple(self.branches)
+        unknown = [b for b in branches if b not in BRANCHES]
+        if unknown:
+            raise ValueError(f"EvalReport branches: unknown {unknown}, expected a subset of {list(BRANCHES)}")
+        object.__setattr__(self, "branches", branches)
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float64)
+            if weights.ndim != 2 or weights.shape[1] != len(branches):
+                raise ValueError(
+                    f"EvalReport weights: expected [N, {len(branches)}] for {list(branches)}, got {weights.shape}"
+                )
+            object.__setattr__(self, "weights", weights)
+
+
+def _results(r: EvalReport) -> dict[str, Any]:
     categories = {
-        c: {"ap": aps[i], "threshold": thresholds[i], "precision": precision[i], "recall": recall[i]}
+        c: {"ap": r.aps[i], "threshold": r.thresholds[i], "precision": r.precision[i], "recall": r.recall[i]}
         for i, c in enumerate(CATEGORIES)
     }
     modality = None
-    if weights is not None:
+    if r.weights is not None:
+        w = r.weights
         modality = {
-            "persons": int(weights.shape[0]),
-            "mean": {b: float(weights[:, k].mean()) if len(weights) else None for k, b in enumerate(branches)},
-            "std": {b: float(weights[:, k].std()) if len(weights) else None for k, b in enumerate(branches)},
+            "persons": int(w.shape[0]),
+            "mean": {b: float(w[:, k].mean()) if len(w) else None for k, b in enumerate(r.branches)},
+            "std": {b: float(w[:, k].std()) if len(w) else None for k, b in enumerate(r.branches)},
         }
+    vad_mae = None if r.vad_mae is None else dict(zip(VAD_NAMES, np.asarray(r.vad_mae, dtype=float).tolist()))
     return _jsonable(
         {
-            "model": model_name,
-            "split": split,
-            "branches": list(branches),
-            "mAP": float(m_ap),
+            "model": r.model_name,
+            "split": r.split,
+            "branches": list(r.branches),
+            "mAP": r.m_ap,
             "categories": categories,
-            "vad_mae": None if vad_mae is None else dict(zip(VAD_NAMES, np.asarray(vad_mae, dtype=float).tolist())),
+            "vad_mae": vad_mae,
             "modality_weights": modality,
             "reference_mAP": {"paper": PAPER_TABLE1["Vo & Lee [paper]"]["mAP"] / 100.0},
-            "extra": extra or {},
+            "extra": r.extra,
             "units": "AP, mAP, precision, recall, thresholds and weights in 0..1; VAD MAE on the 1-10 scale",
         }
     )
@@ -189,56 +230,34 @@ def plot_modality_weights(weights: np.ndarray, branches: Sequence[str], path: Pa
     return _save_png(fig, path)
 
 
-def write_report(
-    out_dir: Path,
-    *,
-    aps: np.ndarray,
-    m_ap: float,
-    thresholds: np.ndarray,
-    precision: np.ndarray,
-    recall: np.ndarray,
-    vad_mae: np.ndarray | None,
-    weights: np.ndarray | None,
-    branches: Sequence[str],
-    split: str,
-    model_name: str,
-    extra: dict | None = None,
-) -> dict[str, Path]:
-    """Write results.json, table1.md, ap_per_category.png and (with `weights`) modality_weights.png.
+def write_report(out_dir: Path, report: EvalReport) -> dict[str, Path]:
+    """Write results.json, table1.md, ap_per_category.png and (with weights) modality_weights.png into `out_dir`.
 
-    `weights` is [N, len(branches)], its columns in the order of `branches`. Returns the paths by key: "results",
-    "table1", "ap_per_category" and "modality_weights".
+    Returns the paths by key: "results", "table1", "ap_per_category" and "modality_weights".
     """
-    out_dir = Path(out_dir)
-    aps = _per_category("aps", aps)
-    thresholds = _per_category("thresholds", thresholds)
-    precision = _per_category("precision", precision)
-    recall = _per_category("recall", recall)
-    branches = list(branches)
-    unknown = [b for b in branches if b not in BRANCHES]
-    if unknown:
-        raise ValueError(f"write_report branches: unknown {unknown}, expected a subset of {list(BRANCHES)}")
-    if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.ndim != 2 or weights.shape[1] != len(branches):
-            raise ValueError(f"write_report weights: expected [N, {len(branches)}] for {branches}, got {weights.shape}")
-    m_ap = float(m_ap)
-    results = _results(aps, m_ap, thresholds, precision, recall, vad_mae, weights, branches, split, model_name, extra)
-
+    out_dir, r = Path(out_dir), report
+    results = _results(r)
     paths = {
         "results": atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2, allow_nan=False) + "\n"),
     }
     header = (
-        f"# {model_name}: EMOTIC {split} split\n\n"
+        f"# {r.model_name}: EMOTIC {r.split} split\n\n"
         f"Average precision per category (%), in the layout of Vo & Lee (2022) Table 1; the first columns are the "
-        f"paper's reference results. Branches: {', '.join(BRANCH_LABELS[b] for b in branches)}. "
+        f"paper's reference results. Branches: {', '.join(BRANCH_LABELS[b] for b in r.branches)}. "
         f"{DASH} : no positive example of that category in this split.\n\n"
     )
-    paths["table1"] = atomic_write_text(out_dir / "table1.md", header + table1_markdown(aps, m_ap, name=model_name))
-    title = f"{model_name} — {split}"
-    paths["ap_per_category"] = plot_ap_per_category(aps, m_ap, out_dir / "ap_per_category.png", title=title)
-    if weights is not None:
+    measured = [f"{key}: {r.extra[key]}" for key in ("model", "backend", "precision") if key in r.extra]
+    if measured:
+        header += "Measured " + "; ".join(measured) + ".\n\n"
+    table = table1_markdown(r.aps, r.m_ap, name=r.model_name)
+    paths["table1"] = atomic_write_text(out_dir / "table1.md", header + table)
+    title = f"{r.model_name} — {r.split}"
+    paths["ap_per_category"] = plot_ap_per_category(r.aps, r.m_ap, out_dir / "ap_per_category.png", title=title)
+    if r.weights is not None:
         paths["modality_weights"] = plot_modality_weights(
-            weights, branches, out_dir / "modality_weights.png", title=f"{title}: modality weights ({len(weights)} persons)"
+            r.weights,
+            r.branches,
+            out_dir / "modality_weights.png",
+            title=f"{title}: modality weights ({len(r.weights)} persons)",
         )
     return paths

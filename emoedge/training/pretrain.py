@@ -10,8 +10,10 @@ loads with `weights_only=True` and `create_backbone(arch, path)` accepts it like
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -24,7 +26,8 @@ from emoedge.fileio import atomic_torch_save
 from emoedge.model.backbones import create_classifier, get_variant
 
 FORMAT = "emoedge-backbone"
-BRANCHES = ("place", "scene")
+Branch = Literal["place", "scene"]
+BRANCHES: tuple[str, ...] = get_args(Branch)
 
 
 class _Transformed(Dataset):
@@ -41,75 +44,95 @@ class _Transformed(Dataset):
         return self.transform(image), label
 
 
-def pretrain_backbone(
-    data_dir: Path,
-    out: Path,
-    *,
-    arch: str = "resnet50",
-    branch: str = "place",
-    epochs: int = 10,
-    batch_size: int = 64,
-    lr: float = 0.01,
-    image_size: int = 224,
-    weights: str | None = None,
-    workers: int = 2,
-    seed: int = 0,
-    device: str | None = None,
-    val_fraction: float = 0.1,
-) -> Path:
-    """Train an `arch` classifier on the class subfolders of `data_dir`, write it to `out`, return `out`.
+@dataclass(frozen=True)
+class PretrainSettings:
+    """How to pretrain (`emoedge pretrain` options and key=value keys); checked where they enter.
+
+    `weights` initialises the model (None, "imagenet" or a file); `device` "auto" picks CUDA when available;
+    `val_fraction` of the images is held out to print the accuracy after each epoch.
+    """
+
+    arch: str = "resnet50"
+    branch: Branch = "place"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.01
+    image_size: int = 224
+    weights: str | None = None
+    workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
+        checks = (
+            ("branch", self.branch in BRANCHES, f"one of {', '.join(BRANCHES)}"),
+            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("lr", _is_number(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("image_size", _is_int(self.image_size) and self.image_size >= 16, "an integer >= 16"),
+            ("workers", _is_int(self.workers) and self.workers >= 0, "an integer >= 0"),
+            ("seed", _is_int(self.seed), "an integer"),
+            ("val_fraction", _is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "a number in [0, 1)"),
+        )
+        for name, ok, expected in checks:
+            if not ok:
+                raise EmoedgeError(f"{name} {getattr(self, name)!r}: expected {expected}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pretrain_backbone(data_dir: Path, out: Path, settings: PretrainSettings = PretrainSettings()) -> Path:
+    """Train a `settings.arch` classifier on the class subfolders of `data_dir`, write it to `out`, return `out`.
 
     SGD (momentum 0.9, weight decay 1e-4) with a per-step cosine schedule from `lr`; RandomResizedCrop and
-    horizontal flip; ImageNet normalisation; mixed precision on CUDA. `val_fraction` of the images is held out
-    to print the accuracy after each epoch. `weights` initialises the model (None, "imagenet" or a file);
-    `device` None or "auto" picks CUDA when available.
+    horizontal flip; ImageNet normalisation; mixed precision on CUDA.
     """
-    if branch not in BRANCHES:
-        raise EmoedgeError(f"pretrain branch {branch!r}: expected one of {', '.join(BRANCHES)}")
-    get_variant(arch)
-    if epochs < 1 or batch_size < 1 or image_size < 16 or not 0.0 <= val_fraction < 1.0:
-        raise EmoedgeError(
-            f"pretrain: epochs {epochs}, batch size {batch_size}, image size {image_size}, val fraction "
-            f"{val_fraction}: expected epochs >= 1, batch size >= 1, image size >= 16 and 0 <= val fraction < 1"
-        )
+    s = settings
     folder = _image_folder(Path(data_dir))
     classes = list(folder.classes)
-    train_idx, val_idx = _split(len(folder), val_fraction, seed)
-    torch.manual_seed(seed)
-    auto = device in (None, "auto")
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else device)
-    train_tf, val_tf = _transforms(image_size)
+    train_idx, val_idx = _split(len(folder), s.val_fraction, s.seed)
+    torch.manual_seed(s.seed)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if s.device == "auto" else s.device)
+    train_tf, val_tf = _transforms(s.image_size)
 
     def loader(indices: list[int], transform: Callable, train: bool) -> DataLoader:
         return DataLoader(
             _Transformed(folder, indices, transform),
-            batch_size=batch_size,
+            batch_size=s.batch_size,
             shuffle=train,
-            drop_last=train and len(indices) > batch_size,  # no size-1 tail batch for BatchNorm
-            num_workers=workers,
+            drop_last=train and len(indices) > s.batch_size,  # no size-1 tail batch for BatchNorm
+            num_workers=s.workers,
             pin_memory=dev.type == "cuda",
-            generator=torch.Generator().manual_seed(seed),
+            generator=torch.Generator().manual_seed(s.seed),
         )
 
     train_loader = loader(train_idx, train_tf, True)
     val_loader = loader(val_idx, val_tf, False) if val_idx else None
 
-    model = create_classifier(arch, len(classes), weights).to(dev)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(train_loader))
+    model = create_classifier(s.arch, len(classes), s.weights).to(dev)
+    optimizer = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=0.9, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.epochs * len(train_loader))
     amp = dev.type == "cuda"
     scaler = torch.amp.GradScaler(dev.type, enabled=amp)
     criterion = nn.CrossEntropyLoss()
     tqdm.write(
-        f"pretrain {arch} ({branch}): {len(classes)} classes, {len(train_idx)} train / {len(val_idx)} val images, "
-        f"{epochs} epochs on {dev}"
+        f"pretrain {s.arch} ({s.branch}): {len(classes)} classes, {len(train_idx)} train / {len(val_idx)} val images, "
+        f"{s.epochs} epochs on {dev}"
     )
 
     accuracy = math.nan
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, s.epochs + 1):
         model.train()
         total, count = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", leave=False, dynamic_ncols=True)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{s.epochs}", leave=False, dynamic_ncols=True)
         for images, labels in bar:
             images, labels = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=amp):
@@ -123,15 +146,15 @@ def pretrain_backbone(
             bar.set_postfix(loss=f"{total / count:.4f}")
         accuracy = _accuracy(model, val_loader, dev, amp) if val_loader else math.nan
         val = f"val accuracy {accuracy:.1%}" if val_loader else "no val images"
-        tqdm.write(f"epoch {epoch}/{epochs}: train loss {total / max(count, 1):.4f}, {val}")
+        tqdm.write(f"epoch {epoch}/{s.epochs}: train loss {total / max(count, 1):.4f}, {val}")
 
     checkpoint = {
         "format": FORMAT,
-        "arch": arch,
-        "branch": branch,
+        "arch": s.arch,
+        "branch": s.branch,
         "classes": classes,
-        "image_size": image_size,
-        "epochs": epochs,
+        "image_size": s.image_size,
+        "epochs": s.epochs,
         "val_accuracy": None if math.isnan(accuracy) else accuracy,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }

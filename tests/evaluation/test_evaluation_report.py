@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emoedge.categories import CATEGORIES
-from emoedge.evaluation.report import PAPER_TABLE1, table1_markdown, write_report
+from emoedge.evaluation.report import PAPER_TABLE1, EvalReport, table1_markdown, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -54,27 +54,28 @@ def test_table1_markdown_layout() -> None:
     assert short[0] == "| Category | emoedge |"
 
 
-def _report(tmp_path: Path, weights: np.ndarray | None) -> dict[str, Path]:
-    return write_report(
-        tmp_path / "eval",
+def _report(**changes) -> EvalReport:
+    """A report of made-up numbers: every kind of value (NaN, numpy scalars, paths), overridable per test."""
+    values = dict(
         aps=_aps(),
         m_ap=0.2913,
         thresholds=np.full(26, 0.35),
         precision=np.linspace(0.1, 0.6, 26),
         recall=np.where(np.arange(26) == 25, np.nan, 0.5),
         vad_mae=np.array([1.1, 0.9, 1.3]),
-        weights=weights,
-        branches=["body", "place", "scene"],
+        weights=None,
+        branches=("body", "place", "scene"),
         split="test",
         model_name="tiny",
-        extra={"checkpoint": tmp_path / "best.pt", "persons": np.int64(300)},
     )
+    return EvalReport(**{**values, **changes})
 
 
 def test_write_report_writes_every_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     weights = rng.dirichlet([2.0, 0.5, 3.0], size=300)
-    paths = _report(tmp_path, weights)
+    extra = {"checkpoint": tmp_path / "best.pt", "persons": np.int64(300)}
+    paths = write_report(tmp_path / "eval", _report(weights=weights, extra=extra))
     assert set(paths) == {"results", "table1", "ap_per_category", "modality_weights"}
     for key in ("ap_per_category", "modality_weights"):
         data = paths[key].read_bytes()
@@ -105,20 +106,23 @@ def test_write_report_writes_every_file(tmp_path: Path) -> None:
 
 def test_write_report_without_weights_or_vad(tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    paths = write_report(
-        out, aps=_aps(), m_ap=0.3, thresholds=np.full(26, 0.5), precision=np.full(26, 0.5), recall=np.full(26, 0.5),
-        vad_mae=None, weights=None, branches=["body", "scene"], split="val", model_name="concat",
-    )
+    paths = write_report(out, _report(vad_mae=None, branches=["body", "scene"], split="val", model_name="concat"))
     assert set(paths) == {"results", "table1", "ap_per_category"}
     assert not (out / "modality_weights.png").exists()
     results = json.loads(paths["results"].read_text())
     assert results["vad_mae"] is None and results["modality_weights"] is None and results["extra"] == {}
+    assert results["branches"] == ["body", "scene"] and results["split"] == "val"
 
 
-def test_write_report_rejects_weights_not_matching_branches(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="weights"):
-        write_report(
-            tmp_path, aps=_aps(), m_ap=0.3, thresholds=np.full(26, 0.5), precision=np.full(26, 0.5),
-            recall=np.full(26, 0.5), vad_mae=None, weights=np.full((4, 3), 1 / 3), branches=["body", "scene"],
-            split="test", model_name="x",
-        )
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"weights": np.full((4, 3), 1 / 3), "branches": ["body", "scene"]}, r"weights: expected \[N, 2\]"),
+        ({"branches": ["body", "face"]}, r"branches: unknown \['face'\]"),
+        ({"aps": np.zeros(25)}, r"aps: expected 26 per-category values"),
+    ],
+    ids=["weights-not-matching-branches", "unknown-branch", "short-aps"],
+)
+def test_report_with_inconsistent_values_is_refused(changes, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        _report(**changes)

@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from emoedge import settings
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import safe_torch_load
 from emoedge.model.backbones import create_backbone, create_classifier
-from emoedge.training.pretrain import pretrain_backbone
+from emoedge.training.pretrain import PretrainSettings, pretrain_backbone
 
 COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
 
@@ -30,9 +31,8 @@ def _image_folder(root, classes=COLOURS, per_class=8, size=32):
 def test_pretrain_writes_a_backbone_that_create_backbone_loads(tmp_path, capsys):
     data = _image_folder(tmp_path / "data")
     out = tmp_path / "ckpt" / "scene_tiny.pt"
-    result = pretrain_backbone(
-        data, out, arch="tiny", branch="scene", epochs=2, batch_size=8, lr=0.05, image_size=32, workers=0
-    )
+    settings = PretrainSettings(arch="tiny", branch="scene", epochs=2, batch_size=8, lr=0.05, image_size=32, workers=0)
+    result = pretrain_backbone(data, out, settings)
     assert result == out and out.is_file()
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left behind
     printed = capsys.readouterr().out
@@ -66,16 +66,40 @@ def test_bad_folder_is_refused(tmp_path, make, message):
     root.mkdir()
     out = tmp_path / "out.pt"
     with pytest.raises(EmoedgeError, match=message) as info:
-        pretrain_backbone(make(root), out, arch="tiny", epochs=1, workers=0)
+        pretrain_backbone(make(root), out, PretrainSettings(arch="tiny", epochs=1, workers=0))
     assert "\n" not in str(info.value)
     assert not out.exists()
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
-    [({"arch": "resnet51"}, r"unknown backbone"), ({"branch": "body"}, r"branch 'body'"), ({"epochs": 0}, "epochs 0")],
+    "field, value, expected",
+    [
+        ("branch", "body", "one of place, scene"),
+        ("epochs", 0, "an integer >= 1"),
+        ("batch_size", 2.5, "an integer >= 1"),
+        ("lr", 0.0, "a finite number > 0"),
+        ("lr", float("nan"), "a finite number > 0"),
+        ("image_size", 8, "an integer >= 16"),
+        ("workers", -1, "an integer >= 0"),
+        ("seed", True, "an integer"),
+        ("val_fraction", 1.0, "a number in [0, 1)"),
+    ],
 )
-def test_bad_arguments_are_refused(tmp_path, kwargs, message):
-    data = _image_folder(tmp_path / "data", per_class=2)
-    with pytest.raises(EmoedgeError, match=message):
-        pretrain_backbone(data, tmp_path / "out.pt", **{"arch": "tiny", "workers": 0, **kwargs})
+def test_bad_settings_are_refused_in_one_line(field, value, expected):
+    # Checked where they enter, before any file is read: the settings alone are refused, field and value named.
+    with pytest.raises(EmoedgeError) as info:
+        PretrainSettings(**{field: value})
+    assert str(info.value) == f"{field} {value!r}: expected {expected}"
+
+
+def test_unknown_arch_is_refused_listing_the_known_ones():
+    with pytest.raises(EmoedgeError, match=r"unknown backbone 'resnet51'; known: .*tiny"):
+        PretrainSettings(arch="resnet51")
+
+
+def test_settings_from_key_value_overrides_name_the_key():
+    # The CLI's path: options and key=value strings through the one settings mechanism.
+    data = settings.apply_overrides({"arch": "tiny"}, ["lr=0.5", "branch=scene", "weights=null"])
+    assert settings.from_dict(PretrainSettings, data) == PretrainSettings(arch="tiny", lr=0.5, branch="scene")
+    with pytest.raises(EmoedgeError, match=r"epoch: unknown key \(did you mean 'epochs'\?\)"):
+        settings.from_dict(PretrainSettings, {"epoch": 3})
