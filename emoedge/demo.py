@@ -31,7 +31,7 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None 
     from emoedge.export.onnx import export_onnx
     from emoedge.runtime.clip import make_demo_clip
     from emoedge.runtime.pipeline import run
-    from emoedge.training.evaluate import evaluate_checkpoint
+    from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
 
     data, runs, report = workdir / "data", workdir / "run", workdir / "report"
     onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"
@@ -47,7 +47,9 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None 
     train(recipe, runs, data_root=data, resume=True)
 
     print(f"[3/5] evaluating {runs / BEST} on the test split")
-    result, card, _ = evaluate_checkpoint(runs / BEST, data, split="test", out_dir=report, workers=recipe.data.workers)
+    evaluation = evaluate_model(runs / BEST, data, split="test", workers=recipe.data.workers)
+    write_evaluation(report, evaluation)
+    result, card = evaluation.scores, evaluation.card
     print(table1_markdown(result.aps, result.m_ap, name=card.name))
     print(f"test mAP {100 * result.m_ap:.2f} — report, plots and JSON in {report}")
 

@@ -1,8 +1,12 @@
-"""Running a model over a split and scoring it (SPEC §6): per-category AP, mAP, thresholds, VAD MAE, weights."""
+"""Validation during training: the network in memory over a split, batched by person.
+
+Why apart from `emoedge.evaluation.evaluate`: training validates the module it is training, in batches of persons and
+with AMP on CUDA, every epoch; model files (any format) are evaluated there, image by image. Both give the same
+`Predictions`, scored by the same metrics.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +14,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from emoedge.card import ModelCard
 from emoedge.config import Recipe
 from emoedge.data.dataset import EmoticDataset, checked_records
 from emoedge.data.transforms import build_transform
-from emoedge.evaluation import metrics
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Model outputs over a split, as numpy arrays aligned by person."""
-
-    scores: np.ndarray  # [N,26] sigmoid of the fused logits
-    labels: np.ndarray  # [N,26] multi-hot
-    vad: np.ndarray | None  # [N,3] predicted, when the model has a VAD head
-    vad_true: np.ndarray  # [N,3]
-    weights: np.ndarray | None  # [N,K] modality weights, for attention fusion
+from emoedge.evaluation.evaluate import Predictions
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -62,62 +54,3 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, *,
             parts["weights"].append(out["weights"].float().cpu().numpy())
     joined = {k: np.concatenate(v) if v else None for k, v in parts.items()}
     return Predictions(**joined)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """The numbers of one evaluation."""
-
-    aps: np.ndarray
-    m_ap: float
-    precision: np.ndarray
-    recall: np.ndarray
-    vad_mae: np.ndarray | None
-
-
-def score(pred: Predictions, thresholds: np.ndarray) -> Scores:
-    """AP per category, mAP, precision/recall at the given thresholds, VAD MAE."""
-    aps = metrics.average_precisions(pred.scores, pred.labels)
-    precision, recall = metrics.precision_recall_at(pred.scores, pred.labels, thresholds)
-    vad_mae = metrics.vad_mae(pred.vad, pred.vad_true) if pred.vad is not None else None
-    return Scores(aps, metrics.mean_ap(aps), precision, recall, vad_mae)
-
-
-def evaluate_checkpoint(
-    checkpoint: Path,
-    root: Path,
-    *,
-    split: str = "test",
-    out_dir: Path | None = None,
-    batch_size: int = 64,
-    workers: int = 2,
-    device: str = "auto",
-    progress: bool = True,
-) -> tuple[Scores, ModelCard, dict[str, Path]]:
-    """Evaluate a checkpoint on a split; write the report (Table 1, JSON, plots) when `out_dir` is given."""
-    from emoedge.evaluation.report import write_report
-    from emoedge.formats.checkpoint import load_trained_model
-
-    dev = resolve_device(device)
-    model, card, recipe = load_trained_model(checkpoint, dev)
-    loader = eval_loader(recipe, root, split, batch_size=batch_size, workers=workers)
-    pred = predict(model, loader, dev, progress=progress)
-    thresholds = np.asarray(card.thresholds)
-    result = score(pred, thresholds)
-    paths: dict[str, Path] = {}
-    if out_dir is not None:
-        paths = write_report(
-            out_dir,
-            aps=result.aps,
-            m_ap=result.m_ap,
-            thresholds=thresholds,
-            precision=result.precision,
-            recall=result.recall,
-            vad_mae=result.vad_mae,
-            weights=pred.weights,
-            branches=card.branches,
-            split=split,
-            model_name=card.name,
-            extra={"checkpoint": str(checkpoint), "persons": int(len(pred.scores))},
-        )
-    return result, card, paths

@@ -15,7 +15,7 @@ from cli_helpers import REPO, run_cli  # type: ignore[import-not-found]
 from emoedge.config import load_recipe
 from emoedge.data.emotic import load_split
 from emoedge.formats.checkpoint import read_checkpoint
-from emoedge.training.evaluate import evaluate_checkpoint
+from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
 from emoedge.training.trainer import train
 
 SAMPLE = REPO / "train" / "sample.yaml"
@@ -32,8 +32,8 @@ def runs(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
 
 
 def test_sample_model_is_far_above_a_random_scorer(runs, sample_root):
-    result, card, paths = evaluate_checkpoint(runs["attention"], sample_root, split="test",
-                                              out_dir=runs["attention"].parent / "eval", progress=False)
+    result = evaluate_model(runs["attention"], sample_root, split="test", progress=False)
+    card, paths = result.card, write_evaluation(runs["attention"].parent / "eval", result)
     labels = np.stack([r.multi_hot() for r in load_split(sample_root, "test").records])
     chance = labels.mean(0).mean()  # a random scorer's expected AP is the prevalence of each category
     assert result.m_ap >= 2 * chance, (result.m_ap, chance)
@@ -42,8 +42,8 @@ def test_sample_model_is_far_above_a_random_scorer(runs, sample_root):
 
 
 def test_attention_fusion_beats_the_body_branch_alone(runs, sample_root):
-    fused, _, _ = evaluate_checkpoint(runs["attention"], sample_root, split="test", progress=False)
-    body, _, _ = evaluate_checkpoint(runs["body"], sample_root, split="test", progress=False)
+    fused = evaluate_model(runs["attention"], sample_root, split="test", progress=False)
+    body = evaluate_model(runs["body"], sample_root, split="test", progress=False)
     assert fused.m_ap > body.m_ap + 0.02, (fused.m_ap, body.m_ap)
 
 

@@ -1,0 +1,142 @@
+"""One evaluator for every model file: a checkpoint, any emoedge ONNX (FP32, FP16, INT8 for TensorRT or for CPUs)
+or a TensorRT engine, run through `load_model` image by image, scored the same way (SPEC §6).
+
+Why through the backends: the file a user deploys is the file that must be measured, on the backend that will run
+it; one code path computes AP and mAP whatever produced the scores (after Ultralytics' validator, one over every
+export format). Each image is one engine call with all its persons, as in deployment. A checkpoint is evaluated
+in FP32 unless another precision is asked for: its weights are FP32, and `load_model`'s automatic choice (BF16 on
+CPUs that have it) is for speed, not for measurement. ONNX files and engines run as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from emoedge.backends import Backend, load_model
+from emoedge.card import ModelCard
+from emoedge.categories import BRANCHES
+from emoedge.data.frames import ImageFrames, ImageItem
+from emoedge.errors import EmoedgeError
+from emoedge.evaluation import metrics
+from emoedge.formats import CHECKPOINT_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Model outputs over a split, as numpy arrays aligned by person."""
+
+    scores: np.ndarray  # [N,26] sigmoid of the fused logits
+    labels: np.ndarray  # [N,26] multi-hot
+    vad: np.ndarray | None  # [N,3] predicted, when the model has a VAD head
+    vad_true: np.ndarray  # [N,3]
+    weights: np.ndarray | None  # [N,K] modality weights of the card's K branches, for attention fusion
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The numbers of one evaluation."""
+
+    aps: np.ndarray
+    m_ap: float
+    precision: np.ndarray
+    recall: np.ndarray
+    vad_mae: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What was measured (file, backend, precision, split) and what came out."""
+
+    model: Path
+    backend: str  # the backend's own account of itself (`Backend.reason`)
+    precision: str
+    split: str
+    card: ModelCard
+    predictions: Predictions
+    scores: Scores
+
+    @property
+    def m_ap(self) -> float:
+        return self.scores.m_ap
+
+
+def score(pred: Predictions, thresholds: np.ndarray) -> Scores:
+    """AP per category, mAP, precision/recall at the given thresholds, VAD MAE."""
+    aps = metrics.average_precisions(pred.scores, pred.labels)
+    precision, recall = metrics.precision_recall_at(pred.scores, pred.labels, thresholds)
+    vad_mae = metrics.vad_mae(pred.vad, pred.vad_true) if pred.vad is not None else None
+    return Scores(aps, metrics.mean_ap(aps), precision, recall, vad_mae)
+
+
+def open_for_evaluation(model: str | Path, *, device: str = "auto", precision: str = "auto") -> Backend:
+    """`load_model` with evaluation's precision rule: checkpoints in FP32 unless asked otherwise."""
+    path = Path(model)
+    if precision == "auto" and path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        precision = "fp32"
+    return load_model(path, device=device, precision=precision)
+
+
+def evaluate_model(
+    model: str | Path | Backend,
+    root: Path,
+    *,
+    split: str = "test",
+    device: str = "auto",
+    precision: str = "auto",
+    workers: int = 2,
+    progress: bool = True,
+) -> Evaluation:
+    """Run a model file over a split of an EMOTIC-layout dataset, one image per call, and score it."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise EmoedgeError(f"workers {workers!r}: expected an integer >= 0 (image-decoding processes)")
+    backend = model if isinstance(model, Backend) else open_for_evaluation(model, device=device, precision=precision)
+    frames = ImageFrames(Path(root), split, backend.card)
+    pred = predict(backend, frames, workers=workers, progress=progress)
+    result = score(pred, np.asarray(backend.card.thresholds))
+    path = Path(getattr(model, "path", "")) if isinstance(model, Backend) else Path(model)
+    return Evaluation(path, backend.reason, backend.precision, split, backend.card, pred, result)
+
+
+def predict(backend: Backend, frames: ImageFrames, *, workers: int = 2, progress: bool = False) -> Predictions:
+    """Every person's outputs, one backend call per image (images decoded by `workers` loader processes)."""
+    loader = DataLoader(frames, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep)
+    parts: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "vad": [], "vad_true": [], "weights": []}
+    columns = [BRANCHES.index(b) for b in backend.card.branches]  # the report's weights are in the card's order
+    bar = tqdm(loader, total=len(frames), desc=f"evaluate {backend.name}", unit="image", leave=False,
+               disable=not progress)  # fmt: skip
+    for item in bar:
+        out = backend.infer(item.image, item.body)
+        parts["scores"].append(out["scores"])
+        parts["labels"].append(item.labels)
+        parts["vad_true"].append(item.vad)
+        if "vad" in out:
+            parts["vad"].append(out["vad"])
+        if backend.card.fusion == "attention":
+            parts["weights"].append(out["modality_weights"][:, columns])
+    joined = {k: np.concatenate(v) if v else None for k, v in parts.items()}
+    return Predictions(**joined)
+
+
+def write_evaluation(out_dir: Path, evaluation: Evaluation) -> dict[str, Path]:
+    """The Table-1 report of an evaluation (report.write_report), naming the file, backend and precision."""
+    from emoedge.evaluation.report import EvalReport, write_report
+
+    scores, pred = evaluation.scores, evaluation.predictions
+    report = EvalReport(
+        aps=scores.aps, m_ap=scores.m_ap, thresholds=np.asarray(evaluation.card.thresholds), precision=scores.precision,
+        recall=scores.recall, vad_mae=scores.vad_mae, weights=pred.weights, branches=evaluation.card.branches,
+        split=evaluation.split, model_name=evaluation.card.name,
+        extra={"model": str(evaluation.model), "backend": evaluation.backend, "precision": evaluation.precision,
+               "persons": len(pred.scores)},
+    )  # fmt: skip
+    return write_report(out_dir, report)
+
+
+def _keep(item: ImageItem) -> ImageItem:
+    """The loader's collate function: an image item is already one call's inputs."""
+    return item
