@@ -1,10 +1,14 @@
-"""TensorRT backend: an engine from `emoedge export engine`, run on torch's current CUDA stream.
+"""TensorRT backend: an engine from `emoedge export engine`, run on a CUDA stream of its own.
 
 Why torch tensors as device buffers (as torch2trt does): PyTorch already owns the CUDA context, allocator and
-streams, so no second CUDA binding (pycuda, cuda-python) is needed, inputs may arrive as CUDA tensors without a
-copy, and the engine's work is ordered with the caller's on one stream. Outputs are allocated once, at the profile
-maximum. The sidecar is read before TensorRT is imported: a foreign or undescribed engine is one line naming why,
-not a deserialisation failure.
+streams, so no second CUDA binding (pycuda, cuda-python) is needed and inputs may arrive as CUDA tensors without a
+copy. Why a stream of its own: on the legacy default stream TensorRT adds device-wide synchronisations (its docs
+warn of them); the backend's stream waits for torch's current stream before the engine runs (the inputs are
+ready) and torch's current stream waits for it after (the outputs are ready), so ordering holds both ways.
+Outputs are allocated once, at the profile maximum. Frames with more persons than the profile's maximum are run
+in slices of it, and slices below its minimum are padded (a DLA engine has one fixed N: min = max). The sidecar
+is read before TensorRT is imported: a foreign or undescribed engine is one line naming why, not a
+deserialisation failure.
 """
 
 from __future__ import annotations
@@ -48,16 +52,18 @@ class TensorRTBackend(Backend):
         )
         self.index = torch.cuda.current_device() if index is None else index
         self.device = f"cuda:{self.index}"
-        self._logger = tensorrt_logger(trt)  # must outlive the runtime, engine and context
+        self._logger = tensorrt_logger(trt)  # process-wide; outlives the runtime, engine and context
+        mark = self._logger.record.mark()
         with torch.cuda.device(self.index):
             self._runtime = trt.Runtime(self._logger)
             if self.info.dla_core is not None:  # a DLA engine runs on the core the runtime names
                 self._runtime.DLA_core = self.info.dla_core
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
-                reason = self._logger.errors[-1] if self._logger.errors else "corrupt or truncated"
+                reason = self._logger.record.error_since(mark, "corrupt or truncated")
                 raise EmoedgeError(f"engine {self.path}: TensorRT cannot deserialize it ({reason}); {REBUILD}")
             self.context = self.engine.create_execution_context()
+            self.stream = torch.cuda.Stream(self.index)
         self._bind(trt)
         typing = "strongly" if self.info.strongly_typed else "weakly"
         self.reason = (
@@ -78,41 +84,65 @@ class TensorRTBackend(Backend):
         self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n), n, self.path) for n in names}
         low, _, high = self.engine.get_tensor_profile_shape("body", 0)
         self.min_persons, self.max_persons = int(low[0]), int(high[0])
-        self.context.set_input_shape("image", (1, 3, *self.card.image_size))
-        self.context.set_input_shape("body", (self.max_persons, 3, *self.card.body_size))
+        self._set_shape("image", (1, 3, *self.card.image_size))
+        self._set_shape("body", (self.max_persons, 3, *self.card.body_size))
         self.outputs: dict[str, torch.Tensor] = {}
         for name in self.output_names:
             shape = tuple(self.context.get_tensor_shape(name))
             self.outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
             self.context.set_tensor_address(name, self.outputs[name].data_ptr())
-        self._inputs: tuple[torch.Tensor, ...] = ()
 
     def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
         persons = int(body.shape[0])
-        if not self.min_persons <= persons <= self.max_persons:
-            raise EmoedgeError(
-                f"{persons} persons in one frame: engine {self.path} takes {self.min_persons} to {self.max_persons} "
-                f"(its target's persons); rebuild it with a target whose persons range includes {persons}"
-            )
         with torch.cuda.device(self.index):
-            stream = torch.cuda.current_stream()
-            # Held on self until the stream is synchronised: TensorRT reads them asynchronously.
-            self._inputs = (self._tensor(image, "image"), self._tensor(body, "body"))
-            for name, tensor in zip(INPUTS, self._inputs):
-                self.context.set_input_shape(name, tuple(tensor.shape))
-                self.context.set_tensor_address(name, tensor.data_ptr())
-            ok = self.context.execute_async_v3(stream.cuda_stream)
-            stream.synchronize()
-            self._inputs = ()
+            frame, crops = self._tensor(image, "image"), self._tensor(body, "body")
+            parts = [self._run(frame, crops[start:stop], size) for start, stop, size in
+                     person_batches(persons, self.min_persons, self.max_persons)]  # fmt: skip
+        return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
+
+    def _run(self, image: torch.Tensor, body: torch.Tensor, size: int) -> dict[str, np.ndarray]:
+        """One engine call on `body` padded with zero crops to `size` persons; the rows of `body` only."""
+        count = int(body.shape[0])
+        if size > count:
+            body = torch.cat([body, body.new_zeros((size - count, *body.shape[1:]))])
+        mark = self._logger.record.mark()
+        for name, tensor in (("image", image), ("body", body)):
+            self._set_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        current = torch.cuda.current_stream()
+        self.stream.wait_stream(current)  # the inputs were made on torch's stream
+        ok = self.context.execute_async_v3(self.stream.cuda_stream)
+        current.wait_stream(self.stream)  # the outputs are read on torch's stream
+        for tensor in (image, body):
+            tensor.record_stream(self.stream)  # the allocator must not reuse them before the engine has read them
         if not ok:
-            reason = self._logger.errors[-1] if self._logger.errors else "no reason given"
+            reason = self._logger.record.error_since(mark)
             raise EmoedgeError(f"engine {self.path}: TensorRT failed to run it ({reason})")
-        return {name: out[:persons].float().cpu().numpy() for name, out in self.outputs.items()}
+        return {name: out[:count].float().cpu().numpy() for name, out in self.outputs.items()}
+
+    def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        """`set_input_shape`, whose False (a shape outside the profile) becomes one line naming both."""
+        if not self.context.set_input_shape(name, shape):
+            low, _, high = self.engine.get_tensor_profile_shape(name, 0) if name == "body" else ((), (), ())
+            allowed = f"; the profile allows {list(low)} to {list(high)}" if len(low) else ""
+            raise EmoedgeError(f"engine {self.path}: input {name!r} of shape {list(shape)} refused by TensorRT{allowed}")
 
     def _tensor(self, value: Any, name: str) -> torch.Tensor:
         """A contiguous NCHW CUDA tensor of the engine's input type, from a numpy array or any torch tensor."""
         tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
         return tensor.to(self.device, self.dtypes[name], non_blocking=True).contiguous()
+
+
+def person_batches(persons: int, low: int, high: int) -> list[tuple[int, int, int]]:
+    """(start, stop, size) per engine call: slices of at most `high` persons, each run padded to at least `low`.
+
+    Why: an engine's profile bounds N; a DLA engine has one fixed N (low = high). A frame with more persons is
+    run in several calls, one with fewer is padded with zero crops whose outputs are dropped.
+    """
+    if not 1 <= low <= high:
+        raise EmoedgeError(f"engine profile: persons min {low}, max {high}; expected 1 <= min <= max")
+    return [(start, min(start + high, persons), max(low, min(high, persons - start)))
+            for start in range(0, persons, high)]  # fmt: skip
 
 
 def _device_index(device: str) -> int | None:

@@ -58,6 +58,13 @@ class Target:
                 raise EmoedgeError(f"dla_core {self.dla_core}: expected null or a core index >= 0")
             if self.precision == "fp32":
                 raise EmoedgeError("dla_core: the DLA runs fp16 or int8 only; set precision fp16 or int8")
+            if self.persons.min != self.persons.max:
+                p = self.persons
+                raise EmoedgeError(
+                    f"dla_core {self.dla_core}: the DLA has no dynamic shapes, so persons must be fixed (min = opt = "
+                    f"max, e.g. {{min: 4, opt: 4, max: 4}}), got min {p.min}, opt {p.opt}, max {p.max}; the "
+                    "TensorRT backend pads frames with fewer persons and splits frames with more"
+                )
 
     @property
     def workspace_bytes(self) -> int:

@@ -9,16 +9,19 @@ from __future__ import annotations
 import shlex
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
+from emoedge.export.gate import MapGate, check_max_drop, map_gate, staged
 from emoedge.export.targets import Target, load_target
 from emoedge.fileio import atomic_write
 from emoedge.formats.engine import EngineInfo, sidecar_path, write_engine_info
-from emoedge.formats.onnx import card_of, graph_precision, load_onnx
+from emoedge.formats.onnx import card_of, graph_precision, int8_target, load_onnx, stored_types
 from emoedge.formats.tensorrt import (
     cuda_gpu,
     import_tensorrt,
@@ -39,6 +42,13 @@ class EngineResult:
     info: EngineInfo
     trtexec: str
     timing_cache: Path | None
+    parity: dict[int, float]  # persons N -> max |Δscore| of the engine against ONNX Runtime (CPU, FP32 inputs)
+    gate: MapGate | None = None  # val mAP of the engine against its ONNX, when data was given
+
+    @property
+    def parity_line(self) -> str:
+        pairs = ", ".join(f"N={n}: {d:.1e}" for n, d in self.parity.items())
+        return f"parity vs ONNX Runtime (CPU) on this GPU: max |Δscore| {pairs}"
 
     @property
     def summary(self) -> str:
@@ -53,26 +63,53 @@ class EngineResult:
 
 
 def build_engine(
-    onnx_path: str | Path, target: str | Path | Target, out: str | Path, *, timing_cache: str | Path | None = None
+    onnx_path: str | Path,
+    target: str | Path | Target,
+    out: str | Path,
+    *,
+    timing_cache: str | Path | None = None,
+    data: Path | None = None,
+    max_map_drop: float | None = None,
 ) -> EngineResult:
     """Build `out` (and `<out>.json`) from an emoedge ONNX for `target` on this machine's current CUDA GPU.
 
     `timing_cache` overrides the target's; the cache is loaded if it exists and saved back after the build, which
-    makes rebuilds on the same GPU much faster.
+    makes rebuilds on the same GPU much faster. Every build ends with a parity check against ONNX Runtime (N = the
+    profile's min and max). With `data`, the engine and its ONNX are evaluated on the validation split and the
+    engine is refused (nothing written) when it loses more than `max_map_drop` points (default by precision).
     """
     onnx_path, out = Path(onnx_path), Path(out)
     target = target if isinstance(target, Target) else load_target(target)
+    max_drop = check_max_drop(max_map_drop, target.precision)
+    with staged(out, ".json") as tmp:
+        cache = Path(timing_cache) if timing_cache else target.timing_cache_for(out)
+        result = _build(onnx_path, target, tmp, cache, shown_as=out)
+        gate = None
+        if data is not None:
+            gate = map_gate(onnx_path, tmp, data, max_drop=max_drop, new_name=f"{target.precision} engine")
+    return replace(result, path=out, sidecar=sidecar_path(out), gate=gate)
+
+
+def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, *, shown_as: Path) -> EngineResult:
+    """The build itself: engine and sidecar at `out`, the timing cache saved, the parity measured; the trtexec line
+    names the engine `shown_as` (where it will be)."""
     model = load_onnx(onnx_path)
-    card, stored = card_of(model, onnx_path), graph_precision(model)
+    card, stored, types = card_of(model, onnx_path), graph_precision(model), stored_types(model)
+    if int8_target(model) == "cpu":
+        raise EmoedgeError(
+            f"ONNX model {onnx_path}: its INT8 Q/DQ is placed for ONNX Runtime on CPUs (asymmetric u8), which "
+            "TensorRT cannot build; make the TensorRT one with `emoedge export precision --int8 --int8-target tensorrt`"
+        )
     del model  # the parser reads the file itself; weights need not stay in memory twice
     trt = import_tensorrt()
     strong = strongly_typed_build(trt.__version__)
     flags = builder_flags(target, stored, strongly_typed=strong, onnx_path=onnx_path, version=trt.__version__)
+    allowed = types if strong else tuple(t for t in ("int8", "fp16", "fp32") if t == "fp32" or t.upper() in flags)
     gpu_name, capability = cuda_gpu()
-    cache_path = Path(timing_cache) if timing_cache else target.timing_cache_for(out)
-    command = trtexec_command(onnx_path, out, target, card.body_size, strongly_typed=strong, timing_cache=cache_path)
+    command = trtexec_command(onnx_path, shown_as, target, card.body_size, strongly_typed=strong, timing_cache=cache_path)
 
     logger = tensorrt_logger(trt)
+    mark = logger.record.mark()
     builder = trt.Builder(logger)
     # TensorRT 11 is always strongly typed and ignores the (deprecated) flag; 10.x must be asked.
     typed = strong and version_tuple(trt.__version__)[0] == 10
@@ -84,12 +121,12 @@ def build_engine(
     if inputs != ["body", "image"]:
         raise EmoedgeError(f"ONNX model {onnx_path}: inputs {inputs}, expected ['body', 'image']; export it again")
     config = _configure(trt, builder, target, card, flags)
-    _use_timing_cache(config, cache_path)
+    use_timing_cache(config, cache_path)
     start = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - start
     if plan is None:
-        reason = logger.errors[-1] if logger.errors else "no reason given"
+        reason = logger.record.error_since(mark)
         raise EmoedgeError(f"TensorRT could not build an engine from {onnx_path} for target {target.name!r}: {reason}")
 
     sidecar = sidecar_path(out)
@@ -104,9 +141,26 @@ def build_engine(
         persons=(p.min, p.opt, p.max), precision=target.precision, strongly_typed=strong, dla_core=target.dla_core,
         engine_bytes=out.stat().st_size, build_seconds=round(seconds, 1),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), onnx=onnx_path.name,
+        allowed_precisions=allowed,
     )
     write_engine_info(out, info)
-    return EngineResult(out, sidecar, info, command, cache_path)
+    parity = engine_parity(out, onnx_path, sorted({p.min, p.max}))
+    return EngineResult(out, sidecar, info, command, cache_path, parity)
+
+
+def engine_parity(engine: Path, onnx_path: Path, persons: list[int]) -> dict[int, float]:
+    """Max |Δscore| of the engine against ONNX Runtime on the CPU (the ONNX it came from, as stored), per N."""
+    from emoedge.backends.onnxruntime import OnnxRuntimeBackend
+    from emoedge.backends.tensorrt import TensorRTBackend
+    from emoedge.export.onnx import example_inputs
+
+    built, reference = TensorRTBackend(engine), OnnxRuntimeBackend(onnx_path, device="cpu")
+    diffs = {}
+    for n in persons:
+        image, body = (t.numpy() for t in example_inputs(built.card, n, seed=n))
+        got, want = built.infer(image, body)["scores"], reference.infer(image, body)["scores"]
+        diffs[n] = float(np.abs(got - want).max())
+    return diffs
 
 
 def trtexec_command(
@@ -189,10 +243,24 @@ def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, 
     return config
 
 
-def _use_timing_cache(config, path: Path | None) -> None:  # noqa: ANN001 (trt.IBuilderConfig)
-    """Load the timing cache at `path` (or start an empty one); a cache from another GPU/version is replaced."""
+def use_timing_cache(config, path: Path | None) -> None:  # noqa: ANN001 (trt.IBuilderConfig)
+    """Give the builder the timing cache at `path`, or an empty one.
+
+    A cache file from another GPU or TensorRT version, or a corrupt one, is not fatal: TensorRT's
+    `create_timing_cache` may then return None (or raise) and `set_timing_cache` refuse it; the build starts from
+    an empty cache with one warning, and the new cache replaces the file afterwards.
+    """
     data = path.read_bytes() if path is not None and path.is_file() else b""
-    if not config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
-        warnings.warn(f"timing cache {path} was made for another GPU or TensorRT version; starting a new one",
-                      stacklevel=3)
-        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
+    if data:
+        try:
+            cache = config.create_timing_cache(data)
+        except Exception:  # noqa: BLE001 — TensorRT raises its own types for a blob it cannot parse
+            cache = None
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return
+        warnings.warn(
+            f"timing cache {path} is corrupt or was made for another GPU or TensorRT version; starting a new one",
+            stacklevel=3,
+        )
+    if not config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+        raise EmoedgeError("TensorRT refused an empty timing cache; this TensorRT installation looks broken")

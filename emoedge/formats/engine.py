@@ -39,6 +39,9 @@ class EngineInfo:
     built_at: str
     onnx: str
     emoedge: str = __version__
+    # What the build let TensorRT compute in: a strongly typed build the graph's own types; a weakly typed one
+    # (TensorRT 10.3) fp32 plus what the builder flags allowed, whatever the target asked.
+    allowed_precisions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         h, w = self.card.body_size
@@ -58,6 +61,7 @@ class EngineInfo:
             "built_at": self.built_at,
             "onnx": self.onnx,
             "emoedge": self.emoedge,
+            "allowed_precisions": list(self.allowed_precisions),
         }
 
     @classmethod
@@ -70,7 +74,7 @@ class EngineInfo:
             persons=(stored.profile.body.min[0], stored.profile.body.opt[0], stored.profile.body.max[0]),
             precision=stored.precision, strongly_typed=stored.strongly_typed, dla_core=stored.dla_core,
             engine_bytes=stored.engine_bytes, build_seconds=stored.build_seconds, built_at=stored.built_at,
-            onnx=stored.onnx, emoedge=stored.emoedge,
+            onnx=stored.onnx, emoedge=stored.emoedge, allowed_precisions=stored.allowed_precisions,
         )  # fmt: skip
 
 
@@ -110,6 +114,7 @@ class _Sidecar:
     built_at: str
     onnx: str
     emoedge: str
+    allowed_precisions: tuple[Literal["int8", "fp16", "fp32"], ...] = ()  # absent from sidecars before it
 
 
 def sidecar_path(engine: str | Path) -> Path:

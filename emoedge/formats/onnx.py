@@ -77,6 +77,19 @@ def graph_precision(model: Any) -> str:
     return "fp32"
 
 
+def stored_types(model: Any) -> tuple[str, ...]:
+    """The numeric types a graph computes in: 'int8' where it has Q/DQ, 'fp16' where it has FP16 weights, and
+    'fp32' (its inputs and outputs always are), narrowest first."""
+    precision = graph_precision(model)
+    types = {"fp32", precision}
+    if precision == "int8":
+        from onnx import TensorProto
+
+        if any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer):
+            types.add("fp16")
+    return tuple(t for t in ("int8", "fp16", "fp32") if t in types)
+
+
 def int8_target(model: Any) -> str | None:
     """Which runtime an INT8 graph was quantized for ('tensorrt' or 'cpu'); None for other graphs."""
     if graph_precision(model) != "int8":

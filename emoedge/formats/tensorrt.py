@@ -8,7 +8,9 @@ is used, before it the weak one — chosen by `tensorrt.__version__`.
 
 from __future__ import annotations
 
+import collections
 import re
+import threading
 import warnings
 
 from emoedge.errors import EmoedgeError
@@ -58,21 +60,75 @@ def cuda_gpu(index: int | None = None) -> tuple[str, tuple[int, int]]:
     return torch.cuda.get_device_name(index), (int(major), int(minor))
 
 
-def tensorrt_logger(trt):  # -> trt.ILogger subclass instance
-    """A TensorRT logger that keeps errors for the one-line message and turns warnings into Python warnings."""
+class LogRecord:
+    """TensorRT's error messages, bounded and thread-safe (TensorRT may log from its own threads).
+
+    `mark()` before a call and `error_since(mark)` after it attribute an error to that call, so a message names
+    TensorRT's own reason for the failure at hand, not an older one.
+    """
+
+    def __init__(self, keep: int = 64) -> None:
+        self._lock = threading.Lock()
+        self._errors: collections.deque[str] = collections.deque(maxlen=keep)
+        self._count = 0
+
+    def add(self, message: str) -> None:
+        with self._lock:
+            self._errors.append(" ".join(message.split()))
+            self._count += 1
+
+    def mark(self) -> int:
+        with self._lock:
+            return self._count
+
+    def error_since(self, mark: int, default: str = "no reason given") -> str:
+        """The last error logged after `mark`, or `default`."""
+        with self._lock:
+            return self._errors[-1] if self._count > mark and self._errors else default
+
+
+def tensorrt_logger(trt):  # -> trt.ILogger subclass instance, with a `record` (LogRecord)
+    """The ONE TensorRT logger of this process, made on first use and handed to every builder and runtime.
+
+    Why one: TensorRT treats the logger as a process-wide singleton — the first logger given to a builder or runtime
+    receives the messages of every later one, whatever logger those were given. emoedge uses one logger for all its
+    engines and claims it first (`claim_logging`) before another library (an Ultralytics `.engine` detector) can.
+    """
+    with _LOGGER_LOCK:
+        logger = _LOGGERS.get(id(trt))
+        if logger is None:
+            logger = _LOGGERS[id(trt)] = _make_logger(trt)
+        return logger
+
+
+def claim_logging(trt) -> None:  # noqa: ANN001 (the tensorrt module)
+    """Make emoedge's logger TensorRT's process logger now (a Runtime created with it), before anyone else's."""
+    logger = tensorrt_logger(trt)
+    with _LOGGER_LOCK:
+        if not getattr(logger, "claimed", False):
+            logger.runtime = trt.Runtime(logger)  # kept alive with the logger
+            logger.claimed = True
+
+
+def _make_logger(trt):  # noqa: ANN001, ANN202
+    severity = trt.ILogger.Severity
 
     class Logger(trt.ILogger):
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+            self.record = LogRecord()
 
-        def log(self, severity, msg: str) -> None:  # noqa: ANN001 (trt.ILogger.Severity)
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                self.errors.append(" ".join(msg.split()))
-            elif severity == trt.ILogger.Severity.WARNING:
+        def log(self, level, msg: str) -> None:  # noqa: ANN001 (trt.ILogger.Severity)
+            if level in (severity.ERROR, severity.INTERNAL_ERROR):
+                self.record.add(msg)
+            elif level == severity.WARNING:
                 warnings.warn(f"TensorRT: {' '.join(msg.split())}", stacklevel=2)
 
     return Logger()
+
+
+_LOGGER_LOCK = threading.Lock()
+_LOGGERS: dict[int, object] = {}  # id(tensorrt module) -> its process-wide logger
 
 
 def version_tuple(version: str) -> tuple[int, int]:

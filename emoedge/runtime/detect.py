@@ -6,7 +6,8 @@ the same ByteTrack, so ids mean the same thing on both paths.
 
 Ultralytics is told, before it is first imported, never to go online (`YOLO_OFFLINE`) and never to pip-install a
 missing requirement (`YOLO_AUTOINSTALL`): emoedge runs offline and installs nothing at run time. Weights are checked
-here, so a missing file is one line saying how to get it, never an attempted download.
+here, so a missing file is one line saying how to get it, never an attempted download. Ultralytics' predictor is set
+up once, when the detector is built, because setting it up changes torch's thread count (see `YoloDetector`).
 
 Boxes file formats (pixel coordinates of the source frames, frame index 0-based in decoding order):
     JSON  {"frames": [{"index": 0, "boxes": [[x1, y1, x2, y2], ...], "ids": [7, ...]}, ...]}   ("ids" optional)
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +33,8 @@ from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.sources import Frame
 
+log = logging.getLogger(__name__)
+
 DEFAULT_WEIGHTS = "yolo11n.pt"
 WEIGHT_SUFFIXES = (".pt", ".onnx", ".engine")
 CONFIG_SUFFIXES = (".yaml", ".yml")  # an architecture file: an untrained model, for tests and smoke runs
@@ -37,6 +42,7 @@ TRACKER = "bytetrack.yaml"
 PERSON = 0  # COCO class index
 CSV_FIELDS = ("frame", "x1", "y1", "x2", "y2")
 INSTALL_HINT = "pip install 'emoedge[runtime]'"
+ULTRALYTICS_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}  # forced: the offline, no-install guarantees
 
 
 class Detector(Protocol):
@@ -60,23 +66,49 @@ def open_detector(detector: Path | str | None, boxes: Path | None, *, device: st
 
 
 def import_ultralytics() -> Any:
-    """The ultralytics module, configured offline and with automatic installs off (set before its first import)."""
-    os.environ["YOLO_OFFLINE"] = "1"
-    os.environ["YOLO_AUTOINSTALL"] = "false"
-    os.environ.setdefault("YOLO_VERBOSE", "false")
+    """The ultralytics module, imported the first time offline, with automatic installs and its log chatter off.
+
+    Ultralytics reads these settings once, when `ultralytics.utils` is imported (ONLINE from YOLO_OFFLINE,
+    AUTOINSTALL, VERBOSE), so the environment is written only before that first import and never again; a process
+    that imported Ultralytics itself keeps its own settings (a warning says so if they allow going online or
+    installing). torch is imported first: Ultralytics sets OMP_NUM_THREADS=1 when it is unset, which leaves a torch
+    imported after it with one thread for the whole process.
+    """
+    if "ultralytics" not in sys.modules:
+        for key, value in ULTRALYTICS_ENV.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+        if "YOLO_VERBOSE" not in os.environ:  # the user's choice wins
+            os.environ["YOLO_VERBOSE"] = "false"
     try:
+        import torch  # noqa: F401 - before Ultralytics, see above
         import ultralytics
+        from ultralytics import utils
     except ModuleNotFoundError as exc:
         if exc.name != "ultralytics":
             raise EmoedgeError(f"Ultralytics needs {exc.name!r}, which is not installed ({INSTALL_HINT})") from None
         raise EmoedgeError(
             f"person detection and tracking need Ultralytics, which is not installed ({INSTALL_HINT})"
         ) from None
+    if utils.ONLINE or utils.AUTOINSTALL:  # only possible when imported by someone else first
+        log.warning(
+            "Ultralytics was imported before emoedge could configure it, and may go online (%s) or pip-install "
+            "(%s): set YOLO_OFFLINE=1 and YOLO_AUTOINSTALL=false before importing it",
+            utils.ONLINE,
+            utils.AUTOINSTALL,
+        )
     return ultralytics
 
 
 class YoloDetector:
-    """`model.track(persist=True)` with ByteTrack, class person only; one instance per video (it holds the tracks)."""
+    """`model.track(persist=True)` with ByteTrack, class person only; one instance per video (it holds the tracks).
+
+    Ultralytics sets up its predictor on the first predict or track call, and that setup (`select_device` in
+    utils/torch_utils.py) sets torch to (cores - 1) threads for CPU inference: 1 on a 2-core machine, halving the
+    emotion model's speed. That setting is for Ultralytics' own training loop; the runtime keeps the process's. So
+    the predictor is set up here, once, and the thread count restored once; Ultralytics rebuilds it only when a
+    setup argument (device, tracker, ...) changes, and every call passes the same ones.
+    """
 
     def __init__(self, weights: Path | str, *, device: str = "auto") -> None:
         weights = Path(weights)
@@ -93,36 +125,54 @@ class YoloDetector:
                 "with internet and pass --detector PATH, or give persons with --boxes FILE"
             )
         ultralytics = import_ultralytics()
+        if suffix == ".engine":
+            # TensorRT keeps one logger per process, the first one given: make it emoedge's before Ultralytics
+            # loads its engine, so that errors of the emotion engine still carry TensorRT's reason.
+            from emoedge.formats.tensorrt import claim_logging, import_tensorrt
+
+            claim_logging(import_tensorrt())
         try:
             self.model = ultralytics.YOLO(str(weights), task="detect")
             names = self.model.names
-        except Exception as exc:  # noqa: BLE001 — Ultralytics raises many types for unreadable or foreign files
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise EmoedgeError(f"detector {weights}: Ultralytics cannot load it ({reason})") from None
+        except Exception as exc:  # Ultralytics raises many types for unreadable or foreign files
+            raise EmoedgeError(f"detector {weights}: Ultralytics cannot load it ({_first_line(exc)})") from None
         first = str(names.get(PERSON, "")) if isinstance(names, dict) else ""
         if first and not first.isdigit() and first != "person":
             raise EmoedgeError(
                 f"detector {weights}: class {PERSON} is {first!r}, expected 'person' (a COCO-trained YOLO model)"
             )
-        self.device = _ultralytics_device(device)
+        self._args = {"classes": [PERSON], "tracker": TRACKER, "verbose": False, "device": _ultralytics_device(device)}
+        self._set_up_predictor(weights)
         self.name = f"YOLO {weights.name} + ByteTrack"
 
-    def __call__(self, frame: Frame) -> Persons:
+    def _set_up_predictor(self, weights: Path) -> None:
+        """Build Ultralytics' predictor with one prediction on a blank frame, keeping torch's thread count.
+
+        `predict`, not `track`: it builds the same predictor (same setup arguments) but no tracker, so the tracker
+        `track` creates on the first frame starts with fresh ids. A device or backend Ultralytics cannot use fails
+        here, as one line, not on the first frame.
+        """
         import torch
 
         threads = torch.get_num_threads()
         try:
-            result = self.model.track(
-                frame.image, persist=True, classes=[PERSON], tracker=TRACKER, verbose=False, device=self.device
-            )[0]
+            self.model.predict(np.zeros((32, 32, 3), np.uint8), **self._args)
+        except Exception as exc:  # as for loading: many types, for unusable devices and missing backends
+            raise EmoedgeError(f"detector {weights}: Ultralytics cannot run it ({_first_line(exc)})") from None
         finally:
-            # Ultralytics sets torch to (cores - 1) threads for CPU inference: 1 on a 2-core machine, halving the
-            # emotion model's speed. Its setting is for its own training loop; the runtime keeps the process's.
             torch.set_num_threads(threads)
+
+    def __call__(self, frame: Frame) -> Persons:
+        result = self.model.track(frame.image, persist=True, **self._args)[0]
         boxes = result.boxes
         if boxes is None or boxes.id is None:  # nothing the tracker has confirmed (yet)
             return Persons.empty()
         return Persons.from_arrays(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(), boxes.conf.cpu().numpy())
+
+
+def _first_line(exc: Exception) -> str:
+    """The gist of an Ultralytics error, whose messages run over several lines."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
 def _ultralytics_device(device: str) -> str | None:

@@ -113,6 +113,7 @@ def engines(built) -> dict[str, object]:
     return {"tensorrt": load_model(engine), "onnxruntime": load_model(onnx_path, device="cpu")}
 
 
+@pytest.mark.gpu
 @pytest.mark.parametrize("persons", [1, 3, PERSONS.max])
 def test_engine_agrees_with_onnxruntime(engines, persons):
     trt_backend, ort_backend = engines["tensorrt"], engines["onnxruntime"]
@@ -125,6 +126,7 @@ def test_engine_agrees_with_onnxruntime(engines, persons):
         np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE[key], err_msg=key)
 
 
+@pytest.mark.gpu
 def test_cuda_and_channels_last_inputs(engines):
     backend = engines["tensorrt"]
     image, body = example_inputs(backend.card, 2)
@@ -135,12 +137,15 @@ def test_cuda_and_channels_last_inputs(engines):
     assert "TensorRT" in backend.reason and backend.device.startswith("cuda:")
 
 
-def test_persons_outside_the_profile(engines):
-    backend = engines["tensorrt"]
-    image, body = example_inputs(backend.card, PERSONS.max + 1)
-    with pytest.raises(EmoedgeError, match=f"{PERSONS.max + 1} persons in one frame: .* takes 1 to {PERSONS.max}"):
-        backend.infer(image, body)
-    empty = backend.infer(image, body[:0])
+@pytest.mark.gpu
+def test_frames_beyond_the_profile_run_in_slices(engines):
+    """More persons than the profile's maximum: several engine calls, the same outputs as ONNX Runtime's."""
+    trt_backend, ort_backend = engines["tensorrt"], engines["onnxruntime"]
+    image, body = example_inputs(trt_backend.card, 2 * PERSONS.max + 1)
+    got, expected = trt_backend.infer(image, body), ort_backend.infer(image.numpy(), body.numpy())
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE[key], err_msg=key)
+    empty = trt_backend.infer(image, body[:0])
     assert empty["scores"].shape == (0, 26)
 
 
@@ -151,6 +156,7 @@ def test_persons_outside_the_profile(engines):
         ("gpu", {"name": "Another GPU", "compute_capability": [1, 0]}, r"built for 'Another GPU' \(compute capability"),
     ],
 )
+@pytest.mark.gpu
 def test_engine_from_elsewhere_is_refused(built, tmp_path, field, value, message):
     engine = tmp_path / "m.engine"
     engine.write_bytes(built[1].read_bytes())

@@ -190,6 +190,7 @@ def test_cuda_requested_without_cuda(model_files):
         load_model(model_files[0], device="cuda")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_cuda_is_close_to_fp32(model_files, backends):
     fp16 = load_model(model_files[0], device="cuda")

@@ -356,6 +356,7 @@ def test_build_without_tensorrt_is_one_line(tmp_path, exported):
 # --- real builds: TensorRT and a CUDA GPU only ----------------------------------------------------------------------
 
 
+@pytest.mark.gpu
 def test_build_engine_writes_engine_sidecar_and_timing_cache(trt_gpu, exported, tmp_path):
     onnx_path = exported["full"][1].path
     small = Target(persons=Persons(1, 2, 4), precision="fp32", workspace_mib=512, name="small", timing_cache="t.cache")
@@ -373,6 +374,7 @@ def test_build_engine_writes_engine_sidecar_and_timing_cache(trt_gpu, exported, 
     assert again.timing_cache == result.timing_cache and read_engine_info(again.path).persons == (1, 2, 4)
 
 
+@pytest.mark.gpu
 def test_fp16_target_on_the_fp32_onnx(trt_gpu, exported, tmp_path):
     onnx_path = exported["full"][1].path
     fp16 = Target(persons=Persons(1, 2, 4), precision="fp16", workspace_mib=512, name="half")
