@@ -21,6 +21,7 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vermin --quiet --no-tips --eval-annotations --target=3.10- --violations emoedge
 
 test: lint
 	$(PY) -m pytest -q
