@@ -35,7 +35,6 @@ import numpy as np
 import torch
 
 from emoedge.backends import load_model
-from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
 from emoedge.data.sample import write_sample
@@ -44,6 +43,7 @@ from emoedge.export.precision import split_maps, to_fp16, to_int8
 from emoedge.fileio import atomic_write, atomic_write_text
 from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
+from emoedge.resources import shipped_folder
 from emoedge.training.trainer import train
 
 OFFLINE = ["model.weights={}"]  # no downloads: latency does not depend on the weights
@@ -97,8 +97,14 @@ def interleaved(points: dict, budget: float) -> dict[tuple, list[float]]:
 def summarise(times: list[float], persons: int) -> dict:
     """Percentiles (ms) and throughput at the median latency (a mean would carry other jobs' interference)."""
     p50, p90, p99 = (float(np.percentile(times, q)) for q in (50, 90, 99))
-    return {"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "calls": len(times),
-            "frames_per_s": 1000 / p50, "persons_per_s": 1000 * persons / p50}
+    return {
+        "p50_ms": p50,
+        "p90_ms": p90,
+        "p99_ms": p99,
+        "calls": len(times),
+        "frames_per_s": 1000 / p50,
+        "persons_per_s": 1000 * persons / p50,
+    }
 
 
 def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> list[dict]:
@@ -125,7 +131,9 @@ def per_person(backend, image: np.ndarray, body: np.ndarray) -> list[dict]:
 
 def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
     """Test-split mAP of the sample recipe's trained model through every path (ONNX Runtime ones on the CPU)."""
-    run = train(load_recipe(shipped_folder("recipe") / "sample.yaml"), tmp / "sample-run", data_root=root, progress=False)
+    run = train(
+        load_recipe(shipped_folder("recipe") / "sample.yaml"), tmp / "sample-run", data_root=root, progress=False
+    )
     onnx_path = export_onnx(run.best, tmp / "sample.onnx").path
     files = {"pt": run.best, "onnx": onnx_path}
     files["fp16"] = to_fp16(onnx_path, tmp / "sample-fp16.onnx", data=root).path
@@ -160,13 +168,25 @@ def targets(rows: list[dict], maps: dict[str, float], models: list[str], n: int)
         best = min(SHIPPED_FAST, key=lambda k: p50(rows, model, k, n))
         map_change = 100 * (maps[best] - maps["torch-fp32"]) if maps else float("nan")
         checks = [
-            ("shared context ≥ 1.9× faster than per-person (PyTorch FP32)",
-             p50(rows, model, "torch-fp32", n, "per-person") / base, 1.9, ""),
+            (
+                "shared context ≥ 1.9× faster than per-person (PyTorch FP32)",
+                p50(rows, model, "torch-fp32", n, "per-person") / base,
+                1.9,
+                "",
+            ),
             ("ONNX Runtime FP32 ≥ 2× PyTorch eager FP32", base / p50(rows, model, "ort-fp32", n), 2.0, ""),
-            ("fastest CPU path (BF16 or CPU INT8) ≥ 4× PyTorch eager FP32, sample mAP change ≤ 0.5 pt",
-             base / p50(rows, model, best, n), 4.0, f"{PATHS[best][0]}; sample mAP change {map_change:+.2f} pt"),
-            ("INT8 for CPUs (ONNX Runtime quantize_static) ≥ 1.5× ONNX Runtime FP32",
-             p50(rows, model, "ort-fp32", n) / p50(rows, model, "ort-int8-cpu", n), 1.5, ""),
+            (
+                "fastest CPU path (BF16 or CPU INT8) ≥ 4× PyTorch eager FP32, sample mAP change ≤ 0.5 pt",
+                base / p50(rows, model, best, n),
+                4.0,
+                f"{PATHS[best][0]}; sample mAP change {map_change:+.2f} pt",
+            ),
+            (
+                "INT8 for CPUs (ONNX Runtime quantize_static) ≥ 1.5× ONNX Runtime FP32",
+                p50(rows, model, "ort-fp32", n) / p50(rows, model, "ort-int8-cpu", n),
+                1.5,
+                "",
+            ),
         ]
         for what, value, goal, note in checks:
             reached = bool(value >= goal and (not note or abs(map_change) <= 0.5))
@@ -193,14 +213,26 @@ def plot(rows: list[dict], models: list[str], path: Path) -> None:
     for ax, model in zip(axes[0], models):
         for color, (key, (label, _, _)) in enumerate(PATHS.items()):
             for way in ("shared", "per-person"):
-                points = [(r["persons"], r["p50_ms"]) for r in rows
-                          if (r["model"], r["path"], r["way"]) == (model, key, way)]
+                points = [
+                    (r["persons"], r["p50_ms"]) for r in rows if (r["model"], r["path"], r["way"]) == (model, key, way)
+                ]
                 if points:
                     x, y = zip(*points)
-                    ax.plot(x, y, "--" if way == "per-person" else "-", marker="o", color=f"C{color}",
-                            label=label + (" — per person" if way == "per-person" else ""))
-        ax.set(title=f"{model} model", xlabel="persons in the frame (N)", ylabel="p50 latency per frame (ms)",
-               xscale="log", yscale="log")
+                    ax.plot(
+                        x,
+                        y,
+                        "--" if way == "per-person" else "-",
+                        marker="o",
+                        color=f"C{color}",
+                        label=label + (" — per person" if way == "per-person" else ""),
+                    )
+        ax.set(
+            title=f"{model} model",
+            xlabel="persons in the frame (N)",
+            ylabel="p50 latency per frame (ms)",
+            xscale="log",
+            yscale="log",
+        )
         ax.set_xticks(persons, [str(n) for n in persons])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
@@ -213,8 +245,15 @@ def plot(rows: list[dict], models: list[str], path: Path) -> None:
     plt.close(fig)
 
 
-def markdown(meta: dict, rows: list[dict], maps: dict[str, float], goals: list[dict],
-             best: dict[str, dict[int, str]], parity: dict[str, dict[str, str]], n: int) -> str:
+def markdown(
+    meta: dict,
+    rows: list[dict],
+    maps: dict[str, float],
+    goals: list[dict],
+    best: dict[str, dict[int, str]],
+    parity: dict[str, dict[str, str]],
+    n: int,
+) -> str:
     lines = [
         f"# Inference backends — {meta['cpu']}",
         "",
@@ -247,8 +286,11 @@ def markdown(meta: dict, rows: list[dict], maps: dict[str, float], goals: list[d
         for key, value in maps.items():
             lines.append(f"| {PATHS[key][0]} | {100 * value:.2f} | {100 * (value - maps['torch-fp32']):+.2f} pt |")
     for model in parity:
-        lines += ["", f"{model}: FP16 {parity[model]['fp16']}; INT8 for TensorRT {parity[model]['int8']}; "
-                  f"INT8 for CPUs {parity[model]['int8cpu']}."]
+        lines += [
+            "",
+            f"{model}: FP16 {parity[model]['fp16']}; INT8 for TensorRT {parity[model]['int8']}; "
+            f"INT8 for CPUs {parity[model]['int8cpu']}.",
+        ]
     for model in dict.fromkeys(r["model"] for r in rows):
         lines += [
             "",
@@ -291,10 +333,14 @@ def main() -> int:
     from emoedge.backends.torch import cpu_bf16_feature
 
     meta = {
-        "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "onnxruntime": importlib.metadata.version("onnxruntime-gpu" if _has("onnxruntime-gpu") else "onnxruntime"),
-        "onnx": importlib.metadata.version("onnx"), "modelopt": importlib.metadata.version("nvidia-modelopt"),
-        "bf16": cpu_bf16_feature() or "none", "python": sys.version.split()[0],
+        "onnx": importlib.metadata.version("onnx"),
+        "modelopt": importlib.metadata.version("nvidia-modelopt"),
+        "bf16": cpu_bf16_feature() or "none",
+        "python": sys.version.split()[0],
     }
     started = time.perf_counter()
     rows: list[dict] = []

@@ -32,12 +32,12 @@ import torch
 
 from emoedge.backends import Backend, load_model
 from emoedge.backends.torch import cpu_bf16_feature
-from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
 from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
+from emoedge.resources import shipped_folder
 from emoedge.runtime.pipeline import RunSettings, run
 
 OFFLINE = ["model.weights={}"]  # no downloads: speed does not depend on the weights
@@ -98,6 +98,7 @@ def make_clip(out: Path, size: tuple[int, int], persons: int) -> tuple[Path, Pat
 
 def cpu_busy(interval: float = 0.5) -> float | None:
     """Fraction of the machine's CPU time spent busy over `interval` while this process sleeps (Linux), else None."""
+
     def sample() -> tuple[int, int]:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return sum(values), values[3] + values[4]  # total, idle + iowait
@@ -128,7 +129,9 @@ def wait_for_quiet(limit: float) -> float | None:
 def measure(video: Path, boxes: Path, backend: Backend, seconds: float, tmp: Path, every: int) -> dict[str, Any]:
     """One point: warm-up, then a timed run writing the annotated video and the event log."""
     outputs = {"out": tmp / "out.mp4", "events": tmp / "events.jsonl", "boxes": boxes}
-    warm = run(str(video), backend, settings=RunSettings(every=every, max_frames=WARMUP_FRAMES, progress=False), **outputs)
+    warm = run(
+        str(video), backend, settings=RunSettings(every=every, max_frames=WARMUP_FRAMES, progress=False), **outputs
+    )
     per_frame = warm.seconds / max(warm.frames, 1)
     frames = int(min(CLIP_FRAMES, max(MIN_FRAMES, seconds / max(per_frame, 1e-3))))
     summary = run(str(video), backend, settings=RunSettings(every=every, max_frames=frames, progress=False), **outputs)
@@ -159,12 +162,21 @@ def main() -> int:
             paths = {"onnxruntime": load_model(onnx_path, device="cpu"), "torch": load_model(checkpoint, device="cpu")}
             for path, backend in paths.items():
                 target = {k: v for k, v in clips.items() if k == (TARGET_SIZE, TARGET_PERSONS)}
-                ways = [("shared", backend, 1, clips), ("per-person", PerPerson(backend), 1, clips),
-                        (f"shared, every {REUSE}", backend, REUSE, target)]
+                ways = [
+                    ("shared", backend, 1, clips),
+                    ("per-person", PerPerson(backend), 1, clips),
+                    (f"shared, every {REUSE}", backend, REUSE, target),
+                ]
                 for way, engine, every, points in ways:
                     for (size, persons), (video, boxes) in points.items():
-                        row = {"model": model, "path": LABELS[path].format(backend.precision.upper()),
-                               "backend": path, "way": way, "size": size, "persons": persons}
+                        row = {
+                            "model": model,
+                            "path": LABELS[path].format(backend.precision.upper()),
+                            "backend": path,
+                            "way": way,
+                            "size": size,
+                            "persons": persons,
+                        }
                         row["busy_before"] = wait_for_quiet(args.wait)
                         row |= measure(video, boxes, engine, args.seconds, tmp, every)
                         row["busy_after"] = cpu_busy()
@@ -233,7 +245,8 @@ def write_results(out: Path, meta: dict, rows: list[dict]) -> None:
             cells = [_ms(r[f"{s}_ms"]) for s in ("decode", "preprocess", "engine", "smooth", "render", "write")]
             lines.append(
                 f"| {r['path']} | {r['way']} | {r['size']} | {r['persons']} | {r['fps']:.1f} | {ratio} | "
-                + " | ".join(cells) + f" | {r['frames']} | {_busy(r)} |"
+                + " | ".join(cells)
+                + f" | {r['frames']} | {_busy(r)} |"
             )
     lines += [
         "",

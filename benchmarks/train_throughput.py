@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from emoedge.resources import shipped_folder
 from emoedge.config import load_recipe
 from emoedge.data.dataset import EmoticDataset
 from emoedge.data.emotic import load_split
@@ -32,6 +31,7 @@ from emoedge.data.sample import write_sample
 from emoedge.data.transforms import build_transform
 from emoedge.fileio import atomic_write_text
 from emoedge.model.net import build_model
+from emoedge.resources import shipped_folder
 from emoedge.training.evaluate import resolve_device
 from emoedge.training.loss import EmotionLoss
 from emoedge.training.trainer import train
@@ -119,14 +119,20 @@ def main() -> int:
                 "batch": batch,
                 "workers": min(recipe.data.workers, os.cpu_count() or 1),
                 "loader_img_s": loader_rate(recipe, root, batch, args.batches),
-                "train_img_s": compute_rate(recipe, device, batch, max(2, args.batches // (1 if gpu or name == "sample" else 3))),
+                "train_img_s": compute_rate(
+                    recipe, device, batch, max(2, args.batches // (1 if gpu or name == "sample" else 3))
+                ),
             }
             if name == "sample":
                 row["end_to_end_img_s"] = end_to_end_rate(Path(tmp))
             row["loader_headroom"] = row["loader_img_s"] / row["train_img_s"]
             rows.append(row)
             print(json.dumps(row))
-    device_name = torch.cuda.get_device_name(device) if gpu else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if gpu
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    )
     meta = {"device": device_name, "torch": torch.__version__, "python": sys.version.split()[0]}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"train_throughput_{'gpu' if gpu else 'cpu'}"

@@ -38,13 +38,13 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         if not self.branches or any(b not in BRANCHES for b in self.branches):
-            raise EmoedgeError(f"model card: branches {list(self.branches)} must be a non-empty subset of {list(BRANCHES)}")
+            raise EmoedgeError(
+                f"model card: branches {list(self.branches)} must be a non-empty subset of {list(BRANCHES)}"
+            )
         if self.fusion not in ("attention", "concat"):
             raise EmoedgeError(f"model card: fusion {self.fusion!r} must be 'attention' or 'concat'")
         if len(self.thresholds) != len(self.categories):
-            raise EmoedgeError(
-                f"model card: {len(self.thresholds)} thresholds for {len(self.categories)} categories"
-            )
+            raise EmoedgeError(f"model card: {len(self.thresholds)} thresholds for {len(self.categories)} categories")
         for key in ("image_size", "body_size"):
             size = getattr(self, key)
             if len(size) != 2 or any(int(s) < 1 for s in size):
@@ -76,4 +76,3 @@ class ModelCard:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise EmoedgeError(f"model card: not valid JSON ({exc.msg} at position {exc.pos})") from None
-

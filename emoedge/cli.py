@@ -184,7 +184,9 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K] (ONNX Runtime's provider)")
     p.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16", "int8"),
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "fp16", "bf16", "int8"),
         help="auto: a checkpoint in FP32, ONNX files and engines as stored",
     )
     p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out")

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from emoedge import settings
 from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
@@ -27,16 +27,18 @@ class ModelConfig:
 
     branches: list[str] = field(default_factory=lambda: list(BRANCHES))
     backbones: dict[str, str] = field(default_factory=lambda: {b: "resnet50" for b in BRANCHES})
-    weights: dict[str, Union[str, None]] = field(default_factory=lambda: {"body": "imagenet"})
+    weights: dict[str, str | None] = field(default_factory=lambda: {"body": "imagenet"})
     fusion: Literal["attention", "concat"] = "attention"
-    fusion_dim: Union[int, None] = None
+    fusion_dim: int | None = None
     attention_hidden: int = 256
     dropout: float = 0.5
     vad: bool = False
 
     def __post_init__(self) -> None:
         if "body" not in self.branches or any(b not in BRANCHES for b in self.branches):
-            raise EmoedgeError(f"model.branches {self.branches}: must include 'body' and be a subset of {list(BRANCHES)}")
+            raise EmoedgeError(
+                f"model.branches {self.branches}: must include 'body' and be a subset of {list(BRANCHES)}"
+            )
         if len(set(self.branches)) != len(self.branches):
             raise EmoedgeError(f"model.branches {self.branches}: a branch is listed twice")
         missing = [b for b in self.branches if b not in self.backbones]
@@ -50,7 +52,7 @@ class ModelConfig:
 class DataConfig:
     """Where the data is and how inputs are prepared; sizes are [height, width]."""
 
-    root: Union[str, None] = None
+    root: str | None = None
     format: Literal["auto", "mat", "csv"] = "auto"
     image_size: list[int] = field(default_factory=lambda: [224, 224])
     body_size: list[int] = field(default_factory=lambda: [224, 224])

@@ -27,11 +27,11 @@ def local_detector(workdir: Path) -> Path | None:
 def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None = None) -> Path:
     """Run the whole life of the model in `workdir`; returns the annotated video."""
     from emoedge.data.sample import write_sample
+    from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
     from emoedge.evaluation.report import table1_markdown
     from emoedge.export.onnx import export_onnx
     from emoedge.runtime.clip import make_demo_clip
     from emoedge.runtime.pipeline import run
-    from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
 
     data, runs, report = workdir / "data", workdir / "run", workdir / "report"
     onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"

@@ -10,8 +10,9 @@ import os
 import pickle
 import secrets
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -79,7 +80,7 @@ def safe_torch_load(path: str | Path, *, what: str = "checkpoint") -> Any:
                     "tensors and plain data); emoedge loads files with weights_only=True"
                 ) from None
             errors.append(str(exc))
-        except Exception as exc:  # noqa: BLE001 — parsing untrusted bytes fails in many ways (IndexError, KeyError, ...)
+        except Exception as exc:
             errors.append(str(exc) or type(exc).__name__)
     reason = errors[0].splitlines()[0] if errors and errors[0] else "unreadable"
     raise EmoedgeError(f"{what} {path}: truncated or corrupt torch file ({reason[:160]})")

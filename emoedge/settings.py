@@ -193,7 +193,7 @@ def _key(where: str, name: str) -> str:
 
 
 def _did_you_mean(name: Any, known: Any, *, listed: bool = True) -> str:
-    """" (did you mean 'x'?)" for a close match, else the known names (when `listed`)."""
+    """ " (did you mean 'x'?)" for a close match, else the known names (when `listed`)."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
     if close:
         return f" (did you mean {close[0]!r}?)"

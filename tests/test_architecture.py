@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

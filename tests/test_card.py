@@ -6,8 +6,14 @@ from emoedge.errors import EmoedgeError
 
 
 def make_card(**over) -> ModelCard:
-    values = dict(name="m", branches=("body", "place"), backbones={"body": "tiny", "place": "tiny"},
-                  fusion="attention", image_size=(96, 128), body_size=(64, 64))
+    values = dict(
+        name="m",
+        branches=("body", "place"),
+        backbones={"body": "tiny", "place": "tiny"},
+        fusion="attention",
+        image_size=(96, 128),
+        body_size=(64, 64),
+    )
     values.update(over)
     return ModelCard(**values)
 

@@ -34,7 +34,12 @@ def test_overrides_apply_with_types_checked(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("base: " + str(RECIPES[0].parent / "sample.yaml") + "\nname: mine\n")
     recipe = load_recipe(path, ["optim.epochs=3", "model.fusion=concat", "data.body_size=[32, 48]"])
-    assert (recipe.name, recipe.optim.epochs, recipe.model.fusion, recipe.data.body_size) == ("mine", 3, "concat", [32, 48])
+    assert (recipe.name, recipe.optim.epochs, recipe.model.fusion, recipe.data.body_size) == (
+        "mine",
+        3,
+        "concat",
+        [32, 48],
+    )
     with pytest.raises(EmoedgeError, match="optim.epochs"):
         load_recipe(path, ["optim.epochs=three"])
 

@@ -12,7 +12,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 
-PROBE = '''
+PROBE = """
 import pytest
 
 @pytest.mark.gpu
@@ -25,7 +25,7 @@ def test_for_other_versions():
 
 def test_plain():
     assert True
-'''
+"""
 
 
 @pytest.mark.parametrize("required, outcome", [("", "1 passed, 2 skipped"), ("1", "1 failed, 1 passed, 1 skipped")])
@@ -35,7 +35,11 @@ def test_require_gpu_turns_gpu_skips_into_failures(tmp_path, required, outcome):
     env = {**os.environ, "EMOEDGE_REQUIRE_GPU": required}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", os.devnull, str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert outcome in proc.stdout, proc.stdout[-2000:]
     assert proc.returncode == (1 if required else 0)

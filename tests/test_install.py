@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import REPO  # type: ignore[import-not-found]
 
 

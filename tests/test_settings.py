@@ -46,7 +46,10 @@ def test_a_mapping_becomes_typed_values():
         ({"inner": {"size": [1]}}, "inner.size: expected 2 values, got 1 ([1])"),
         ({"inner": {"size": [1, "2"]}}, "inner.size[1]: expected int, got '2'"),
         ({"inner": {"size": [1, True]}}, "inner.size[1]: expected int, got True"),
-        ({"inner": {"size": [1, 2], "mode": "fats"}}, "inner.mode 'fats': expected one of 'fast', 'exact' (did you mean 'fast'?)"),
+        (
+            {"inner": {"size": [1, 2], "mode": "fats"}},
+            "inner.mode 'fats': expected one of 'fast', 'exact' (did you mean 'fast'?)",
+        ),
         ({"inner": {"size": [1, 2]}, "rate": "high"}, "rate: expected float, got 'high'"),
         ({"inner": {"size": [1, 2]}, "rate": float("nan")}, "rate: expected a finite number, got nan"),
         ({"inner": {"size": [1, 2]}, "names": "ab"}, "names: expected a list, got 'ab'"),
@@ -82,7 +85,9 @@ def test_targets_inherit_with_base_and_take_overrides(tmp_path):
 
 def test_shipped_files_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert resources.shipped_names("recipe") == sorted(p.stem for p in resources.shipped_folder("recipe").glob("*.yaml"))
+    assert resources.shipped_names("recipe") == sorted(
+        p.stem for p in resources.shipped_folder("recipe").glob("*.yaml")
+    )
     assert "paper" in resources.shipped_names("recipe") and "jetson-orin" in resources.shipped_names("target")
     assert resources.find("recipe", "paper").is_file()
     assert resources.find("target", "jetson-orin.yaml").is_file()

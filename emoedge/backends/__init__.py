@@ -17,17 +17,23 @@ from emoedge.errors import EmoedgeError
 BACKENDS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
     "torch": ("emoedge.backends.torch", "TorchBackend", (".pt", ".pth"), "torch", "PyTorch is not installed"),
     "onnxruntime": (
-        "emoedge.backends.onnxruntime", "OnnxRuntimeBackend", (".onnx",), "onnxruntime",
+        "emoedge.backends.onnxruntime",
+        "OnnxRuntimeBackend",
+        (".onnx",),
+        "onnxruntime",
         "ONNX Runtime is not installed (pip install 'emoedge[export]', or onnxruntime-gpu for CUDA/TensorRT)",
     ),
     "tensorrt": (
-        "emoedge.backends.tensorrt", "TensorRTBackend", (".engine",), "tensorrt",
+        "emoedge.backends.tensorrt",
+        "TensorRTBackend",
+        (".engine",),
+        "tensorrt",
         "TensorRT is not installed (pip install 'emoedge[tensorrt]' on a machine with an NVIDIA GPU)",
     ),
 }
 SUFFIXES: dict[str, str] = {suffix: name for name, spec in BACKENDS.items() for suffix in spec[2]}
 
-__all__ = ["BACKENDS", "Backend", "SUFFIXES", "load_model"]
+__all__ = ["BACKENDS", "SUFFIXES", "Backend", "load_model"]
 
 
 def load_model(path: str | Path, *, backend: str = "auto", device: str = "auto", precision: str = "auto") -> Backend:

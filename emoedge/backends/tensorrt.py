@@ -71,7 +71,7 @@ class TensorRTBackend(Backend):
             f"{self.precision}, {typing} typed, persons {self.min_persons}..{self.max_persons}"
         )
 
-    def _bind(self, trt) -> None:  # noqa: ANN001 (the tensorrt module)
+    def _bind(self, trt) -> None:
         """Check the I/O names, then allocate every output once at the profile maximum and bind it by name."""
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = sorted(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
@@ -125,7 +125,9 @@ class TensorRTBackend(Backend):
         if not self.context.set_input_shape(name, shape):
             low, _, high = self.engine.get_tensor_profile_shape(name, 0) if name == "body" else ((), (), ())
             allowed = f"; the profile allows {list(low)} to {list(high)}" if len(low) else ""
-            raise EmoedgeError(f"engine {self.path}: input {name!r} of shape {list(shape)} refused by TensorRT{allowed}")
+            raise EmoedgeError(
+                f"engine {self.path}: input {name!r} of shape {list(shape)} refused by TensorRT{allowed}"
+            )
 
     def _tensor(self, value: Any, name: str) -> torch.Tensor:
         """A contiguous NCHW CUDA tensor of the engine's input type, from a numpy array or any torch tensor."""
@@ -155,9 +157,14 @@ def _device_index(device: str) -> int | None:
     raise EmoedgeError(f"device {device!r}: the tensorrt backend runs on 'auto' or 'cuda[:K]'")
 
 
-def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:  # noqa: ANN001 (tensorrt module, DataType)
-    types = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.INT32: torch.int32,
-             trt.DataType.INT8: torch.int8, trt.DataType.BOOL: torch.bool}
+def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:
+    types = {
+        trt.DataType.FLOAT: torch.float32,
+        trt.DataType.HALF: torch.float16,
+        trt.DataType.INT32: torch.int32,
+        trt.DataType.INT8: torch.int8,
+        trt.DataType.BOOL: torch.bool,
+    }
     if dtype not in types:
         raise EmoedgeError(f"engine {path}: tensor {name!r} has data type {dtype}, which emoedge does not bind")
     return types[dtype]

@@ -20,7 +20,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def cpu_bf16_feature() -> str | None:
-    """"AMX" or "AVX512-BF16" when the CPU does BF16 in hardware, else None (torch's probes are private: guarded)."""
+    """ "AMX" or "AVX512-BF16" when the CPU does BF16 in hardware, else None (torch's probes are private: guarded)."""
     for probe, feature in (("_is_amx_tile_supported", "AMX"), ("_is_avx512_bf16_supported", "AVX512-BF16")):
         if getattr(torch.cpu, probe, lambda: False)():
             return feature

@@ -105,9 +105,7 @@ def format_report(report: DatasetReport) -> str:
         lines.append("")
         # images: those with at least one usable person
         header = ("split", "images", "persons", "skipped", "clipped", "missing images")
-        rows = [
-            (s.split, s.images, s.persons, s.skipped, s.clipped, len(s.missing_images)) for s in splits
-        ]
+        rows = [(s.split, s.images, s.persons, s.skipped, s.clipped, len(s.missing_images)) for s in splits]
         lines += _table(header, rows)
         lines.append("")
         header = ("category", *(s.split for s in splits))

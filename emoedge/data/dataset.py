@@ -8,8 +8,8 @@ copies made when they start, so call it before iterating and do not use `persist
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -80,5 +80,7 @@ def checked_records(root: Path, split: str, fmt: str = "auto") -> list[PersonRec
     records = load_split(root, split, fmt).records
     missing = validate_images(records, root)
     if missing:
-        raise EmoedgeError(f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}")
+        raise EmoedgeError(
+            f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}"
+        )
     return records

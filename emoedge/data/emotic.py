@@ -12,8 +12,9 @@ import ast
 import csv
 import math
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,15 @@ from emoedge.errors import EmoedgeError
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 FORMATS: tuple[str, ...] = ("auto", "mat", "csv")
 CSV_COLUMNS: tuple[str, ...] = (
-    "Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels", "Continuous_Labels", "Gender", "Age",
+    "Index",
+    "Folder",
+    "Filename",
+    "Image Size",
+    "BBox",
+    "Categorical_Labels",
+    "Continuous_Labels",
+    "Gender",
+    "Age",
 )
 # `Index` is only a row number; the reader needs the others.
 _CSV_REQUIRED: tuple[str, ...] = CSV_COLUMNS[1:]
@@ -98,9 +107,7 @@ def read_mat(mat_path: Path, split: str) -> SplitData:
             raise EmoedgeError(
                 f"{mat_path}: no variable {split!r} in this .mat file; it has: {', '.join(names) or 'no variables'}"
             )
-        data = scipy.io.loadmat(
-            str(mat_path), struct_as_record=False, squeeze_me=True, variable_names=[split]
-        )[split]
+        data = scipy.io.loadmat(str(mat_path), struct_as_record=False, squeeze_me=True, variable_names=[split])[split]
     except EmoedgeError:
         raise
     except NotImplementedError:
@@ -131,8 +138,17 @@ def read_mat(mat_path: Path, split: str) -> SplitData:
                 age = _text(_get(person, "age", default=""))
             except (AttributeError, TypeError, ValueError) as exc:
                 raise EmoedgeError(f"{where}.person[{j}] ({filename}): malformed person ({_first_line(exc)})") from None
-            builder.add(f"{where}.person[{j}] ({filename})", folder, filename, (width, height), box, categories, vad,
-                        gender, age)
+            builder.add(
+                f"{where}.person[{j}] ({filename})",
+                folder,
+                filename,
+                (width, height),
+                box,
+                categories,
+                vad,
+                gender,
+                age,
+            )
     return builder.finish()
 
 

@@ -73,12 +73,32 @@ BODY_CATEGORIES: frozenset[str] = frozenset(c for b in BODY_TYPES for c in b.cat
 FOLDERS: tuple[str, ...] = ("mscoco/images", "framesdb/images")
 # Valence, arousal, dominance (1..10) typical of each category; a person's VAD is their mean plus noise.
 _VAD_PROTOTYPE: dict[str, tuple[float, float, float]] = {
-    "Affection": (8, 5, 6), "Anger": (2, 8, 7), "Annoyance": (3, 6, 5), "Anticipation": (6, 6, 6),
-    "Aversion": (3, 5, 5), "Confidence": (8, 6, 8), "Disapproval": (3, 5, 6), "Disconnection": (4, 3, 4),
-    "Disquietment": (3, 6, 4), "Doubt/Confusion": (4, 5, 4), "Embarrassment": (3, 6, 3), "Engagement": (6, 6, 6),
-    "Esteem": (7, 5, 7), "Excitement": (8, 8, 7), "Fatigue": (4, 2, 3), "Fear": (2, 8, 2), "Happiness": (9, 7, 7),
-    "Pain": (2, 6, 3), "Peace": (8, 2, 6), "Pleasure": (8, 6, 7), "Sadness": (2, 3, 3), "Sensitivity": (5, 4, 4),
-    "Suffering": (2, 5, 2), "Surprise": (6, 8, 5), "Sympathy": (6, 4, 6), "Yearning": (5, 5, 4),
+    "Affection": (8, 5, 6),
+    "Anger": (2, 8, 7),
+    "Annoyance": (3, 6, 5),
+    "Anticipation": (6, 6, 6),
+    "Aversion": (3, 5, 5),
+    "Confidence": (8, 6, 8),
+    "Disapproval": (3, 5, 6),
+    "Disconnection": (4, 3, 4),
+    "Disquietment": (3, 6, 4),
+    "Doubt/Confusion": (4, 5, 4),
+    "Embarrassment": (3, 6, 3),
+    "Engagement": (6, 6, 6),
+    "Esteem": (7, 5, 7),
+    "Excitement": (8, 8, 7),
+    "Fatigue": (4, 2, 3),
+    "Fear": (2, 8, 2),
+    "Happiness": (9, 7, 7),
+    "Pain": (2, 6, 3),
+    "Peace": (8, 2, 6),
+    "Pleasure": (8, 6, 7),
+    "Sadness": (2, 3, 3),
+    "Sensitivity": (5, 4, 4),
+    "Suffering": (2, 5, 2),
+    "Surprise": (6, 8, 5),
+    "Sympathy": (6, 4, 6),
+    "Yearning": (5, 5, 4),
 }
 _LABEL_NOISE = 0.08  # probability of dropping one true category, and (separately) of adding a random one
 _EXTRA_PERSON = ("extra_unlabelled", "extra_nan_vad")  # defects that add a person to the image
@@ -157,21 +177,32 @@ def _write_split(
             persons.append(person)
             if labels and not nan_vad:
                 clipped, _ = clip_box(box, width, height)
-                rows.append([
-                    len(rows), folder, filename, [width, height], [_plain(v) for v in clipped], row_labels,
-                    row_vad, person["gender"], person["age"],
-                ])
+                rows.append(
+                    [
+                        len(rows),
+                        folder,
+                        filename,
+                        [width, height],
+                        [_plain(v) for v in clipped],
+                        row_labels,
+                        row_vad,
+                        person["gender"],
+                        person["age"],
+                    ]
+                )
         image = np.clip(image + rng.normal(0.0, 8.0, image.shape), 0, 255).astype(np.uint8)
         # Full-resolution chroma (4:4:4): subsampling would bleed the scene's colour into the body crops.
         params = [cv2.IMWRITE_JPEG_QUALITY, 95, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
         cv2.imwrite(str(out_dir / "emotic" / folder / filename), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
-        entries.append({
-            "filename": filename,
-            "folder": folder,
-            "image_size": {"n_col": width, "n_row": height},
-            "original_database": {"name": folder.split("/")[0]},
-            "person": _struct_array(persons),
-        })
+        entries.append(
+            {
+                "filename": filename,
+                "folder": folder,
+                "image_size": {"n_col": width, "n_row": height},
+                "original_database": {"name": folder.split("/")[0]},
+                "person": _struct_array(persons),
+            }
+        )
     return entries, rows
 
 
@@ -244,9 +275,7 @@ def _person(
         "body_bbox": bbox,
         "annotations_categories": _struct_array([{"categories": _cell(a)} for a in per_annotator]),
         "combined_categories": _cell(combined),
-        "annotations_continuous": _struct_array(
-            [dict(zip(("valence", "arousal", "dominance"), v)) for v in vads]
-        ),
+        "annotations_continuous": _struct_array([dict(zip(("valence", "arousal", "dominance"), v)) for v in vads]),
         "combined_continuous": dict(zip(("valence", "arousal", "dominance"), mean)),
         "gender": gender,
         "age": age,

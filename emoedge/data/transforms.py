@@ -13,7 +13,8 @@ runtime so that deployment preprocesses exactly as training evaluated.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np

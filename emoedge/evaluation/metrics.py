@@ -22,7 +22,9 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     if scores.ndim != 2 or scores.shape[1] != NUM_CATEGORIES or labels.shape != scores.shape:
-        raise ValueError(f"expected scores and labels of shape [N, {NUM_CATEGORIES}], got {scores.shape} and {labels.shape}")
+        raise ValueError(
+            f"expected scores and labels of shape [N, {NUM_CATEGORIES}], got {scores.shape} and {labels.shape}"
+        )
     if not np.isfinite(scores).all():
         raise EmoedgeError("scores contain NaN or infinite values (has training diverged?)")
     return scores, labels > 0.5

@@ -57,14 +57,26 @@ def check_max_drop(max_drop: float | None, precision: str) -> float:
     """The allowed drop in points: `max_drop` if given (finite, >= 0), else the default for `precision`."""
     if max_drop is None:
         return DEFAULT_MAX_DROP[precision]
-    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
+    if (
+        isinstance(max_drop, bool)
+        or not isinstance(max_drop, (int, float))
+        or not math.isfinite(max_drop)
+        or max_drop < 0
+    ):
         raise EmoedgeError(f"max map drop {max_drop!r}: expected a number of mAP points >= 0 (e.g. 0.2)")
     return float(max_drop)
 
 
 def map_gate(
-    source: Path, new: Path, data: Path, *, max_drop: float, source_device: str = "cpu", new_device: str = "auto",
-    new_name: str = "new", progress: bool = False,
+    source: Path,
+    new: Path,
+    data: Path,
+    *,
+    max_drop: float,
+    source_device: str = "cpu",
+    new_device: str = "auto",
+    new_name: str = "new",
+    progress: bool = False,
 ) -> MapGate:
     """Evaluate both files on the validation split of `data`; EmoedgeError (one line) when the drop exceeds
     `max_drop` points."""

@@ -73,9 +73,6 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     return result
 
 
-
-
-
 def example_inputs(card: ModelCard, persons: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised-range random inputs of the card's sizes: one frame and `persons` body crops."""
     gen = torch.Generator().manual_seed(seed)

@@ -106,7 +106,9 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     flags = builder_flags(target, stored, strongly_typed=strong, onnx_path=onnx_path, version=trt.__version__)
     allowed = types if strong else tuple(t for t in ("int8", "fp16", "fp32") if t == "fp32" or t.upper() in flags)
     gpu_name, capability = cuda_gpu()
-    command = trtexec_command(onnx_path, shown_as, target, card.body_size, strongly_typed=strong, timing_cache=cache_path)
+    command = trtexec_command(
+        onnx_path, shown_as, target, card.body_size, strongly_typed=strong, timing_cache=cache_path
+    )
 
     logger = tensorrt_logger(trt)
     mark = logger.record.mark()
@@ -137,10 +139,19 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
         atomic_write(cache_path, lambda tmp: tmp.write_bytes(serialized))
     p = target.persons
     info = EngineInfo(
-        card=card, tensorrt=trt.__version__, gpu_name=gpu_name, compute_capability=capability, target=target.name,
-        persons=(p.min, p.opt, p.max), precision=target.precision, strongly_typed=strong, dla_core=target.dla_core,
-        engine_bytes=out.stat().st_size, build_seconds=round(seconds, 1),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), onnx=onnx_path.name,
+        card=card,
+        tensorrt=trt.__version__,
+        gpu_name=gpu_name,
+        compute_capability=capability,
+        target=target.name,
+        persons=(p.min, p.opt, p.max),
+        precision=target.precision,
+        strongly_typed=strong,
+        dla_core=target.dla_core,
+        engine_bytes=out.stat().st_size,
+        build_seconds=round(seconds, 1),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        onnx=onnx_path.name,
         allowed_precisions=allowed,
     )
     write_engine_info(out, info)
@@ -164,14 +175,21 @@ def engine_parity(engine: Path, onnx_path: Path, persons: list[int]) -> dict[int
 
 
 def trtexec_command(
-    onnx_path: str | Path, engine_path: str | Path, target: Target, body_size: tuple[int, int], *,
-    strongly_typed: bool, timing_cache: str | Path | None = None,
+    onnx_path: str | Path,
+    engine_path: str | Path,
+    target: Target,
+    body_size: tuple[int, int],
+    *,
+    strongly_typed: bool,
+    timing_cache: str | Path | None = None,
 ) -> str:
     """The `trtexec` command line that builds the same engine (for users and bug reports), shell-quoted."""
     h, w = body_size
     p = target.persons
     args = [
-        "trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}",
+        "trtexec",
+        f"--onnx={onnx_path}",
+        f"--saveEngine={engine_path}",
         *(f"--{kind}Shapes=body:{n}x3x{h}x{w}" for kind, n in (("min", p.min), ("opt", p.opt), ("max", p.max))),
         f"--memPoolSize=workspace:{target.workspace_mib}",  # MiB
     ]
@@ -203,7 +221,8 @@ def builder_flags(
     }[wanted]
     why = (
         f"TensorRT {version} builds strongly typed networks, which take their precision from the graph"
-        if strongly_typed else "the graph fixes the precision (INT8 needs a Q/DQ graph; FP16 or INT8 graphs stay so)"
+        if strongly_typed
+        else "the graph fixes the precision (INT8 needs a Q/DQ graph; FP16 or INT8 graphs stay so)"
     )
     raise EmoedgeError(
         f"target {target.name!r} asks {wanted} but {Path(onnx_path).name} is a {graph} graph; {why}: {how}, "
@@ -211,14 +230,14 @@ def builder_flags(
     )
 
 
-def _parser_error(parser, onnx_path: Path) -> str:  # noqa: ANN001 (trt.OnnxParser)
+def _parser_error(parser, onnx_path: Path) -> str:
     errors = [parser.get_error(i) for i in range(parser.num_errors)]
     first = f"{errors[0].desc()} (node {errors[0].node()})" if errors else "no reason given"
     more = f"; {len(errors) - 1} more error(s)" if len(errors) > 1 else ""
     return f"ONNX model {onnx_path}: TensorRT's ONNX parser failed: {first}{more}"
 
 
-def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, ...]):  # noqa: ANN001
+def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, ...]):
     """Builder config: workspace, optimisation level, precision flags, the profile over N, DLA."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, target.workspace_bytes)
@@ -243,7 +262,7 @@ def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, 
     return config
 
 
-def use_timing_cache(config, path: Path | None) -> None:  # noqa: ANN001 (trt.IBuilderConfig)
+def use_timing_cache(config, path: Path | None) -> None:
     """Give the builder the timing cache at `path`, or an empty one.
 
     A cache file from another GPU or TensorRT version, or a corrupt one, is not fatal: TensorRT's
@@ -254,7 +273,7 @@ def use_timing_cache(config, path: Path | None) -> None:  # noqa: ANN001 (trt.IB
     if data:
         try:
             cache = config.create_timing_cache(data)
-        except Exception:  # noqa: BLE001 — TensorRT raises its own types for a blob it cannot parse
+        except Exception:
             cache = None
         if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
             return

@@ -44,7 +44,9 @@ def read_checkpoint_card(path: str | Path) -> ModelCard:
         raise EmoedgeError(f"checkpoint {path}: {exc}") from None
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ModelCard, Recipe]:
+def load_trained_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, ModelCard, Recipe]:
     """Rebuild the network of a checkpoint in eval mode, with its card and recipe."""
     from emoedge.model.net import build_model
 
@@ -58,7 +60,9 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu") -> 
     try:
         result = model.load_state_dict(data["model"], strict=False)
     except RuntimeError as exc:  # tensor shape mismatches
-        raise EmoedgeError(f"checkpoint {path}: weights do not fit its recipe's model ({str(exc).splitlines()[-1].strip()[:160]})") from None
+        raise EmoedgeError(
+            f"checkpoint {path}: weights do not fit its recipe's model ({str(exc).splitlines()[-1].strip()[:160]})"
+        ) from None
     bad = list(result.missing_keys) + list(result.unexpected_keys)
     if bad:
         raise EmoedgeError(f"checkpoint {path}: weights do not fit its recipe's model (e.g. {bad[:3]})")

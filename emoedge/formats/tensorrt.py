@@ -101,7 +101,7 @@ def tensorrt_logger(trt):  # -> trt.ILogger subclass instance, with a `record` (
         return logger
 
 
-def claim_logging(trt) -> None:  # noqa: ANN001 (the tensorrt module)
+def claim_logging(trt) -> None:
     """Make emoedge's logger TensorRT's process logger now (a Runtime created with it), before anyone else's."""
     logger = tensorrt_logger(trt)
     with _LOGGER_LOCK:
@@ -110,7 +110,7 @@ def claim_logging(trt) -> None:  # noqa: ANN001 (the tensorrt module)
             logger.claimed = True
 
 
-def _make_logger(trt):  # noqa: ANN001, ANN202
+def _make_logger(trt):
     severity = trt.ILogger.Severity
 
     class Logger(trt.ILogger):
@@ -118,7 +118,7 @@ def _make_logger(trt):  # noqa: ANN001, ANN202
             trt.ILogger.__init__(self)
             self.record = LogRecord()
 
-        def log(self, level, msg: str) -> None:  # noqa: ANN001 (trt.ILogger.Severity)
+        def log(self, level, msg: str) -> None:
             if level in (severity.ERROR, severity.INTERNAL_ERROR):
                 self.record.add(msg)
             elif level == severity.WARNING:

@@ -19,9 +19,7 @@ class AttentionFusion(nn.Module):
     def __init__(self, dims: list[int], dim: int | None = None, hidden: int = 256, dropout: float = 0.0) -> None:
         super().__init__()
         self.out_dim = dim or max(dims)
-        self.project = nn.ModuleList(
-            nn.Identity() if d == self.out_dim else nn.Linear(d, self.out_dim) for d in dims
-        )
+        self.project = nn.ModuleList(nn.Identity() if d == self.out_dim else nn.Linear(d, self.out_dim) for d in dims)
         self.score = nn.Sequential(
             nn.Linear(sum(dims), hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, len(dims))
         )

@@ -71,7 +71,10 @@ class Persons:
 
     def take(self, mask: np.ndarray) -> Persons:
         """The persons where `mask` is True (a boolean mask or integer indices), every array indexed alike."""
-        pick = (lambda a: None if a is None else a[mask])
+
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[mask]
+
         return Persons(
             self.boxes[mask], self.ids[mask], self.confidences[mask], pick(self.scores),
             pick(self.modality_weights), pick(self.vad), pick(self.inferred),

@@ -65,7 +65,7 @@ def _legend(image: np.ndarray, scale: float, thick: int) -> None:
     pad = 4
     x = image.shape[1] - sum(w + 2 * pad for w, _ in sizes)
     y = image.shape[0] - max(h for _, h in sizes) - 3 * pad
-    for branch, (w, h) in zip(BRANCHES, sizes):
+    for branch, (w, _) in zip(BRANCHES, sizes):
         _label(image, branch, (x, y), scale, BRANCH_COLORS[branch], thick)
         x += w + 2 * pad
 

@@ -15,8 +15,8 @@ import csv
 import io
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -121,14 +121,18 @@ def train(
     out_dir = Path(out_dir)
     last_path, best_path = out_dir / LAST, out_dir / BEST
     if last_path.exists() and not resume:
-        raise EmoedgeError(f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out")
+        raise EmoedgeError(
+            f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out"
+        )
 
     ctx = _init_distributed(recipe.run.device)
     device = _device(recipe.run.device, ctx)
     o, d = recipe.optim, recipe.data
     micro = o.batch_size // (o.accumulate * ctx.world)
     if micro < 1:
-        raise EmoedgeError(f"optim.batch_size {o.batch_size} is too small for accumulate {o.accumulate} × {ctx.world} processes")
+        raise EmoedgeError(
+            f"optim.batch_size {o.batch_size} is too small for accumulate {o.accumulate} × {ctx.world} processes"
+        )
 
     train_records = checked_records(root, "train", d.format)
     transform = build_transform(d.augment, tuple(d.image_size), tuple(d.body_size), tuple(d.mean), tuple(d.std))
@@ -142,7 +146,9 @@ def train(
     card = card_for(recipe)
     fixed = None
     if recipe.loss.mode == "fixed":
-        fixed = dataset_category_weights(torch.from_numpy(np.stack([r.multi_hot() for r in train_records])), recipe.loss.c)
+        fixed = dataset_category_weights(
+            torch.from_numpy(np.stack([r.multi_hot() for r in train_records])), recipe.loss.c
+        )
     criterion = EmotionLoss(recipe.loss, fixed_weights=fixed).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=o.milestones, gamma=o.gamma)
@@ -163,7 +169,11 @@ def train(
     elif resume and ctx.main:
         tqdm.write(f"nothing to resume in {out_dir}: starting a new run")
 
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ctx.world > 1 else model
+    net = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if ctx.world > 1
+        else model
+    )
     writer = None
     if ctx.main:
         from torch.utils.tensorboard import SummaryWriter
@@ -179,7 +189,11 @@ def train(
             sampler.set_epoch(epoch)
             train_set.set_epoch(epoch)
             loader = DataLoader(
-                train_set, batch_size=micro, sampler=sampler, num_workers=d.workers, drop_last=drop_last,
+                train_set,
+                batch_size=micro,
+                sampler=sampler,
+                num_workers=d.workers,
+                drop_last=drop_last,
                 pin_memory=device.type == "cuda",
             )
             net.train()
@@ -191,7 +205,9 @@ def train(
             for step, batch in enumerate(bar):
                 labels = batch["labels"].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    outputs = net(batch["image"].to(device, non_blocking=True), batch["body"].to(device, non_blocking=True))
+                    outputs = net(
+                        batch["image"].to(device, non_blocking=True), batch["body"].to(device, non_blocking=True)
+                    )
                 loss, parts = criterion(outputs, labels, batch["vad"].to(device, non_blocking=True))
                 scaler.scale(loss * loss_scale).backward()
                 if (step + 1) % o.accumulate == 0 or step + 1 == len(loader):
@@ -206,13 +222,30 @@ def train(
                 if on_step is not None:
                     on_step(epoch, step)
             scheduler.step()
-            row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen * ctx.world / (time.perf_counter() - started)}
+            row = {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "images_per_s": seen * ctx.world / (time.perf_counter() - started),
+            }
             row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
             if ctx.main:
                 best_map = _validate_and_save(
-                    model, val_loader, device, card, recipe, row, history, best_map,
-                    {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()},
-                    epoch, out_dir, writer,
+                    model,
+                    val_loader,
+                    device,
+                    card,
+                    recipe,
+                    row,
+                    history,
+                    best_map,
+                    {
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict(),
+                    },
+                    epoch,
+                    out_dir,
+                    writer,
                 )
             if ctx.world > 1:
                 dist.barrier()

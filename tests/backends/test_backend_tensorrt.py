@@ -36,7 +36,11 @@ from emoedge.model.net import build_model, card_for
 TOLERANCE = {"scores": 2e-2, "modality_weights": 2e-2, "vad": 1e-1}
 PERSONS = Persons(1, 2, 5)
 CARD = ModelCard(
-    name="t", branches=("body",), backbones={"body": "tiny"}, fusion="attention", image_size=(32, 32),
+    name="t",
+    branches=("body",),
+    backbones={"body": "tiny"},
+    fusion="attention",
+    image_size=(32, 32),
     body_size=(32, 32),
 )
 
@@ -46,9 +50,19 @@ def fake_engine(tmp_path: Path, **kwargs) -> Path:
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 64)
     values = dict(
-        card=CARD, tensorrt="10.3.0", gpu_name="Orin", compute_capability=(8, 7), target="jetson-orin",
-        persons=(1, 4, 16), precision="fp16", strongly_typed=False, dla_core=None, engine_bytes=64,
-        build_seconds=1.0, built_at="2026-01-01T00:00:00+00:00", onnx="m.onnx",
+        card=CARD,
+        tensorrt="10.3.0",
+        gpu_name="Orin",
+        compute_capability=(8, 7),
+        target="jetson-orin",
+        persons=(1, 4, 16),
+        precision="fp16",
+        strongly_typed=False,
+        dla_core=None,
+        engine_bytes=64,
+        build_seconds=1.0,
+        built_at="2026-01-01T00:00:00+00:00",
+        onnx="m.onnx",
     )
     write_engine_info(engine, EngineInfo(**{**values, **kwargs}))
     return engine

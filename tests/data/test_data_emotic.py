@@ -88,12 +88,15 @@ def _write_csv(path: Path, rows: list[list], columns=CSV_COLUMNS) -> Path:
 
 
 def test_csv_reader_clips_skips_and_sorts(tmp_path: Path) -> None:
-    path = _write_csv(tmp_path / "train.csv", [
-        [0, "a/images", "x.jpg", [100, 80], [-5, 10, 120, 70], ["Pain", "Anger"], [5, 6, 7], "Male", "Adult"],
-        [1, "a/images", "x.jpg", "[100, 80]", "[1, 2, 3, 4]", "[]", "[5, 6, 7]", "Male", "Adult"],
-        [2, "a/images", "y.jpg", "[100, 80]", "[1, 2, 3, 4]", "['Fear']", "[nan, 6, 7]", "Female", "Kid"],
-        [3, "a/images", "y.jpg", "[100, 80]", "[1. 2. 3. 4.]", "['Fear']", "[5.5, 6.0, 7.0]", "Female", "Kid"],
-    ])
+    path = _write_csv(
+        tmp_path / "train.csv",
+        [
+            [0, "a/images", "x.jpg", [100, 80], [-5, 10, 120, 70], ["Pain", "Anger"], [5, 6, 7], "Male", "Adult"],
+            [1, "a/images", "x.jpg", "[100, 80]", "[1, 2, 3, 4]", "[]", "[5, 6, 7]", "Male", "Adult"],
+            [2, "a/images", "y.jpg", "[100, 80]", "[1, 2, 3, 4]", "['Fear']", "[nan, 6, 7]", "Female", "Kid"],
+            [3, "a/images", "y.jpg", "[100, 80]", "[1. 2. 3. 4.]", "['Fear']", "[5.5, 6.0, 7.0]", "Female", "Kid"],
+        ],
+    )
     with pytest.warns(EmoticWarning, match="skipped 2 person"):
         data = read_csv(path, "train")
     assert (data.skipped, data.clipped) == (2, 1)
@@ -145,8 +148,9 @@ def test_corrupt_mat(tmp_path: Path, content: bytes) -> None:
 
 def test_csv_missing_a_column(tmp_path: Path) -> None:
     columns = [c for c in CSV_COLUMNS if c != "BBox"]
-    path = _write_csv(tmp_path / "test.csv", [[0, "a", "x.jpg", "[1, 1]", "['Fear']", "[5, 5, 5]", "Male", "Adult"]],
-                      columns)
+    path = _write_csv(
+        tmp_path / "test.csv", [[0, "a", "x.jpg", "[1, 1]", "['Fear']", "[5, 5, 5]", "Male", "Adult"]], columns
+    )
     with pytest.raises(EmoedgeError) as exc:
         read_csv(path, "test")
     _one_line_naming(exc, path)

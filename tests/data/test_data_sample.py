@@ -50,8 +50,13 @@ def test_mat_is_shaped_like_the_real_release(sample_root: Path) -> None:
     assert set(train[0]._fieldnames) >= {"filename", "folder", "image_size", "original_database", "person"}
     assert set(train[0].image_size._fieldnames) == {"n_col", "n_row"}
     train_person = np.atleast_1d(train[0].person)[0]
-    assert set(train_person._fieldnames) >= {"body_bbox", "annotations_categories", "annotations_continuous",
-                                             "gender", "age"}
+    assert set(train_person._fieldnames) >= {
+        "body_bbox",
+        "annotations_categories",
+        "annotations_continuous",
+        "gender",
+        "age",
+    }
     val_person = np.atleast_1d(val[0].person)[0]
     assert {"combined_categories", "combined_continuous"} <= set(val_person._fieldnames)
     assert 2 <= len(val_person.annotations_categories) <= 3  # one struct per annotator
@@ -73,7 +78,7 @@ def test_same_seed_same_dataset_other_seed_other_dataset(tmp_path: Path) -> None
 
 
 def test_scene_and_body_sets_partition_the_categories() -> None:
-    assert SCENE_CATEGORIES | BODY_CATEGORIES == set(CATEGORIES)
+    assert set(CATEGORIES) == SCENE_CATEGORIES | BODY_CATEGORIES
     assert not SCENE_CATEGORIES & BODY_CATEGORIES
     assert len({m.color for m in SCENE_MOODS}) == len(SCENE_MOODS)
     assert len({b.color for b in BODY_TYPES}) == len(BODY_TYPES)

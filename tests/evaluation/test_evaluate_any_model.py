@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import run_cli  # type: ignore[import-not-found]
+
 from emoedge.config import load_recipe
 from emoedge.evaluation.evaluate import evaluate_model
 from emoedge.export.onnx import export_onnx

@@ -40,8 +40,12 @@ from emoedge.formats.tensorrt import (
 SHIPPED = sorted((REPO / "export").glob("*.yaml"))
 BASE = "persons: {min: 1, opt: 4, max: 16}\nprecision: fp16\nworkspace_mib: 512\n"
 CARD = ModelCard(
-    name="t", branches=("body", "place"), backbones={"body": "tiny", "place": "tiny"}, fusion="attention",
-    image_size=(64, 80), body_size=(48, 32),
+    name="t",
+    branches=("body", "place"),
+    backbones={"body": "tiny", "place": "tiny"},
+    fusion="attention",
+    image_size=(64, 80),
+    body_size=(48, 32),
 )
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -58,9 +62,19 @@ def target(precision: str = "fp16", **kwargs) -> Target:
 
 def info(engine_bytes: int = 100, **kwargs) -> EngineInfo:
     values = dict(
-        card=CARD, tensorrt="10.3.0", gpu_name="Orin", compute_capability=(8, 7), target="jetson-orin",
-        persons=(1, 4, 16), precision="fp16", strongly_typed=False, dla_core=None, engine_bytes=engine_bytes,
-        build_seconds=91.26, built_at="2026-01-01T00:00:00+00:00", onnx="model.onnx",
+        card=CARD,
+        tensorrt="10.3.0",
+        gpu_name="Orin",
+        compute_capability=(8, 7),
+        target="jetson-orin",
+        persons=(1, 4, 16),
+        precision="fp16",
+        strongly_typed=False,
+        dla_core=None,
+        engine_bytes=engine_bytes,
+        build_seconds=91.26,
+        built_at="2026-01-01T00:00:00+00:00",
+        onnx="model.onnx",
     )
     return EngineInfo(**{**values, **kwargs})
 
@@ -84,8 +98,9 @@ def test_shipped_targets_load(path):
 
 
 def test_desktop_and_jetson_targets():
-    desktop, orin, dla = (load_target(REPO / "export" / f"{n}.yaml") for n in ("desktop-gpu", "jetson-orin",
-                                                                              "jetson-orin-dla"))
+    desktop, orin, dla = (
+        load_target(REPO / "export" / f"{n}.yaml") for n in ("desktop-gpu", "jetson-orin", "jetson-orin-dla")
+    )
     assert desktop.persons == Persons(1, 4, 32) and desktop.precision == "fp16" and desktop.workspace_mib == 4096
     assert desktop.dla_core is None
     assert orin.persons == Persons(1, 4, 16) and orin.precision == "fp16" and orin.workspace_mib < desktop.workspace_mib
@@ -142,8 +157,15 @@ def test_timing_cache_sits_beside_the_engine(tmp_path):
 
 @pytest.mark.parametrize(
     ("version", "strong"),
-    [("10.3.0", False), ("10.3.0.30", False), ("10.11.0.33", False), ("10.12.0.36", True), ("10.13.3.9", True),
-     ("11.0.0", True), ("11.4.1.2", True)],
+    [
+        ("10.3.0", False),
+        ("10.3.0.30", False),
+        ("10.11.0.33", False),
+        ("10.12.0.36", True),
+        ("10.13.3.9", True),
+        ("11.0.0", True),
+        ("11.4.1.2", True),
+    ],
 )
 def test_strong_typing_is_chosen_by_version(version, strong):
     assert strongly_typed_build(version) is strong
@@ -206,8 +228,12 @@ def test_trtexec_command_strongly_typed():
 @pytest.mark.parametrize(
     ("name", "strong", "present", "absent"),
     [
-        ("jetson-orin", False, ["--fp16", "--maxShapes=body:16x3x224x224", "--memPoolSize=workspace:1024"],
-         ["--stronglyTyped", "--int8", "--useDLACore=0"]),
+        (
+            "jetson-orin",
+            False,
+            ["--fp16", "--maxShapes=body:16x3x224x224", "--memPoolSize=workspace:1024"],
+            ["--stronglyTyped", "--int8", "--useDLACore=0"],
+        ),
         ("jetson-orin-dla", False, ["--fp16", "--useDLACore=0", "--allowGPUFallback"], ["--stronglyTyped"]),
         ("desktop-gpu-int8", False, ["--fp16", "--int8"], ["--stronglyTyped"]),
         ("desktop-gpu-int8", True, ["--stronglyTyped"], ["--fp16", "--int8"]),
@@ -222,8 +248,9 @@ def test_trtexec_command_flags(name, strong, present, absent):
 
 
 def test_trtexec_command_quotes_paths():
-    command = trtexec_command("my models/m.onnx", "out dir/m.engine", target(), (8, 8), strongly_typed=True,
-                              timing_cache="a b/c.cache")
+    command = trtexec_command(
+        "my models/m.onnx", "out dir/m.engine", target(), (8, 8), strongly_typed=True, timing_cache="a b/c.cache"
+    )
     args = shlex.split(command)
     assert "--onnx=my models/m.onnx" in args and "--saveEngine=out dir/m.engine" in args
     assert "--timingCacheFile=a b/c.cache" in args
@@ -294,8 +321,12 @@ def test_sidecar_of_another_engine_is_refused(tmp_path):
     [
         ("10.3.0", "Orin", (8, 7), None),
         ("10.3.1", "Orin", (8, 7), "built with TensorRT 10.3.0, this machine has TensorRT 10.3.1"),
-        ("10.3.0", "NVIDIA GeForce RTX 4090", (8, 9), "built for 'Orin' (compute capability 8.7), this GPU is "
-                                                      "'NVIDIA GeForce RTX 4090' (8.9)"),
+        (
+            "10.3.0",
+            "NVIDIA GeForce RTX 4090",
+            (8, 9),
+            "built for 'Orin' (compute capability 8.7), this GPU is 'NVIDIA GeForce RTX 4090' (8.9)",
+        ),
         ("10.3.0", "Orin (nvgpu)", (8, 7), "this GPU is 'Orin (nvgpu)' (8.7)"),
         ("10.3.0", "Orin", (8, 6), "this GPU is 'Orin' (8.6)"),
     ],
@@ -336,9 +367,12 @@ def test_build_checks_target_and_onnx_before_tensorrt(tmp_path, exported):
         build_engine(onnx_path, bad, tmp_path / "m.engine")
     with pytest.raises(EmoedgeError, match="file not found"):
         build_engine(tmp_path / "none.onnx", REPO / "export" / "desktop-gpu.yaml", tmp_path / "m.engine")
-    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g",
-                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
-                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
     foreign = tmp_path / "foreign.onnx"
     onnx.save(onnx.helper.make_model(graph), str(foreign))
     with pytest.raises(EmoedgeError, match="not produced by emoedge"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from emoedge.backends.tensorrt import person_batches
+from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.export.precision import to_int8
 from emoedge.export.targets import Persons, Target
@@ -25,20 +26,33 @@ from emoedge.export.tensorrt import build_engine, use_timing_cache
 from emoedge.formats.engine import EngineInfo, read_engine_info, sidecar_path, write_engine_info
 from emoedge.formats.onnx import load_onnx, stored_types
 from emoedge.formats.tensorrt import LogRecord, claim_logging, tensorrt_logger
-from emoedge.card import ModelCard
 from emoedge.resources import find
 
 CARD = ModelCard(
-    name="t", branches=("body",), backbones={"body": "tiny"}, fusion="attention", image_size=(32, 32),
+    name="t",
+    branches=("body",),
+    backbones={"body": "tiny"},
+    fusion="attention",
+    image_size=(32, 32),
     body_size=(32, 32),
 )
 
 
 def info(**kwargs) -> EngineInfo:
     values = dict(
-        card=CARD, tensorrt="10.3.0", gpu_name="Orin", compute_capability=(8, 7), target="jetson-orin",
-        persons=(1, 4, 16), precision="fp16", strongly_typed=False, dla_core=None, engine_bytes=100,
-        build_seconds=9.0, built_at="2026-01-01T00:00:00+00:00", onnx="model.onnx",
+        card=CARD,
+        tensorrt="10.3.0",
+        gpu_name="Orin",
+        compute_capability=(8, 7),
+        target="jetson-orin",
+        persons=(1, 4, 16),
+        precision="fp16",
+        strongly_typed=False,
+        dla_core=None,
+        engine_bytes=100,
+        build_seconds=9.0,
+        built_at="2026-01-01T00:00:00+00:00",
+        onnx="model.onnx",
     )
     return EngineInfo(**{**values, **kwargs})
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import NOT_APPLICABLE  # type: ignore[import-not-found]
+
 from emoedge.backends import load_model
 from emoedge.config import load_recipe
 from emoedge.evaluation.evaluate import evaluate_model
@@ -41,7 +41,7 @@ def cuda() -> None:
 
 
 @pytest.fixture(scope="module")
-def trt(cuda):  # noqa: ANN201 — the tensorrt module
+def trt(cuda):
     return pytest.importorskip("tensorrt")
 
 

@@ -38,8 +38,13 @@ def moving_boxes(frames: int, persons: int, size: tuple[int, int]) -> list[list[
     out = []
     for t in range(frames):
         dx, dy = _triangle(2 * t, box_w - 1), _triangle(t, height // 8)
-        out.append([[float(x), float(y), float(x + box_w), float(y + box_h)]
-                    for p in range(persons) for x, y in [(box_w // 2 + p * 2 * box_w + dx, height // 8 + dy)]])
+        out.append(
+            [
+                [float(x), float(y), float(x + box_w), float(y + box_h)]
+                for p in range(persons)
+                for x, y in [(box_w // 2 + p * 2 * box_w + dx, height // 8 + dy)]
+            ]
+        )
     return out
 
 

@@ -75,7 +75,9 @@ def test_demo_clip_holds_each_image_while_its_persons_move(demo: tuple[Path, Pat
 
 def test_run_tags_every_frame_and_writes_video_and_events(demo, backend, tmp_path: Path) -> None:
     clip, boxes = demo
-    summary = run(str(clip), backend, boxes=boxes, out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", settings=QUIET)
+    summary = run(
+        str(clip), backend, boxes=boxes, out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", settings=QUIET
+    )
     given = json.loads(boxes.read_text())["frames"]
     expected = sum(len(f["boxes"]) for f in given)
 
@@ -106,7 +108,13 @@ def test_every_k_reuses_results_and_still_infers_new_tracks(tmp_path: Path, back
     boxes = write_clip(tmp_path / "clip.mp4", frames=7, persons=2)
     boxes[3].append([130.0, 80.0, 150.0, 110.0])  # a third person, in frame 3 only
     path = write_boxes_json(tmp_path / "boxes.json", boxes)
-    summary = run(str(tmp_path / "clip.mp4"), backend, boxes=path, events=tmp_path / "ev.jsonl", settings=RunSettings(every=3, progress=False))
+    summary = run(
+        str(tmp_path / "clip.mp4"),
+        backend,
+        boxes=path,
+        events=tmp_path / "ev.jsonl",
+        settings=RunSettings(every=3, progress=False),
+    )
     persons, _ = read_events(tmp_path / "ev.jsonl")
     inferred = defaultdict(list)
     for event in persons:
@@ -122,8 +130,20 @@ def test_onnx_model_gives_the_checkpoint_scores(demo, model: Path, backend, tmp_
 
     clip, boxes = demo
     onnx_path = export_onnx(model, tmp_path / "tiny.onnx").path
-    run(str(clip), backend, boxes=boxes, events=tmp_path / "torch.jsonl", settings=RunSettings(smooth=0.0, progress=False))
-    run(str(clip), onnx_path, boxes=boxes, events=tmp_path / "onnx.jsonl", settings=RunSettings(smooth=0.0, device="cpu", progress=False))
+    run(
+        str(clip),
+        backend,
+        boxes=boxes,
+        events=tmp_path / "torch.jsonl",
+        settings=RunSettings(smooth=0.0, progress=False),
+    )
+    run(
+        str(clip),
+        onnx_path,
+        boxes=boxes,
+        events=tmp_path / "onnx.jsonl",
+        settings=RunSettings(smooth=0.0, device="cpu", progress=False),
+    )
     ours, _ = read_events(tmp_path / "torch.jsonl")
     theirs, summary = read_events(tmp_path / "onnx.jsonl")
     assert "onnxruntime" in summary["backend"]
@@ -152,7 +172,14 @@ def test_yolo_detector_path_runs_on_the_clip(demo, backend, tmp_path: Path) -> N
     """An untrained YOLO (built from Ultralytics' model YAML) finds little or nothing; the path must still run."""
     _ultralytics()
     clip, _ = demo
-    summary = run(str(clip), backend, detector="yolo11n.yaml", out=tmp_path / "out.mp4", events=tmp_path / "ev.jsonl", settings=QUIET)
+    summary = run(
+        str(clip),
+        backend,
+        detector="yolo11n.yaml",
+        out=tmp_path / "out.mp4",
+        events=tmp_path / "ev.jsonl",
+        settings=QUIET,
+    )
     assert summary.frames == 12 and summary.detector.startswith("YOLO yolo11n.yaml")
     assert video_frames(tmp_path / "out.mp4") == (12, (320, 240))
     persons, record = read_events(tmp_path / "ev.jsonl")
@@ -176,7 +203,11 @@ def test_sigint_stops_cleanly_with_a_playable_video_and_whole_log_lines(tmp_path
     out, events = tmp_path / "out.mp4", tmp_path / "ev.jsonl"
     args = [str(tmp_path / "clip.mp4"), str(model), str(tmp_path / "boxes.json"), str(out), str(events)]
     proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", SCRIPT, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

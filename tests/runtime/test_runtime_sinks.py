@@ -19,8 +19,14 @@ from emoedge.runtime.render import above_threshold, draw
 from emoedge.runtime.sinks import EventLog, VideoSink, Window, person_record
 
 CARD = ModelCard(
-    name="t", branches=("body", "place", "scene"), backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},
-    fusion="attention", image_size=(96, 96), body_size=(64, 64), vad=True, thresholds=(0.5,) * 26,
+    name="t",
+    branches=("body", "place", "scene"),
+    backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},
+    fusion="attention",
+    image_size=(96, 96),
+    body_size=(64, 64),
+    vad=True,
+    thresholds=(0.5,) * 26,
 )
 
 
@@ -29,7 +35,9 @@ def _persons(vad: bool = True) -> Persons:
     scores[0, [3, 7]] = [0.6, 0.9]  # Anticipation, Disconnection above 0.5; Disconnection first
     persons = Persons.from_arrays([[10, 20, 60, 100], [70, 10, 120, 90]], [4, 9], [0.9, 0.8])
     weights = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]], np.float32)
-    return persons.with_outputs(scores, weights, np.full((2, 3), 5.0, np.float32) if vad else None, np.array([True, False]))
+    return persons.with_outputs(
+        scores, weights, np.full((2, 3), 5.0, np.float32) if vad else None, np.array([True, False])
+    )
 
 
 def test_person_record_holds_what_the_spec_lists() -> None:

@@ -17,7 +17,11 @@ def _outputs(values: list[float]) -> dict[str, np.ndarray]:
     """Engine outputs where person k's scores are all values[k]."""
     n = len(values)
     scores = np.repeat(np.asarray(values, np.float32)[:, None], 26, axis=1)
-    return {"scores": scores, "modality_weights": np.full((n, 3), 1 / 3, np.float32), "vad": np.full((n, 3), 5.0, np.float32)}
+    return {
+        "scores": scores,
+        "modality_weights": np.full((n, 3), 1 / 3, np.float32),
+        "vad": np.full((n, 3), 5.0, np.float32),
+    }
 
 
 @pytest.mark.parametrize(
@@ -31,7 +35,11 @@ def _outputs(values: list[float]) -> dict[str, np.ndarray]:
     ],
 )
 def test_persons_reject_inconsistent_arrays(kwargs: dict, needle: str) -> None:
-    base = {"boxes": np.zeros((2, 4), np.float32), "ids": np.array([1, 2], np.int64), "confidences": np.ones(2, np.float32)}
+    base = {
+        "boxes": np.zeros((2, 4), np.float32),
+        "ids": np.array([1, 2], np.int64),
+        "confidences": np.ones(2, np.float32),
+    }
     with pytest.raises(ValueError, match=needle):
         Persons(**{**base, **kwargs})
 
@@ -60,7 +68,11 @@ def test_cache_reinfers_every_k_frames_new_tracks_at_once_and_forgets_departed_o
 
 def test_smoother_averages_along_each_track_and_holds_reused_results() -> None:
     smoother = ScoreSmoother(0.5)
-    steps = [([1, 2], [0.0, 1.0], [True, True]), ([1, 2], [1.0, 1.0], [True, False]), ([2, 1], [0.0, 1.0], [True, True])]
+    steps = [
+        ([1, 2], [0.0, 1.0], [True, True]),
+        ([1, 2], [1.0, 1.0], [True, False]),
+        ([2, 1], [0.0, 1.0], [True, True]),
+    ]
     seen = []
     for ids, values, inferred in steps:
         persons = _persons(ids).with_outputs(*_outputs(values).values(), np.array(inferred))

@@ -92,7 +92,10 @@ def test_total_is_eq6_combination_of_branch_losses(mode: str) -> None:
     outputs, labels = _outputs(("body", "place", "scene")), _labels()
     total, parts = EmotionLoss(cfg)(outputs, labels)
     w = category_weights(labels, mode)
-    each = {b: discrete_loss(torch.sigmoid(outputs["branch_logits"][b]), labels, w).item() for b in ("body", "place", "scene")}
+    each = {
+        b: discrete_loss(torch.sigmoid(outputs["branch_logits"][b]), labels, w).item()
+        for b in ("body", "place", "scene")
+    }
     each["fused"] = discrete_loss(torch.sigmoid(outputs["logits"]), labels, w).item()
     expected = 0.5 * each["body"] + 2.0 * each["scene"] + 3.0 * each["place"] + 0.25 * each["fused"]
     assert total.item() == pytest.approx(expected, rel=1e-6)
@@ -158,7 +161,11 @@ def test_half_precision_outputs_give_a_float32_loss_with_gradients() -> None:
         total, _ = EmotionLoss(LossConfig())(half, labels)
     assert total.dtype == torch.float32
     reference, _ = EmotionLoss(LossConfig())(
-        {**half, "logits": half["logits"].detach().float(), "branch_logits": {b: x.float() for b, x in half["branch_logits"].items()}},
+        {
+            **half,
+            "logits": half["logits"].detach().float(),
+            "branch_logits": {b: x.float() for b, x in half["branch_logits"].items()},
+        },
         labels,
     )
     assert total.item() == pytest.approx(reference.item(), rel=1e-6)
@@ -168,4 +175,6 @@ def test_half_precision_outputs_give_a_float32_loss_with_gradients() -> None:
 
 def test_smooth_l1_reference_is_torch_sum() -> None:
     # Guards the hand numbers above against a change of torch's default beta (1.0).
-    assert F.smooth_l1_loss(torch.tensor([5.0, 5.0, 5.0]), torch.tensor([5.5, 7.0, 5.0]), reduction="sum").item() == pytest.approx(1.625)
+    assert F.smooth_l1_loss(
+        torch.tensor([5.0, 5.0, 5.0]), torch.tensor([5.5, 7.0, 5.0]), reduction="sum"
+    ).item() == pytest.approx(1.625)

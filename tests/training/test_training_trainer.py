@@ -14,8 +14,8 @@ from cli_helpers import REPO, run_cli  # type: ignore[import-not-found]
 
 from emoedge.config import load_recipe
 from emoedge.data.emotic import load_split
-from emoedge.formats.checkpoint import read_checkpoint
 from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
+from emoedge.formats.checkpoint import read_checkpoint
 from emoedge.training.trainer import train
 
 SAMPLE = REPO / "train" / "sample.yaml"
@@ -37,7 +37,9 @@ def test_sample_model_is_far_above_a_random_scorer(runs, sample_root):
     labels = np.stack([r.multi_hot() for r in load_split(sample_root, "test").records])
     chance = labels.mean(0).mean()  # a random scorer's expected AP is the prevalence of each category
     assert result.m_ap >= 2 * chance, (result.m_ap, chance)
-    assert {"results.json", "table1.md", "ap_per_category.png", "modality_weights.png"} <= {p.name for p in paths.values()}
+    assert {"results.json", "table1.md", "ap_per_category.png", "modality_weights.png"} <= {
+        p.name for p in paths.values()
+    }
     assert card.thresholds != (0.5,) * 26  # thresholds were chosen on the validation split
 
 
@@ -57,8 +59,21 @@ def test_run_folder_holds_logs_and_checkpoints(runs):
 
 
 def _train_cmd(sample_root: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "emoedge.cli", "train", str(SAMPLE), "--data", str(sample_root), "--out", str(out),
-            "--quiet", "optim.epochs=4", "data.workers=1", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "emoedge.cli",
+        "train",
+        str(SAMPLE),
+        "--data",
+        str(sample_root),
+        "--out",
+        str(out),
+        "--quiet",
+        "optim.epochs=4",
+        "data.workers=1",
+        *extra,
+    ]
 
 
 # Trains like `emoedge train ... optim.epochs=4 data.workers=1` and kills itself with SIGKILL at an exact point: in
@@ -85,12 +100,17 @@ def test_killed_run_resumes_to_the_same_weights(sample_root, tmp_path):
     last = tmp_path / "cut" / "last.pt"
     victim = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, str(SAMPLE), str(sample_root), str(tmp_path / "cut")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert victim.returncode == -signal.SIGKILL, victim.stderr[-2000:]
     assert read_checkpoint(last)["epoch"] == 0, "killed in the second epoch: the last checkpoint is the first's"
 
-    resumed = subprocess.run(_train_cmd(sample_root, tmp_path / "cut", "--resume"), capture_output=True, text=True, cwd=REPO)
+    resumed = subprocess.run(
+        _train_cmd(sample_root, tmp_path / "cut", "--resume"), capture_output=True, text=True, cwd=REPO
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = read_checkpoint(tmp_path / "whole" / "last.pt"), read_checkpoint(last)
     assert a["epoch"] == b["epoch"] == 3
@@ -109,9 +129,26 @@ def test_existing_run_is_not_overwritten_without_resume(sample_root, tmp_path):
 
 def test_two_process_torchrun_gloo_trains_and_writes_one_checkpoint(sample_root, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--module",
-           "emoedge.cli", "train", str(SAMPLE), "--data", str(sample_root), "--out", str(out), "--quiet",
-           "optim.epochs=1", "data.workers=0", "run.device=cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--module",
+        "emoedge.cli",
+        "train",
+        str(SAMPLE),
+        "--data",
+        str(sample_root),
+        "--out",
+        str(out),
+        "--quiet",
+        "optim.epochs=1",
+        "data.workers=0",
+        "run.device=cpu",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt"]
