@@ -508,6 +508,14 @@ def _one_line_warning(
     return f"emoedge: warning: {message}\n"
 
 
+# The optional packages of each extra (pyproject.toml), for the one line that says which extra a command needs.
+EXTRAS = {
+    **dict.fromkeys(("albumentations", "scipy", "sklearn", "matplotlib", "tensorboard"), "train"),
+    **dict.fromkeys(("modelopt", "onnxslim"), "export"),
+    **dict.fromkeys(("onnx", "onnxruntime", "ultralytics", "lap"), "runtime"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may follow options (`train R --data D optim.epochs=5`), which argparse cannot place:
@@ -524,6 +532,13 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except EmoedgeError as exc:
         print(f"emoedge: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package of an extra this install left out
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"emoedge: error: this command needs {exc.name!r}, which is not installed: pip install 'emoedge[{extra}]'",
+              file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("emoedge: interrupted", file=sys.stderr)

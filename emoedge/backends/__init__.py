@@ -21,7 +21,7 @@ BACKENDS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
         "OnnxRuntimeBackend",
         (".onnx",),
         "onnxruntime",
-        "ONNX Runtime is not installed (pip install 'emoedge[export]', or onnxruntime-gpu for CUDA/TensorRT)",
+        "ONNX Runtime is not installed (pip install 'emoedge[runtime]'; on a Jetson, NVIDIA's onnxruntime-gpu wheel)",
     ),
     "tensorrt": (
         "emoedge.backends.tensorrt",
