@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import REPO  # type: ignore[import-not-found]
+from engine_helpers import engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.tensorrt import TensorRTBackend
@@ -27,7 +28,7 @@ from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.targets import Persons, Target
 from emoedge.export.tensorrt import build_engine
 from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.formats.engine import EngineInfo, sidecar_path, write_engine_info
+from emoedge.formats.engine import sidecar_path, write_engine_info
 from emoedge.formats.tensorrt import INSTALL_HINT
 from emoedge.model.net import build_model, card_for
 
@@ -49,22 +50,7 @@ def fake_engine(tmp_path: Path, **kwargs) -> Path:
     """An engine file (bytes, not an engine) with a valid sidecar: enough for everything checked before TensorRT."""
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"\0" * 64)
-    values = dict(
-        card=CARD,
-        tensorrt="10.3.0",
-        gpu_name="Orin",
-        compute_capability=(8, 7),
-        target="jetson-orin",
-        persons=(1, 4, 16),
-        precision="fp16",
-        strongly_typed=False,
-        dla_core=None,
-        engine_bytes=64,
-        build_seconds=1.0,
-        built_at="2026-01-01T00:00:00+00:00",
-        onnx="m.onnx",
-    )
-    write_engine_info(engine, EngineInfo(**{**values, **kwargs}))
+    write_engine_info(engine, engine_info(CARD, engine_bytes=64, **kwargs))
     return engine
 
 

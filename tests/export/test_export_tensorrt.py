@@ -17,6 +17,7 @@ import onnx
 import pytest
 import torch
 from cli_helpers import REPO  # type: ignore[import-not-found]
+from engine_helpers import engine_info  # type: ignore[import-not-found]
 
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
@@ -60,23 +61,8 @@ def target(precision: str = "fp16", **kwargs) -> Target:
     return Target(persons=Persons(1, 4, 32), precision=precision, workspace_mib=4096, name="t", **kwargs)
 
 
-def info(engine_bytes: int = 100, **kwargs) -> EngineInfo:
-    values = dict(
-        card=CARD,
-        tensorrt="10.3.0",
-        gpu_name="Orin",
-        compute_capability=(8, 7),
-        target="jetson-orin",
-        persons=(1, 4, 16),
-        precision="fp16",
-        strongly_typed=False,
-        dla_core=None,
-        engine_bytes=engine_bytes,
-        build_seconds=91.26,
-        built_at="2026-01-01T00:00:00+00:00",
-        onnx="model.onnx",
-    )
-    return EngineInfo(**{**values, **kwargs})
+def info(**kwargs) -> EngineInfo:
+    return engine_info(CARD, **kwargs)
 
 
 @pytest.fixture

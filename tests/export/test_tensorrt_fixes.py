@@ -16,6 +16,7 @@ import types
 from pathlib import Path
 
 import pytest
+from engine_helpers import engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends.tensorrt import person_batches
 from emoedge.card import ModelCard
@@ -39,22 +40,7 @@ CARD = ModelCard(
 
 
 def info(**kwargs) -> EngineInfo:
-    values = dict(
-        card=CARD,
-        tensorrt="10.3.0",
-        gpu_name="Orin",
-        compute_capability=(8, 7),
-        target="jetson-orin",
-        persons=(1, 4, 16),
-        precision="fp16",
-        strongly_typed=False,
-        dla_core=None,
-        engine_bytes=100,
-        build_seconds=9.0,
-        built_at="2026-01-01T00:00:00+00:00",
-        onnx="model.onnx",
-    )
-    return EngineInfo(**{**values, **kwargs})
+    return engine_info(CARD, **kwargs)
 
 
 @pytest.fixture(scope="module")
