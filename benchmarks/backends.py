@@ -38,8 +38,9 @@ from emoedge.backends import load_model
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
 from emoedge.data.sample import write_sample
+from emoedge.evaluation.evaluate import evaluate_model
 from emoedge.export.onnx import example_inputs, export_onnx
-from emoedge.export.precision import split_maps, to_fp16, to_int8
+from emoedge.export.precision import to_fp16, to_int8
 from emoedge.fileio import atomic_write, atomic_write_text
 from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
@@ -139,8 +140,10 @@ def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
     files["fp16"] = to_fp16(onnx_path, tmp / "sample-fp16.onnx", data=root).path
     for kind, target in (("int8", "tensorrt"), ("int8cpu", "cpu")):
         files[kind] = to_int8(onnx_path, tmp / f"sample-{kind}.onnx", target=target, data=root, split="val").path
-    backends = [load_model(files[kind], device="cpu", precision=precision) for _, kind, precision in PATHS.values()]
-    return dict(zip(PATHS, split_maps(backends, root, "test")))
+    return {
+        name: evaluate_model(load_model(files[kind], device="cpu", precision=precision), root, progress=False).m_ap
+        for name, (_, kind, precision) in PATHS.items()
+    }
 
 
 def prepare(name: str, tmp: Path, calib: Path) -> tuple[dict[str, Path], dict[str, str]]:

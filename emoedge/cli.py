@@ -299,11 +299,7 @@ def _add_export_precision(sub: Subparsers) -> None:
         help="where the INT8 model will run: Q/DQ placed for TensorRT (Model Optimizer) or for ONNX Runtime's CPU",
     )
     p.add_argument("--calib", type=Path, help="calibration images: a folder of images (else --data's --split)")
-    p.add_argument(
-        "--data",
-        type=Path,
-        help="dataset root: calibration frames from --split, and the test mAP of FP32 vs the new model",
-    )
+    _gate_options(p, "the new file (and, without --calib, calibrate INT8 on --split)")
     p.add_argument("--split", default="val", choices=SPLITS, help="calibration split of --data")
     p.add_argument("--max-images", type=int, default=256, help="calibration frames at most")
     p.add_argument(
@@ -327,7 +323,7 @@ def _cmd_export_precision(args: argparse.Namespace) -> None:
     kind = "fp16" if args.fp16 else f"int8-{args.int8_target}"
     out = args.out or src.with_name(f"{src.stem}-{kind}.onnx")
     if args.fp16:
-        result = to_fp16(src, out, data=args.data, progress=True)
+        result = to_fp16(src, out, data=args.data, max_map_drop=args.max_map_drop, progress=True)
     else:
         result = to_int8(
             src,
@@ -335,6 +331,7 @@ def _cmd_export_precision(args: argparse.Namespace) -> None:
             calib=args.calib,
             data=args.data,
             split=args.split,
+            max_map_drop=args.max_map_drop,
             max_images=args.max_images,
             high_precision=args.high_precision,
             target=args.int8_target,

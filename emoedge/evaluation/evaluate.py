@@ -107,8 +107,9 @@ def predict(backend: Backend, frames: ImageFrames, *, workers: int = 2, progress
     loader = DataLoader(frames, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep)
     parts: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "vad": [], "vad_true": [], "weights": []}
     columns = [BRANCHES.index(b) for b in backend.card.branches]  # the report's weights are in the card's order
+    # disable=None: a progress bar on a terminal only, never in logs or a captured stderr
     bar = tqdm(loader, total=len(frames), desc=f"evaluate {backend.name}", unit="image", leave=False,
-               disable=not progress)  # fmt: skip
+               disable=None if progress else True)  # fmt: skip
     for item in bar:
         out = backend.infer(item.image, item.body)
         parts["scores"].append(out["scores"])

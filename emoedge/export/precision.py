@@ -1,4 +1,4 @@
-"""FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX, measured against FP32 (SPEC §7).
+"""FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX, measured against FP32 and gated on accuracy (SPEC §7).
 
 Why the precision goes into the ONNX: TensorRT 11 builds strongly typed networks only (no FP16/INT8 builder flags,
 no INT8 calibrators), so the types must be written into the graph before the build. Model Optimizer's AutoCast
@@ -12,28 +12,35 @@ That placement is TensorRT's: ONNX Runtime's CPU kernels cannot fuse it and run 
 (`target="cpu"`) is ONNX Runtime's own static quantization of the same feeds, Q/DQ placed so that its CPU kernels
 fuse them (u8 activations, s8 weights per output channel); it needs ONNX Runtime only, not Model Optimizer.
 
+Why every conversion runs in a child process (after mmdeploy's tools/deploy.py): Model Optimizer patches
+onnxruntime.quantization for the whole process and both libraries print progress bars and INFO lines; in a spawned
+child, the patches die with it and its output goes nowhere, so the caller's process is left exactly as it was.
+
 Both files also run in ONNX Runtime on any CPU, which is where their cost is measured: max |Δscore| against the
-FP32 graph and, given a dataset, the test-split mAP of both graphs. A folder of plain images (`calib`) has no
-person boxes: each image is fed whole as `image` and as four crops as `body` (see PLAIN_IMAGE_PERSONS).
+FP32 graph and, given a dataset, the validation-split mAP of both through the one evaluator, with the new file
+refused past `max_map_drop` points (emoedge.export.gate). A folder of plain images (`calib`) has no person boxes:
+each image is fed whole as `image` and as four crops as `body` (see PLAIN_IMAGE_PERSONS).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
+import importlib.util
 import logging
+import multiprocessing
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from emoedge.card import ModelCard
+from emoedge.data.frames import ImageFrames
 from emoedge.errors import EmoedgeError
+from emoedge.export.gate import GATE_SPLIT, MapGate, check_max_drop, map_gate, staged
 from emoedge.export.onnx import example_inputs
 from emoedge.fileio import atomic_write
 from emoedge.formats.onnx import (
@@ -55,7 +62,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # x1, y1, x2, y2 as fractions of a plain image: the whole frame, a tall centre crop and two tall side crops, so
 # the body branch sees person-shaped content at more than one scale, several persons per frame.
 PLAIN_IMAGE_PERSONS = ((0.0, 0.0, 1.0, 1.0), (0.3, 0.1, 0.7, 0.9), (0.05, 0.2, 0.4, 1.0), (0.6, 0.2, 0.95, 1.0))
-PARITY_FRAMES = 8  # real frames compared against FP32 (test split when given, else the calibration frames)
+PARITY_FRAMES = 8  # real frames compared against FP32 (val split when given, else the calibration frames)
 RANDOM_PERSONS = (1, 4, 16)  # person counts of the random inputs used when no real frame is at hand
 REFERENCE_FRAMES = 8  # AutoCast's reference run: enough frames to see each tensor's range
 HIGH_PRECISIONS = ("fp32", "fp16")
@@ -67,14 +74,13 @@ Frame = tuple[np.ndarray, np.ndarray]  # image [1,3,H,W] and body [N,3,h,w], flo
 
 @dataclass(frozen=True)
 class PrecisionResult:
-    """Where the graph went, its distance from the FP32 graph and, when a dataset was given, both test mAPs."""
+    """Where the graph went, its distance from the FP32 graph and, when a dataset was given, the val-mAP gate."""
 
     path: Path
     precision: str  # "fp16" or "int8"
     max_abs_diff: float  # of `scores`, ONNX Runtime CPU, over `compared_on`
     compared_on: str
-    map_fp32: float | None = None
-    map_new: float | None = None
+    gate: MapGate | None = None
 
     @property
     def parity_line(self) -> str:
@@ -82,31 +88,29 @@ class PrecisionResult:
 
     @property
     def map_line(self) -> str | None:
-        if self.map_fp32 is None or self.map_new is None:
-            return None
-        change = 100 * (self.map_new - self.map_fp32)
-        new = f"{self.precision.upper()} {100 * self.map_new:.2f}"
-        return f"test mAP: FP32 {100 * self.map_fp32:.2f}, {new} ({change:+.2f} pt)"
+        return None if self.gate is None else self.gate.line
 
 
-def to_fp16(onnx_in: Path, out: Path, *, data: Path | None = None, progress: bool = False) -> PrecisionResult:
+def to_fp16(
+    onnx_in: Path, out: Path, *, data: Path | None = None, max_map_drop: float | None = None, progress: bool = False
+) -> PrecisionResult:
     """FP16 mixed-precision ONNX with AutoCast: FP32 I/O, out-of-range nodes FP32; card kept, precision noted.
 
-    AutoCast's reference run sees the first frames of `data`'s val split, or random normalised-range inputs.
+    AutoCast's reference run sees the first frames of `data`'s val split, or random normalised-range inputs. With
+    `data`, the new file must lose at most `max_map_drop` val-mAP points (default 0.2) or it is not written.
     """
     model, card = _fp32_input(onnx_in)
-    autocast = _modelopt("modelopt.onnx.autocast")
+    _require("modelopt.onnx.autocast", MODELOPT_MISSING)
     reference = _first(dataset_frames(data, "val", card), REFERENCE_FRAMES) if data else _random_frames(card)
     with tempfile.TemporaryDirectory(prefix="emoedge-fp16-") as tmp:
-        source, inputs = _stage(onnx_in, Path(tmp)), Path(tmp) / "reference"
-        inputs.mkdir()
-        for i, (image, body) in enumerate(reference):
-            np.savez(inputs / f"{i:04d}.npz", image=image, body=body)
-        with _quiet():
-            converted = autocast.convert_to_mixed_precision(
-                str(source), "fp16", keep_io_types=True, calibration_data=str(inputs), providers=["cpu"]
-            )
-    return _finish(model, converted, "fp16", onnx_in, out, data=data, calib_frames=[], progress=progress)
+        source, inputs, converted = (
+            _stage(onnx_in, Path(tmp)),
+            _save_frames(reference, Path(tmp) / "reference"),
+            Path(tmp) / "fp16.onnx",
+        )
+        _in_child("FP16 conversion (Model Optimizer AutoCast)", _autocast, source, inputs, converted)
+        return _finish(model, converted, "fp16", onnx_in, out, data=data, calib_frames=[], max_map_drop=max_map_drop,
+                       progress=progress)  # fmt: skip
 
 
 def to_int8(
@@ -119,6 +123,7 @@ def to_int8(
     split: str = "val",
     max_images: int = 256,
     high_precision: str = "fp32",
+    max_map_drop: float | None = None,
     progress: bool = False,
 ) -> PrecisionResult:
     """INT8 Q/DQ ONNX calibrated on real frames, its Q/DQ placed for `target`'s runtime.
@@ -127,7 +132,8 @@ def to_int8(
     quantize_static (min/max calibration), which its CPU execution provider runs faster than FP32.
     Calibration frames come from the image folder `calib`, else from `data`'s `split`; at most `max_images`.
     `high_precision` (TensorRT only) is the type of what stays unquantized: "fp32" (exact everywhere) or "fp16"
-    (Model Optimizer's default, faster in TensorRT's strongly typed builds).
+    (Model Optimizer's default, faster in TensorRT's strongly typed builds). With `data`, the new file must lose at
+    most `max_map_drop` val-mAP points (default 1.0) or it is not written.
     """
     model, card = _fp32_input(onnx_in)
     if target not in INT8_TARGETS:
@@ -136,70 +142,35 @@ def to_int8(
         raise EmoedgeError(f"high precision {high_precision!r}: expected one of {list(HIGH_PRECISIONS)}")
     if target == "cpu" and high_precision != "fp32":
         raise EmoedgeError(f"high precision {high_precision!r}: INT8 target 'cpu' keeps the rest FP32 ('fp32')")
-    if max_images < 1:
-        raise EmoedgeError(f"max_images {max_images}: expected at least 1 calibration image")
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise EmoedgeError(f"max_images {max_images!r}: expected at least 1 calibration image")
     if calib is None and data is None:
         raise EmoedgeError("INT8 calibration needs real inputs: an image folder (--calib) or a dataset (--data)")
+    if target == "cpu":
+        _require("onnxruntime.quantization", ORT_MISSING)
+    else:
+        _require("modelopt.onnx.quantization", MODELOPT_MISSING)
     frames = folder_frames(calib, card, max_images) if calib else _first(dataset_frames(data, split, card), max_images)
     with tempfile.TemporaryDirectory(prefix="emoedge-int8-") as tmp:
-        source, quantized = _stage(onnx_in, Path(tmp)), Path(tmp) / "int8.onnx"
+        source, feeds, quantized = (
+            _stage(onnx_in, Path(tmp)),
+            _save_frames(frames, Path(tmp) / "calib"),
+            Path(tmp) / "int8.onnx",
+        )
         if target == "cpu":
-            _ort_int8(source, quantized, frames)
+            _in_child("INT8 quantization (ONNX Runtime)", _ort_int8, source, feeds, quantized)
         else:
-            _modelopt_int8(source, quantized, frames, high_precision)
-        import onnx
-
-        converted = onnx.load(str(quantized))
-    return _finish(
-        model, converted, "int8", onnx_in, out, data=data, calib_frames=frames, progress=progress,
-        props={INT8_TARGET_KEY: target},
-    )
-
-
-def _modelopt_int8(source: Path, quantized: Path, frames: list[Frame], high_precision: str) -> None:
-    """Model Optimizer's TensorRT-placed Q/DQ, leaving onnxruntime.quantization unpatched after it."""
-    quantization = _modelopt("modelopt.onnx.quantization")
-    with _quiet(), _ort_quantization_kept():
-        quantization.quantize(
-            str(source),
-            "int8",
-            calibration_data_reader=_reader(frames),
-            calibration_method="entropy",
-            calibration_eps=["cpu"],
-            output_path=str(quantized),
-            high_precision_dtype=high_precision,
-            log_level="ERROR",
-        )
-
-
-def _ort_int8(source: Path, quantized: Path, frames: list[Frame]) -> None:
-    """ONNX Runtime's static INT8 for its CPU kernels: u8 activations, s8 weights per output channel, Q/DQ format.
-
-    quant_pre_process first (constant folding, shape inference), as ONNX Runtime advises before quantizing.
-    """
-    quantization = _optional("onnxruntime.quantization", ORT_MISSING)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    prepared = quantized.with_name("prepared.onnx")
-    with _quiet():
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        quantization.quantize_static(
-            str(prepared),
-            str(quantized),
-            _reader(frames),
-            quant_format=quantization.QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=quantization.QuantType.QUInt8,
-            weight_type=quantization.QuantType.QInt8,
-            calibrate_method=quantization.CalibrationMethod.MinMax,
-            op_types_to_quantize=list(CPU_INT8_OPS),
-        )
+            _in_child("INT8 quantization (Model Optimizer)", _modelopt_int8, source, feeds, quantized, high_precision)
+        return _finish(
+            model, quantized, "int8", onnx_in, out, data=data, calib_frames=frames, max_map_drop=max_map_drop,
+            progress=progress, props={INT8_TARGET_KEY: target},
+        )  # fmt: skip
 
 
 def dataset_frames(root: Path, split: str, card: ModelCard) -> Iterator[Frame]:
     """Each image of a split once, preprocessed as evaluation does, with all its persons as `body`."""
-    for frame, _ in _labelled_frames(root, split, card):
-        yield frame
+    frames = ImageFrames(Path(root), split, card)
+    return ((item.image, item.body) for item in (frames[i] for i in range(len(frames))))
 
 
 def folder_frames(folder: Path, card: ModelCard, limit: int) -> list[Frame]:
@@ -226,41 +197,138 @@ def folder_frames(folder: Path, card: ModelCard, limit: int) -> list[Frame]:
     return frames
 
 
-def split_maps(models: list, root: Path, split: str = "test", *, progress: bool = False) -> list[float]:
-    """mAP of each loaded backend (`emoedge.backends.load_model`, one model's variants) over a split.
+# ------------------------------------------------------------------------------------ in the child process
 
-    Each image is decoded and preprocessed once and given to every backend in one `infer` call with all its persons.
+
+def _autocast(source: Path, reference: Path, out: Path) -> None:
+    from modelopt.onnx.autocast import convert_to_mixed_precision
+
+    converted = convert_to_mixed_precision(
+        str(source), "fp16", keep_io_types=True, calibration_data=str(reference), providers=["cpu"]
+    )
+    import onnx
+
+    onnx.save(converted, str(out))
+
+
+def _modelopt_int8(source: Path, feeds: Path, out: Path, high_precision: str) -> None:
+    """Model Optimizer's TensorRT-placed Q/DQ (its patches of onnxruntime.quantization die with the child)."""
+    from modelopt.onnx.logging_config import configure_logging
+    from modelopt.onnx.quantization import quantize
+
+    configure_logging(logging.ERROR)
+    quantize(
+        str(source), "int8", calibration_data_reader=_reader(feeds), calibration_method="entropy",
+        calibration_eps=["cpu"], output_path=str(out), high_precision_dtype=high_precision, log_level="ERROR",
+    )  # fmt: skip
+
+
+def _ort_int8(source: Path, feeds: Path, out: Path) -> None:
+    """ONNX Runtime's static INT8 for its CPU kernels: u8 activations, s8 weights per output channel, Q/DQ format.
+
+    quant_pre_process first (constant folding, shape inference), as ONNX Runtime advises before quantizing.
     """
-    from tqdm import tqdm
+    from onnxruntime import quantization
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from emoedge.evaluation import metrics
-
-    scores: list[list[np.ndarray]] = [[] for _ in models]
-    labels = []
-    frames = _labelled_frames(root, split, models[0].card)
-    for (image, body), truth in tqdm(frames, desc=f"mAP {split}", leave=False, disable=not progress):
-        for model, out in zip(models, scores):
-            out.append(model.infer(image, body)["scores"])
-        labels.append(truth)
-    truth = np.concatenate(labels)
-    return [metrics.mean_ap(metrics.average_precisions(np.concatenate(s), truth)) for s in scores]
+    prepared = out.with_name("prepared.onnx")
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    quantization.quantize_static(
+        str(prepared), str(out), _reader(feeds), quant_format=quantization.QuantFormat.QDQ, per_channel=True,
+        activation_type=quantization.QuantType.QUInt8, weight_type=quantization.QuantType.QInt8,
+        calibrate_method=quantization.CalibrationMethod.MinMax, op_types_to_quantize=list(CPU_INT8_OPS),
+    )  # fmt: skip
 
 
-def _labelled_frames(root: Path, split: str, card: ModelCard) -> Iterator[tuple[Frame, np.ndarray]]:
-    """(frame, labels [N,26]) per image of a split, persons in annotation order; decoded lazily."""
-    from emoedge.data.dataset import checked_records, read_image
-    from emoedge.data.emotic import image_path
-    from emoedge.data.transforms import build_transform
+def _reader(folder: Path):  # -> onnxruntime.quantization.CalibrationDataReader
+    """A calibration reader over the frames saved in `folder` (Model Optimizer also asks for the first and
+    rewinds)."""
+    from onnxruntime.quantization import CalibrationDataReader
 
-    by_image: dict[Path, list] = {}
-    for record in checked_records(Path(root), split):
-        by_image.setdefault(image_path(root, record), []).append(record)
-    transform = build_transform(False, card.image_size, card.body_size, card.mean, card.std)
-    for path, persons in by_image.items():
-        pixels = read_image(path)
-        pairs = [transform(pixels, person.bbox) for person in persons]
-        body = np.stack([crop.numpy() for _, crop in pairs])
-        yield (pairs[0][0].numpy()[None], body), np.stack([person.multi_hot() for person in persons])
+    files = sorted(Path(folder).glob("*.npz"))
+
+    class Frames(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.rewind()
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            path = next(self.iterator, None)
+            return None if path is None else _feed(path)
+
+        def get_first(self) -> dict[str, np.ndarray]:
+            return _feed(files[0])
+
+        def rewind(self) -> None:
+            self.iterator = iter(files)
+
+    return Frames()
+
+
+def _feed(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as data:
+        return {"image": data["image"], "body": data["body"]}
+
+
+def _child_main(conn, step: str, target: Callable[..., None], args: tuple) -> None:
+    """The child's entry: its output to /dev/null, `target(*args)`, then (ok, one-line message) to the parent."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        target(*args)
+        conn.send((True, ""))
+    except EmoedgeError as exc:
+        conn.send((False, str(exc)))
+    except BaseException as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        conn.send((False, f"{step} failed: {type(exc).__name__}: {first}".rstrip(": ")))
+
+
+# --------------------------------------------------------------------------------------- in this process
+
+
+def _in_child(step: str, target: Callable[..., None], *args: object) -> None:
+    """Run `target(*args)` in a spawned child process and wait; its failure is one EmoedgeError line. Ctrl-C (or
+    any error here) terminates the child."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(send, step, target, args), name="emoedge-convert", daemon=True)
+    child.start()
+    send.close()
+    try:
+        while not receive.poll(0.2):
+            if not child.is_alive() and not receive.poll(0):
+                raise EmoedgeError(
+                    f"{step}: the conversion process ended without a result (exit code {child.exitcode})"
+                )
+        ok, message = receive.recv()
+    except BaseException:
+        child.terminate()
+        raise
+    finally:
+        child.join(10)
+        receive.close()
+    if not ok:
+        raise EmoedgeError(message)
+
+
+def _require(module: str, missing: str) -> None:
+    """Check here, before the child starts, that an optional package is importable (honouring a None in
+    sys.modules, which is how a blocked module is spelled), so that its absence is one line naming the extra."""
+    parts = module.split(".")
+    names = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    if any(name in sys.modules and sys.modules[name] is None for name in names):
+        raise EmoedgeError(f"{missing}; import failed: {module} is not available")
+    if importlib.util.find_spec(parts[0]) is None:
+        raise EmoedgeError(f"{missing}; import failed: no module named {parts[0]!r}")
+
+
+def _save_frames(frames: list[Frame], folder: Path) -> Path:
+    """Frames as numbered .npz files (image, body) in `folder`, for the child process (and AutoCast) to read."""
+    folder.mkdir()
+    for i, (image, body) in enumerate(frames):
+        np.savez(folder / f"{i:04d}.npz", image=image, body=body)
+    return folder
 
 
 def _fp32_input(onnx_in: Path):  # -> (onnx.ModelProto, ModelCard)
@@ -273,23 +341,6 @@ def _fp32_input(onnx_in: Path):  # -> (onnx.ModelProto, ModelCard)
     return model, card
 
 
-def _modelopt(module: str):
-    """A Model Optimizer module, its logging turned down to errors (users get the summary)."""
-    imported = _optional(module, MODELOPT_MISSING)
-    from modelopt.onnx.logging_config import configure_logging
-
-    configure_logging(logging.ERROR)
-    return imported
-
-
-def _optional(module: str, missing: str):
-    """Import an optional dependency, turning its absence (or a missing piece of an extra) into one line."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise EmoedgeError(f"{missing}; import failed: {exc}") from None
-
-
 def _stage(onnx_in: Path, tmp: Path) -> Path:
     """A copy of the input in a private folder: Model Optimizer writes intermediate files beside its input."""
     source = tmp / "fp32.onnx"
@@ -297,79 +348,16 @@ def _stage(onnx_in: Path, tmp: Path) -> Path:
     return source
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Model Optimizer and ONNX Runtime's calibrator print progress bars and INFO lines; users get the summary."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
-
-
-@contextlib.contextmanager
-def _ort_quantization_kept() -> Iterator[None]:
-    """Undo, on exit, what Model Optimizer patches in onnxruntime.quantization for the whole process.
-
-    Why: its quantize() replaces calibrator and quantizer methods and edits the op registries for TensorRT placement
-    (e.g. it calibrates only the node names it passes in), which breaks a later plain quantize_static (target
-    "cpu") in the same process. Module attributes, the attributes of the package's classes and its module-level
-    dicts (the registries) are saved before and restored after.
-    """
-    import onnxruntime.quantization  # noqa: F401  (loads the submodules that get patched)
-
-    modules = [m for name, m in list(sys.modules.items()) if name.startswith("onnxruntime.quantization")]
-    classes = [
-        v for m in modules for v in vars(m).values()
-        if isinstance(v, type) and v.__module__.startswith("onnxruntime.quantization")
-    ]
-    saved = [(owner, dict(vars(owner))) for owner in dict.fromkeys([*modules, *classes])]
-    registries = [
-        (v, dict(v)) for m in modules for k, v in vars(m).items() if isinstance(v, dict) and not k.startswith("__")
-    ]
-    try:
-        yield
-    finally:
-        for owner, attributes in saved:
-            for name in set(vars(owner)) - set(attributes):
-                delattr(owner, name)
-            for name, value in attributes.items():
-                if vars(owner).get(name) is not value:
-                    setattr(owner, name, value)
-        for registry, items in registries:
-            if registry != items:
-                registry.clear()
-                registry.update(items)
-
-
-def _reader(frames: list[Frame]):
-    """An ONNX Runtime calibration reader over frames, for both targets (Model Optimizer also asks for the first feed
-    and rewinds)."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Frames(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = [{"image": image, "body": body} for image, body in frames]
-            self.rewind()
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.iterator, None)
-
-        def get_first(self) -> dict[str, np.ndarray]:
-            return self.feeds[0]
-
-        def rewind(self) -> None:
-            self.iterator = iter(self.feeds)
-
-    return Frames()
-
-
 def _finish(
-    source, converted, precision: str, onnx_in: Path, out: Path, *, data: Path | None, calib_frames: list[Frame],
-    progress: bool, props: dict[str, str] | None = None,
-) -> PrecisionResult:
-    """Carry the card over (plus `props`), check the graph, compare it with FP32, write it, then measure both mAPs."""
+    source, converted_path: Path, precision: str, onnx_in: Path, out: Path, *, data: Path | None,
+    calib_frames: list[Frame], max_map_drop: float | None, progress: bool, props: dict[str, str] | None = None,
+) -> PrecisionResult:  # fmt: skip
+    """Carry the card over (plus `props`), check the graph, compare it with FP32, then write it — with `data`,
+    only once the val-mAP gate passed."""
     import onnx
 
-    from emoedge.backends.onnxruntime import OnnxRuntimeBackend
-
+    max_drop = check_max_drop(max_map_drop, precision)
+    converted = onnx.load(str(converted_path))
     converted.producer_name, converted.producer_version = source.producer_name, source.producer_version
     del converted.metadata_props[:]
     kept = {p.key: p.value for p in source.metadata_props}
@@ -377,7 +365,7 @@ def _finish(
     onnx.checker.check_model(converted)
     card = card_of(source, onnx_in)
     if data:
-        frames, kind = _first(dataset_frames(data, "test", card), PARITY_FRAMES), "test-split frames"
+        frames, kind = _first(dataset_frames(data, GATE_SPLIT, card), PARITY_FRAMES), f"{GATE_SPLIT}-split frames"
     elif calib_frames:
         frames, kind = calib_frames[:PARITY_FRAMES], "calibration frames"
     else:
@@ -385,13 +373,14 @@ def _finish(
     persons = sorted({len(body) for _, body in frames})
     compared_on = f"{len(frames)} {kind}, N = {persons[0]}" + (f"…{persons[-1]}" if len(persons) > 1 else "")
     max_diff = _max_score_diff(source, converted, frames)
-    atomic_write(out, lambda tmp: tmp.write_bytes(converted.SerializeToString()))
+    gate = None
+    with staged(Path(out)) as tmp:
+        atomic_write(tmp, lambda path: path.write_bytes(converted.SerializeToString()))
+        if data:
+            gate = map_gate(onnx_in, tmp, data, max_drop=max_drop, new_device="cpu", new_name=precision.upper(),
+                            progress=progress)  # fmt: skip
     log.info("%s written; %s", out, f"parity vs FP32: max |Δscore| = {max_diff:.1e}")
-    maps: list[float | None] = [None, None]
-    if data:
-        backends = [OnnxRuntimeBackend(path, device="cpu") for path in (onnx_in, out)]
-        maps = split_maps(backends, data, "test", progress=progress)
-    return PrecisionResult(Path(out), precision, max_diff, compared_on, *maps)
+    return PrecisionResult(Path(out), precision, max_diff, compared_on, gate)
 
 
 def _max_score_diff(reference, converted, frames: list[Frame]) -> float:
