@@ -7,14 +7,10 @@ visible) fails loudly instead of passing vacuously.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-REQUIRE_GPU = os.environ.get("EMOEDGE_REQUIRE_GPU", "") == "1"
-# A gpu test that skips with a reason starting so does not apply to this machine's versions (not a missing GPU).
-NOT_APPLICABLE = "not applicable here: "
+from gpu_policy import NOT_APPLICABLE, REQUIRE_GPU  # type: ignore[import-not-found]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -31,6 +31,7 @@ def test_plain():
 @pytest.mark.parametrize("required, outcome", [("", "1 passed, 2 skipped"), ("1", "1 failed, 1 passed, 1 skipped")])
 def test_require_gpu_turns_gpu_skips_into_failures(tmp_path, required, outcome):
     shutil.copy(HERE / "conftest.py", tmp_path / "conftest.py")
+    shutil.copy(HERE / "gpu_policy.py", tmp_path / "gpu_policy.py")
     (tmp_path / "test_probe.py").write_text(PROBE)
     env = {**os.environ, "EMOEDGE_REQUIRE_GPU": required}
     proc = subprocess.run(

@@ -44,8 +44,7 @@ def _without(packages: tuple[str, ...], *args: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    sys.path.insert(0, str(REPO / "tests" / "export"))
-    from conftest import write_checkpoint  # type: ignore[import-not-found]  # tests/export/conftest.py
+    from model_helpers import write_checkpoint  # type: ignore[import-not-found]
 
     root = tmp_path_factory.mktemp("runtime-only")
     checkpoint = write_checkpoint(root / "m.pt", ["body", "place", "scene"])

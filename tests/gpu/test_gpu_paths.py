@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import NOT_APPLICABLE  # type: ignore[import-not-found]
+from gpu_policy import NOT_APPLICABLE  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.config import load_recipe
