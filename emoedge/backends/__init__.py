@@ -12,21 +12,22 @@ from pathlib import Path
 
 from emoedge.backends.base import Backend
 from emoedge.errors import EmoedgeError
+from emoedge.formats import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 
 # backend name -> (module, class, the suffixes it reads, the Python package it needs, what to tell users)
 BACKENDS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
-    "torch": ("emoedge.backends.torch", "TorchBackend", (".pt", ".pth"), "torch", "PyTorch is not installed"),
+    "torch": ("emoedge.backends.torch", "TorchBackend", CHECKPOINT_SUFFIXES, "torch", "PyTorch is not installed"),
     "onnxruntime": (
         "emoedge.backends.onnxruntime",
         "OnnxRuntimeBackend",
-        (".onnx",),
+        ONNX_SUFFIXES,
         "onnxruntime",
         "ONNX Runtime is not installed (pip install 'emoedge[runtime]'; on a Jetson, NVIDIA's onnxruntime-gpu wheel)",
     ),
     "tensorrt": (
         "emoedge.backends.tensorrt",
         "TensorRTBackend",
-        (".engine",),
+        ENGINE_SUFFIXES,
         "tensorrt",
         "TensorRT is not installed (pip install 'emoedge[tensorrt]' on a machine with an NVIDIA GPU)",
     ),

@@ -12,31 +12,7 @@ below both, `backends` never imports `export` and neither imports `training` (af
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from emoedge.card import ModelCard
-from emoedge.errors import EmoedgeError
-
+# The suffixes of each kind of model file, which the backends dispatch on and evaluation treats by kind.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
-ENGINE_SUFFIXES = (".engine", ".plan")
-
-
-def read_card(path: str | Path) -> ModelCard:
-    """The model card of any emoedge model file, chosen by its suffix; one EmoedgeError line for anything else."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in CHECKPOINT_SUFFIXES:
-        from emoedge.formats.checkpoint import read_checkpoint_card
-
-        return read_checkpoint_card(path)
-    if suffix in ONNX_SUFFIXES:
-        from emoedge.formats.onnx import read_onnx_card
-
-        return read_onnx_card(path)
-    if suffix in ENGINE_SUFFIXES:
-        from emoedge.formats.engine import read_engine_info
-
-        return read_engine_info(path).card
-    known = [*CHECKPOINT_SUFFIXES, *ONNX_SUFFIXES, *ENGINE_SUFFIXES]
-    raise EmoedgeError(f"model {path}: unknown model file type {suffix or '(no suffix)'!r}; expected one of {known}")
+ENGINE_SUFFIXES = (".engine",)
