@@ -212,8 +212,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _add_pretrain(sub: Subparsers) -> None:
-    from emoedge.model.backbones import list_backbones
-    from emoedge.training.pretrain import BRANCHES, PretrainSettings
+    from emoedge.training.settings import BRANCHES, PretrainSettings
 
     examples = (
         "emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt",
@@ -223,11 +222,14 @@ def _add_pretrain(sub: Subparsers) -> None:
     summary = "pretrain a place or scene-gist backbone on an ImageFolder dataset"
     p = _command(sub, "pretrain", summary, _cmd_pretrain, *examples)
     _overrides(p, f"pretraining settings ({_keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
-    d = PretrainSettings()
+    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(PretrainSettings)})  # no torch import
     p.add_argument("--branch", choices=BRANCHES, required=True, help="the branch the backbone is for")
     p.add_argument("--data", type=Path, required=True, help="ImageFolder root: one sub-folder of images per class")
     p.add_argument("-o", "--out", type=Path, required=True, help="output backbone checkpoint (.pt)")
-    p.add_argument("--arch", default=d.arch, choices=list_backbones(), help="backbone architecture")
+    p.add_argument(
+        "--arch", default=d.arch,
+        help="a registered backbone: resnet18/34/50, mobilenet_v3_small/large, tiny (an unknown name lists them)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
     p.add_argument("--lr", type=float, default=d.lr, help="initial SGD learning rate (cosine schedule)")
@@ -240,7 +242,8 @@ def _add_pretrain(sub: Subparsers) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
-    from emoedge.training.pretrain import PretrainSettings, pretrain_backbone
+    from emoedge.training.pretrain import pretrain_backbone
+    from emoedge.training.settings import PretrainSettings
 
     s = _settings(PretrainSettings, args, "pretrain settings")
     out = pretrain_backbone(args.data, args.out, s)
@@ -397,7 +400,7 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
 
 
 def _add_run(sub: Subparsers) -> None:
-    from emoedge.runtime.pipeline import RunSettings
+    from emoedge.runtime.settings import RunSettings
 
     examples = (
         "emoedge run --source 0 --model model.engine --show",
@@ -433,7 +436,8 @@ def _add_run(sub: Subparsers) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from emoedge.runtime.pipeline import RunSettings, run
+    from emoedge.runtime.pipeline import run
+    from emoedge.runtime.settings import RunSettings
 
     run_settings = _settings(RunSettings, args, "run settings")
     summary = run(

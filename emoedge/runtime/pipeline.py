@@ -29,39 +29,13 @@ from emoedge.runtime.detect import Detector, open_detector
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.preprocess import Preprocessor
 from emoedge.runtime.render import draw
+from emoedge.runtime.settings import SMOOTH, RunSettings
 from emoedge.runtime.sinks import EventLog, VideoSink, Window
 from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
 from emoedge.runtime.sources import Frame, open_source
 
-SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
 DEFAULT_FPS = 25.0  # for the output video when the source does not say (image folders)
 STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How a run treats its frames (where they come from and go is said apart): `emoedge run key=value` keys.
-
-    `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a track's past scores (0: off);
-    `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
-    `show` opens a live window; `progress` prints a progress bar and the summary.
-    """
-
-    every: int = 1
-    smooth: float = SMOOTH
-    device: str = "auto"
-    max_frames: int | None = None
-    show: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise EmoedgeError(f"every {self.every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
-        if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, float)) or not 0.0 <= self.smooth < 1.0:
-            raise EmoedgeError(f"smooth {self.smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
-        frames = self.max_frames
-        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
-            raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,11 +22,10 @@ from tqdm import tqdm
 from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_torch_save
-from emoedge.model.backbones import create_classifier, get_variant
+from emoedge.model.backbones import create_classifier
+from emoedge.training.settings import PretrainSettings
 
 FORMAT = "emoedge-backbone"
-Branch = Literal["place", "scene"]
-BRANCHES: tuple[str, ...] = get_args(Branch)
 
 
 class _Transformed(Dataset):
@@ -42,51 +40,6 @@ class _Transformed(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         image, label = self.folder[self.indices[i]]
         return self.transform(image), label
-
-
-@dataclass(frozen=True)
-class PretrainSettings:
-    """How to pretrain (`emoedge pretrain` options and key=value keys); checked where they enter.
-
-    `weights` initialises the model (None, "imagenet" or a file); `device` "auto" picks CUDA when available;
-    `val_fraction` of the images is held out to print the accuracy after each epoch.
-    """
-
-    arch: str = "resnet50"
-    branch: Branch = "place"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.01
-    image_size: int = 224
-    weights: str | None = None
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    val_fraction: float = 0.1
-
-    def __post_init__(self) -> None:
-        get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
-        checks = (
-            ("branch", self.branch in BRANCHES, f"one of {', '.join(BRANCHES)}"),
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
-            ("lr", _is_number(self.lr) and self.lr > 0, "a finite number > 0"),
-            ("image_size", _is_int(self.image_size) and self.image_size >= 16, "an integer >= 16"),
-            ("workers", _is_int(self.workers) and self.workers >= 0, "an integer >= 0"),
-            ("seed", _is_int(self.seed), "an integer"),
-            ("val_fraction", _is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "a number in [0, 1)"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise EmoedgeError(f"{name} {getattr(self, name)!r}: expected {expected}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def pretrain_backbone(data_dir: Path, out: Path, settings: PretrainSettings = PretrainSettings()) -> Path:

@@ -1,0 +1,36 @@
+"""How a run treats its frames, apart from the runtime code so that reading the settings (the CLI's defaults, its
+key=value overrides) does not import torch or OpenCV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emoedge.errors import EmoedgeError
+
+SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run treats its frames (where they come from and go is said apart): `emoedge run key=value` keys.
+
+    `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a track's past scores (0: off);
+    `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
+    `show` opens a live window; `progress` prints a progress bar and the summary.
+    """
+
+    every: int = 1
+    smooth: float = SMOOTH
+    device: str = "auto"
+    max_frames: int | None = None
+    show: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise EmoedgeError(f"every {self.every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
+        if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, float)) or not 0.0 <= self.smooth < 1.0:
+            raise EmoedgeError(f"smooth {self.smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
+        frames = self.max_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")
