@@ -7,6 +7,16 @@ from typing import Any
 from emoedge.card import ModelCard
 from emoedge.formats.engine import EngineInfo
 
+# A body-only model card of tiny sizes: enough for everything checked before an engine is built or run.
+BODY_CARD = ModelCard(
+    name="t",
+    branches=("body",),
+    backbones={"body": "tiny"},
+    fusion="attention",
+    image_size=(32, 32),
+    body_size=(32, 32),
+)
+
 
 def engine_info(card: ModelCard, **kwargs: Any) -> EngineInfo:
     """A plausible Jetson FP16 engine's sidecar for `card`; `kwargs` replace any field."""

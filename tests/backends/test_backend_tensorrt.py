@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import REPO  # type: ignore[import-not-found]
-from engine_helpers import engine_info  # type: ignore[import-not-found]
+from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.tensorrt import TensorRTBackend
-from emoedge.card import ModelCard
 from emoedge.config import load_recipe
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
@@ -36,14 +35,7 @@ from emoedge.model.net import build_model, card_for
 # ONNX Runtime's exact FP32 more loosely than FP32 backends are with each other; VAD is on a 1..10 scale.
 TOLERANCE = {"scores": 2e-2, "modality_weights": 2e-2, "vad": 1e-1}
 PERSONS = Persons(1, 2, 5)
-CARD = ModelCard(
-    name="t",
-    branches=("body",),
-    backbones={"body": "tiny"},
-    fusion="attention",
-    image_size=(32, 32),
-    body_size=(32, 32),
-)
+CARD = BODY_CARD
 
 
 def fake_engine(tmp_path: Path, **kwargs) -> Path:

@@ -16,10 +16,9 @@ import types
 from pathlib import Path
 
 import pytest
-from engine_helpers import engine_info  # type: ignore[import-not-found]
+from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends.tensorrt import person_batches
-from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.export.precision import to_int8
 from emoedge.export.targets import Persons, Target
@@ -29,14 +28,7 @@ from emoedge.formats.onnx import load_onnx, stored_types
 from emoedge.formats.tensorrt import LogRecord, claim_logging, tensorrt_logger
 from emoedge.resources import find
 
-CARD = ModelCard(
-    name="t",
-    branches=("body",),
-    backbones={"body": "tiny"},
-    fusion="attention",
-    image_size=(32, 32),
-    body_size=(32, 32),
-)
+CARD = BODY_CARD
 
 
 def info(**kwargs) -> EngineInfo:

@@ -58,21 +58,17 @@ def test_run_folder_holds_logs_and_checkpoints(runs):
     assert read_checkpoint(run / "last.pt")["epoch"] == recipe.optim.epochs - 1
 
 
+def _train_args(sample_root: Path, out: Path, *extra: str) -> list[str]:
+    """`emoedge train` on the sample recipe and dataset, quiet: the arguments after the program."""
+    return ["train", str(SAMPLE), "--data", str(sample_root), "--out", str(out), "--quiet", *extra]
+
+
 def _train_cmd(sample_root: Path, out: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "emoedge.cli",
-        "train",
-        str(SAMPLE),
-        "--data",
-        str(sample_root),
-        "--out",
-        str(out),
-        "--quiet",
-        "optim.epochs=4",
-        "data.workers=1",
-        *extra,
+        *_train_args(sample_root, out, "optim.epochs=4", "data.workers=1", *extra),
     ]
 
 
@@ -129,26 +125,9 @@ def test_existing_run_is_not_overwritten_without_resume(sample_root, tmp_path):
 
 def test_two_process_torchrun_gloo_trains_and_writes_one_checkpoint(sample_root, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "--module",
-        "emoedge.cli",
-        "train",
-        str(SAMPLE),
-        "--data",
-        str(sample_root),
-        "--out",
-        str(out),
-        "--quiet",
-        "optim.epochs=1",
-        "data.workers=0",
-        "run.device=cpu",
-    ]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = _train_args(sample_root, out, "optim.epochs=1", "data.workers=0", "run.device=cpu")
+    cmd = [*launcher, "--module", "emoedge.cli", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt"]
