@@ -419,7 +419,11 @@ def _add_run(sub: Subparsers) -> None:
         "--model", type=Path, required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"
     )
     persons = p.add_mutually_exclusive_group()
-    persons.add_argument("--detector", help="Ultralytics YOLO weights (.pt, .onnx, .engine) (default: ./yolo11n.pt)")
+    persons.add_argument(
+        "--detector",
+        help="Ultralytics YOLO weights (.pt, .onnx, .engine), an official name or an http(s) URL; a missing official "
+        ".pt is fetched by Ultralytics' downloader into this folder (default: yolo11n.pt)",
+    )
     persons.add_argument("--boxes", type=Path, help="per-frame person boxes (JSON or CSV) instead of a detector")
     p.add_argument("-o", "--out", type=Path, help="annotated video (.mp4)")
     p.add_argument(
@@ -433,13 +437,21 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames (default: all)")
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or summary")
+    p.add_argument(
+        "--no-download", dest="download", action="store_false", help="never download detector weights (offline use)"
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from emoedge.runtime.pipeline import run
     from emoedge.runtime.settings import RunSettings
 
     run_settings = _settings(RunSettings, args, "run settings")
+    if args.boxes is None:  # before torch and the model load: a missing detector is one line within a second
+        from emoedge.runtime.weights import detector_weights
+
+        args.detector = detector_weights(args.detector, download=run_settings.download)
+    from emoedge.runtime.pipeline import run
+
     summary = run(
         args.source,
         args.model,
@@ -467,8 +479,7 @@ def _add_demo(sub: Subparsers) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default: the sample recipe's)")
     p.add_argument(
         "--detector",
-        type=Path,
-        help="YOLO weights to find persons (default: yolo11n.pt if present, else the sample's boxes)",
+        help="YOLO weights to find persons, fetched like run's (default: yolo11n.pt if present, else the sample's boxes)",
     )
 
 

@@ -24,7 +24,7 @@ def local_detector(workdir: Path) -> Path | None:
     return None
 
 
-def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None = None) -> Path:
+def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | str | None = None) -> Path:
     """Run the whole life of the model in `workdir`; returns the annotated video."""
     from emoedge.data.sample import write_sample
     from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
@@ -32,7 +32,10 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | None 
     from emoedge.export.onnx import export_onnx
     from emoedge.runtime.clip import make_demo_clip
     from emoedge.runtime.pipeline import run
+    from emoedge.runtime.weights import detector_weights
 
+    if detector is not None:  # before minutes of training: a detector that cannot be had fails now
+        detector = detector_weights(detector)
     data, runs, report = workdir / "data", workdir / "run", workdir / "report"
     onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"
     if not (data / "Annotations" / "Annotations.mat").exists():

@@ -4,10 +4,9 @@ Why Ultralytics' own trackers: ByteTrack (Kalman prediction + two-stage IoU matc
 what its users know; re-implementing it would be a second, untested tracker. A boxes file without ids goes through
 the same ByteTrack, so ids mean the same thing on both paths.
 
-Ultralytics is told, before it is first imported, never to go online (`YOLO_OFFLINE`) and never to pip-install a
-missing requirement (`YOLO_AUTOINSTALL`): emoedge runs offline and installs nothing at run time. Weights are checked
-here, so a missing file is one line saying how to get it, never an attempted download. Ultralytics' predictor is set
-up once, when the detector is built, because setting it up changes torch's thread count (see `YoloDetector`).
+Ultralytics is imported on emoedge's terms (offline, no run-time installs: `emoedge.runtime.yolo`) and weights
+are found or fetched by `emoedge.runtime.weights`. Ultralytics' predictor is set up once, when the detector is built,
+because setting it up changes torch's thread count (see `YoloDetector`).
 
 Boxes file formats (pixel coordinates of the source frames, frame index 0-based in decoding order):
     JSON  {"frames": [{"index": 0, "boxes": [[x1, y1, x2, y2], ...], "ids": [7, ...]}, ...]}   ("ids" optional)
@@ -22,8 +21,6 @@ import csv
 import json
 import logging
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,17 +29,14 @@ import numpy as np
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.sources import Frame
+from emoedge.runtime.weights import detector_weights
+from emoedge.runtime.yolo import INSTALL_HINT, import_ultralytics
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = "yolo11n.pt"
-WEIGHT_SUFFIXES = (".pt", ".onnx", ".engine")
-CONFIG_SUFFIXES = (".yaml", ".yml")  # an architecture file: an untrained model, for tests and smoke runs
 TRACKER = "bytetrack.yaml"
 PERSON = 0  # COCO class index
 CSV_FIELDS = ("frame", "x1", "y1", "x2", "y2")
-INSTALL_HINT = "pip install 'emoedge[runtime]'"
-ULTRALYTICS_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}  # forced: the offline, no-install guarantees
 
 
 class Detector(Protocol):
@@ -53,51 +47,19 @@ class Detector(Protocol):
     def __call__(self, frame: Frame) -> Persons: ...
 
 
-def open_detector(detector: Path | str | None, boxes: Path | None, *, device: str = "auto") -> Detector:
-    """A boxes-file detector if `boxes` is given, else a YOLO detector (default weights: ./yolo11n.pt)."""
+def open_detector(
+    detector: Path | str | None, boxes: Path | None, *, device: str = "auto", download: bool = True
+) -> Detector:
+    """A boxes-file detector if `boxes` is given, else a YOLO detector (default weights: yolo11n.pt, fetched by
+    Ultralytics' downloader when missing and `download` allows it)."""
     if detector is not None and boxes is not None:
         raise EmoedgeError("give either a detector (--detector WEIGHTS) or a boxes file (--boxes FILE), not both")
     if boxes is not None:
         return BoxesDetector(boxes)
-    return YoloDetector(DEFAULT_WEIGHTS if detector is None else detector, device=device)
+    return YoloDetector(detector, device=device, download=download)
 
 
 # ------------------------------------------------------------------------------------------------ YOLO
-
-
-def import_ultralytics() -> Any:
-    """The ultralytics module, imported the first time offline, with automatic installs and its log chatter off.
-
-    Ultralytics reads these settings once, when `ultralytics.utils` is imported (ONLINE from YOLO_OFFLINE,
-    AUTOINSTALL, VERBOSE), so the environment is written only before that first import and never again; a process
-    that imported Ultralytics itself keeps its own settings (a warning says so if they allow going online or
-    installing). torch is imported first: Ultralytics sets OMP_NUM_THREADS=1 when it is unset, which leaves a torch
-    imported after it with one thread for the whole process.
-    """
-    if "ultralytics" not in sys.modules:
-        for key, value in ULTRALYTICS_ENV.items():
-            if os.environ.get(key) != value:
-                os.environ[key] = value
-        if "YOLO_VERBOSE" not in os.environ:  # the user's choice wins
-            os.environ["YOLO_VERBOSE"] = "false"
-    try:
-        import torch  # noqa: F401 - before Ultralytics, see above
-        import ultralytics
-        from ultralytics import utils
-    except ModuleNotFoundError as exc:
-        if exc.name != "ultralytics":
-            raise EmoedgeError(f"Ultralytics needs {exc.name!r}, which is not installed ({INSTALL_HINT})") from None
-        raise EmoedgeError(
-            f"person detection and tracking need Ultralytics, which is not installed ({INSTALL_HINT})"
-        ) from None
-    if utils.ONLINE or utils.AUTOINSTALL:  # only possible when imported by someone else first
-        log.warning(
-            "Ultralytics was imported before emoedge could configure it, and may go online (%s) or pip-install "
-            "(%s): set YOLO_OFFLINE=1 and YOLO_AUTOINSTALL=false before importing it",
-            utils.ONLINE,
-            utils.AUTOINSTALL,
-        )
-    return ultralytics
 
 
 class YoloDetector:
@@ -110,20 +72,10 @@ class YoloDetector:
     setup argument (device, tracker, ...) changes, and every call passes the same ones.
     """
 
-    def __init__(self, weights: Path | str, *, device: str = "auto") -> None:
-        weights = Path(weights)
+    def __init__(self, weights: Path | str | None = None, *, device: str = "auto", download: bool = True) -> None:
+        """`weights`: a path, an official Ultralytics name or a URL (see `detector_weights`); None: yolo11n.pt."""
+        weights = detector_weights(weights, download=download)
         suffix = weights.suffix.lower()
-        if suffix not in WEIGHT_SUFFIXES + CONFIG_SUFFIXES:
-            raise EmoedgeError(
-                f"detector {weights}: expected Ultralytics YOLO weights ({', '.join(WEIGHT_SUFFIXES)}), "
-                f"not a {suffix or 'suffix-less'} file"
-            )
-        if suffix in WEIGHT_SUFFIXES and not weights.is_file():
-            raise EmoedgeError(
-                f"detector weights {weights} not found, and emoedge never downloads at run time: download "
-                f"{weights.name if weights.name.startswith('yolo') else DEFAULT_WEIGHTS} from Ultralytics on a machine "
-                "with internet and pass --detector PATH, or give persons with --boxes FILE"
-            )
         ultralytics = import_ultralytics()
         if suffix == ".engine":
             # TensorRT keeps one logger per process, the first one given: make it emoedge's before Ultralytics

@@ -111,13 +111,14 @@ def run(
     """Tag every person of every frame of `source` (webcam index, file, URL or image folder) with emotions.
 
     `model`: checkpoint, ONNX or engine file (or a loaded Backend). Persons come from `boxes` (JSON/CSV) or a YOLO
-    `detector` (default ./yolo11n.pt). Writes the annotated video to `out` and JSON Lines events to `events`.
+    `detector` (default yolo11n.pt, fetched when missing unless `settings.download` is off). Writes the annotated
+    video to `out` and JSON Lines events to `events`.
     """
     s = settings
     every, smooth, max_frames, progress = s.every, s.smooth, s.max_frames, s.progress
+    persons_of = open_detector(detector, boxes, device=s.device, download=s.download)  # a missing detector fails fast
     backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
     timer = _Timer()
-    persons_of = open_detector(detector, boxes, device=s.device)
     tagger = FrameTagger(backend, persons_of, every=every, smooth=smooth, timer=timer)
     stop = _StopRequest()
     processed = events_written = 0

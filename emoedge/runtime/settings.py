@@ -16,7 +16,8 @@ class RunSettings:
 
     `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a track's past scores (0: off);
     `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
-    `show` opens a live window; `progress` prints a progress bar and the summary.
+    `show` opens a live window; `progress` prints a progress bar and the summary; `download` lets a missing official
+    Ultralytics detector (yolo11n.pt, ...) be fetched by Ultralytics' downloader (off: never download).
     """
 
     every: int = 1
@@ -25,6 +26,7 @@ class RunSettings:
     max_frames: int | None = None
     show: bool = False
     progress: bool = True
+    download: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:

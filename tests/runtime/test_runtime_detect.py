@@ -20,11 +20,11 @@ from emoedge.runtime.detect import (
     BoxesDetector,
     BoxTracker,
     YoloDetector,
-    import_ultralytics,
     load_boxes,
     open_detector,
 )
 from emoedge.runtime.sources import Frame
+from emoedge.runtime.yolo import import_ultralytics
 
 FRAME = np.zeros((120, 160, 3), np.uint8)
 
@@ -151,7 +151,7 @@ SCRIPT = """
 import json, os
 from collections.abc import MutableMapping
 {before}
-from emoedge.runtime.detect import import_ultralytics
+from emoedge.runtime.yolo import import_ultralytics
 
 class Recording(MutableMapping):
     def __init__(self, environ):

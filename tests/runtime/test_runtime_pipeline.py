@@ -33,7 +33,7 @@ QUIET = RunSettings(progress=False)
 
 def _ultralytics() -> None:
     """Ultralytics imported the way emoedge imports it (offline, no installs), or skip where it is missing."""
-    from emoedge.runtime.detect import import_ultralytics
+    from emoedge.runtime.yolo import import_ultralytics
 
     try:
         import_ultralytics()
