@@ -1,18 +1,51 @@
 # Set-up and entry points. `make demo` and `make test` do all the set-up on a fresh machine (README).
+#
+# SET picks the library set: `x86` (constraints.txt, every extra) or `jetpack6` (constraints-jetpack6.txt: the
+# versions JetPack 6.1/6.2 users have; chosen by default on a Jetson). CI runs `make test SET=jetpack6` on x86 with
+# CPU wheels of those versions; on a Jetson the same command takes NVIDIA's CUDA builds from the Jetson AI Lab index
+# and sees JetPack's TensorRT (README, "Jetson (JetPack 6)").
 PYTHON ?= python3
+JETSON := $(wildcard /etc/nv_tegra_release)
+SET ?= $(if $(JETSON),jetpack6,x86)
+
+ifeq ($(SET),jetpack6)
+VENV ?= .venv-jetpack6
+CONSTRAINTS ?= constraints-jetpack6.txt
+# No Model Optimizer in this set (it needs onnxruntime >= 1.22): FP16/INT8 ONNX conversion happens on x86, so no
+# `export` extra; onnxslim is the one export package the ONNX export needs.
+EXTRAS ?= train,runtime,dev
+EXTRA_PACKAGES ?= onnxslim
+TESTS ?= tests/runtime tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
+	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py
+# On a Jetson: JetPack's TensorRT lives in the system Python, and CUDA builds of torch come from NVIDIA's index.
+VENV_FLAGS ?= $(if $(JETSON),--system-site-packages,)
+PIP_INDEX ?= $(if $(JETSON),--index-url https://pypi.jetson-ai-lab.io/jp6/cu126,)
+else ifeq ($(SET),x86)
 VENV ?= .venv
-PY := $(VENV)/bin/python
+CONSTRAINTS ?= constraints.txt
 EXTRAS ?= train,export,runtime,dev
+EXTRA_PACKAGES ?=
+TESTS ?=
+VENV_FLAGS ?=
+PIP_INDEX ?=
+else
+$(error SET=$(SET): expected x86 or jetpack6)
+endif
+
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet $(PIP_INDEX) -c $(CONSTRAINTS)
 
 .PHONY: setup demo lint test bench clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+# Ultralytics goes in with --no-deps: its own requirements would add opencv-python beside opencv-python-headless,
+# two builds of the same cv2 module.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
-	$(PY) -m pip install --quiet -c constraints.txt --no-deps ultralytics
+	$(PIP) -e ".[$(EXTRAS)]" $(EXTRA_PACKAGES)
+	$(PIP) --no-deps ultralytics
 	touch $@
 
 demo: setup
@@ -24,10 +57,10 @@ lint: setup
 	$(VENV)/bin/vermin --quiet --no-tips --eval-annotations --target=3.10- --violations emoedge
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(TESTS)
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py
 
 clean:
-	rm -rf $(VENV) demo runs .pytest_cache
+	rm -rf .venv .venv-jetpack6 demo runs .pytest_cache
