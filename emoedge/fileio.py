@@ -1,7 +1,8 @@
-"""Atomic writes and safe loading of torch files.
+"""Output locations, atomic writes and safe loading of torch files.
 
-Why: a crash or Ctrl-C must never leave a half-written checkpoint in place of a good one, and a
-checkpoint from an untrusted source must never run code when loaded (`weights_only=True`).
+Why: a crash or Ctrl-C must never leave a half-written checkpoint in place of a good one; an output path that
+cannot be written (a file where a folder should be, a read-only place) is one line before any work starts, not a
+traceback after it; and a checkpoint from an untrusted source must never run code when loaded (`weights_only=True`).
 """
 
 from __future__ import annotations
@@ -19,10 +20,44 @@ import torch
 from emoedge.errors import EmoedgeError
 
 
+def output_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """`folder`, created with its parents and checked writable; every failure is one line naming it.
+
+    Called where a command learns its output location, so that a bad one fails before the work, not after it.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _new_temp(folder / ".emoedge-write-test").unlink()
+    except OSError as exc:
+        raise EmoedgeError(f"{what} {folder}: cannot write there ({_why(folder, exc)})") from None
+    return folder
+
+
+def output_file(path: str | Path, what: str = "output file") -> Path:
+    """`path` as a file to (over)write: not a folder, its folder created and writable; failures are one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise EmoedgeError(f"{what} {path}: is a folder; expected a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _new_temp(path).unlink()
+    except OSError as exc:
+        raise EmoedgeError(f"{what} {path}: cannot write there ({_why(path.parent, exc)})") from None
+    return path
+
+
+def _why(folder: Path, exc: OSError) -> str:
+    """The reason a folder cannot be written, as a user would say it."""
+    blocking = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` on a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = output_file(path)
     tmp = _new_temp(path)
     try:
         write(tmp)
@@ -32,6 +67,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in `folder` (never a finished file); returns them.
+
+    Only a process that owns `folder` (a resumed training run) may call this: a concurrent writer's temp file
+    looks the same.
+    """
+    stale = sorted(p for p in Path(folder).glob(".*.*.tmp") if p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def _new_temp(path: Path) -> Path:
