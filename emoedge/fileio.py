@@ -19,6 +19,9 @@ import torch
 
 from emoedge.errors import EmoedgeError
 
+ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local header: torch.save's format since torch 1.6
+PICKLE_PROTO = b"\x80"  # the first opcode of every pickle of protocol 2 or later (torch's legacy format)
+
 
 def output_folder(folder: str | Path, what: str = "output folder") -> Path:
     """`folder`, created with its parents and checked writable; every failure is one line naming it.
@@ -107,27 +110,43 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 def safe_torch_load(path: str | Path, *, what: str = "checkpoint") -> Any:
     """Load a torch file with `weights_only=True`, turning every failure into one clear line.
 
+    Only a file that starts as torch's files do is unpickled at all (a zip archive from `torch.save`, or a legacy
+    pickle, which starts with the PROTO opcode); anything else is "not a torch file" at once. A file that names a
+    Python class (a GLOBAL the safe unpickler refuses) is called what it is; every other failure is a corrupt file.
     Python-2 pickles (CSAILVision's Places365 files) need `encoding="latin1"`; that is tried second.
     """
     path = Path(path)
     if not path.is_file():
         raise EmoedgeError(f"{what} {path}: file not found")
+    with open(path, "rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if not head.startswith((ZIP_MAGIC, PICKLE_PROTO)):
+        raise EmoedgeError(f"{what} {path}: not a torch file (expected a zip archive written by torch.save)")
     errors: list[str] = []
     for kwargs in ({}, {"encoding": "latin1"}):
         try:
             with warnings.catch_warnings():
-                # torch warns that pickle args need weights_only=False, yet its safe unpickler honours
-                # `encoding`; the warning is wrong for this use.
-                warnings.filterwarnings("ignore", message="pickle_load_args only works")
+                # torch warns that pickle args need weights_only=False, yet its safe unpickler honours `encoding`;
+                # and it warns of unusual pickle protocols in damaged files, which the error below reports anyway.
+                warnings.simplefilter("ignore", UserWarning)
                 return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
         except pickle.UnpicklingError as exc:
-            if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            if "Unsupported global" in str(exc):
                 raise EmoedgeError(
                     f"{what} {path}: refused to load, it contains pickled Python objects (not only "
                     "tensors and plain data); emoedge loads files with weights_only=True"
                 ) from None
-            errors.append(str(exc))
+            errors.append(_reason(exc))
         except Exception as exc:
-            errors.append(str(exc) or type(exc).__name__)
-    reason = errors[0].splitlines()[0] if errors and errors[0] else "unreadable"
-    raise EmoedgeError(f"{what} {path}: truncated or corrupt torch file ({reason[:160]})")
+            errors.append(_reason(exc))
+    raise EmoedgeError(f"{what} {path}: truncated or corrupt torch file ({errors[0][:160]})")
+
+
+def _reason(exc: Exception) -> str:
+    """The gist of a load error: torch's own long messages name the failing pickle step in their middle."""
+    text = str(exc)
+    step = next((line.strip() for line in text.splitlines() if line.strip().startswith("Unsupported")), None)
+    if step:
+        return step
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

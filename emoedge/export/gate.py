@@ -20,6 +20,7 @@ from pathlib import Path
 
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model
+from emoedge.fileio import output_file
 
 # Allowed val-mAP drop (points) by the precision of the new file: FP16 loses almost nothing; INT8 may lose a little.
 DEFAULT_MAX_DROP = {"fp32": 0.2, "fp16": 0.2, "int8": 1.0}
@@ -92,8 +93,7 @@ def map_gate(
 def staged(out: Path, *companions: str) -> Iterator[Path]:
     """A temporary path beside `out` to write to; renamed to `out` (with each `out.name + suffix` companion file)
     when the block ends normally, removed with its companions when it raises."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = output_file(out)
     folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp = folder / out.name
     try:

@@ -19,12 +19,15 @@ import torch
 
 from emoedge import __version__
 from emoedge.card import ModelCard
-from emoedge.fileio import atomic_write
+from emoedge.errors import EmoedgeError
+from emoedge.fileio import atomic_write, output_file
 from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
 
 log = logging.getLogger(__name__)
 
 PARITY_PERSONS = (1, 3)
+# 11: the oldest opset the graph exports to; 20: the newest of torch's TorchScript exporter (used: dynamo=False)
+OPSETS = range(11, 21)
 PARITY_TOLERANCE = 1e-3  # scores are probabilities: a larger gap means a wrong graph, not rounding
 
 
@@ -55,6 +58,9 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     from emoedge.formats.checkpoint import load_trained_model
     from emoedge.model.deploy import DeployModel
 
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise EmoedgeError(f"opset {opset!r}: expected an integer from {OPSETS[0]} to {OPSETS[-1]}")
+    output_file(out, "ONNX output")  # before the export's work, not after it
     net, card, _ = load_trained_model(checkpoint)
     deploy = DeployModel(net).eval()
     model = _to_onnx(deploy, card, opset)

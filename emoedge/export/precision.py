@@ -42,7 +42,7 @@ from emoedge.data.frames import ImageFrames
 from emoedge.errors import EmoedgeError
 from emoedge.export.gate import GATE_SPLIT, MapGate, check_max_drop, map_gate, staged
 from emoedge.export.onnx import example_inputs
-from emoedge.fileio import atomic_write
+from emoedge.fileio import atomic_write, output_file
 from emoedge.formats.onnx import (
     INT8_TARGET_KEY,
     INT8_TARGETS,
@@ -100,6 +100,7 @@ def to_fp16(
     `data`, the new file must lose at most `max_map_drop` val-mAP points (default 0.2) or it is not written.
     """
     model, card = _fp32_input(onnx_in)
+    output_file(out, "FP16 output")  # before the conversion's work, not after it
     _require("modelopt.onnx.autocast", MODELOPT_MISSING)
     reference = _first(dataset_frames(data, "val", card), REFERENCE_FRAMES) if data else _random_frames(card)
     with tempfile.TemporaryDirectory(prefix="emoedge-fp16-") as tmp:
@@ -146,6 +147,7 @@ def to_int8(
         raise EmoedgeError(f"max_images {max_images!r}: expected at least 1 calibration image")
     if calib is None and data is None:
         raise EmoedgeError("INT8 calibration needs real inputs: an image folder (--calib) or a dataset (--data)")
+    output_file(out, "INT8 output")  # before calibration's work, not after it
     if target == "cpu":
         _require("onnxruntime.quantization", ORT_MISSING)
     else:

@@ -19,7 +19,7 @@ from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.export.gate import MapGate, check_max_drop, map_gate, staged
 from emoedge.export.targets import Target, load_target
-from emoedge.fileio import atomic_write
+from emoedge.fileio import atomic_write, output_file
 from emoedge.formats.engine import EngineInfo, sidecar_path, write_engine_info
 from emoedge.formats.onnx import card_of, graph_precision, int8_target, load_onnx, stored_types
 from emoedge.formats.tensorrt import (
@@ -80,6 +80,7 @@ def build_engine(
     """
     onnx_path, out = Path(onnx_path), Path(out)
     target = target if isinstance(target, Target) else load_target(target)
+    output_file(out, "engine output")  # before the build's minutes, not after them
     max_drop = check_max_drop(max_map_drop, target.precision)
     with staged(out, ".json") as tmp:
         cache = Path(timing_cache) if timing_cache else target.timing_cache_for(out)

@@ -132,6 +132,23 @@ def test_bad_checkpoint_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == [bad]
 
 
+@pytest.mark.parametrize(
+    ("opset", "out", "needle"),
+    [
+        (5, "out.onnx", "opset 5: expected an integer from 11 to 20"),
+        (99, "out.onnx", "opset 99: expected an integer from 11 to 20"),
+        (True, "out.onnx", "opset True: expected an integer"),
+        (18, "blocker/out.onnx", "blocker is a file, not a folder"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_work(exported, tmp_path, opset, out, needle):
+    checkpoint, _ = exported["body_place"]
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(EmoedgeError, match=needle):
+        export_onnx(checkpoint, tmp_path / out, opset=opset)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
 def foreign_model() -> onnx.ModelProto:
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])
     y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])
