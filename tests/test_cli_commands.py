@@ -211,10 +211,10 @@ def onnx_model(trained) -> tuple[subprocess.CompletedProcess, Path]:
 
 def test_export_onnx_writes_a_self_describing_graph(onnx_model):
     proc, path = onnx_model
-    assert re.search(r"^parity: max \|Δscore\| = \S+ over N=1,3", proc.stdout, re.M)
+    assert re.search(r"^parity: max \|Δscore\| = \S+ over F×N = 1x1 1x3 2x3", proc.stdout, re.M)
     assert proc.stdout.rstrip().endswith(f"ONNX model written to {path}")
     model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == ["image", "body"]
+    assert [i.name for i in model.graph.input] == ["image", "body", "frame"]
     assert card_of(model, path).name == "sample" and graph_precision(model) == "fp32"
 
 

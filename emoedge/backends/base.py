@@ -17,10 +17,12 @@ from emoedge.errors import EmoedgeError
 
 
 class Backend(ABC):
-    """A loaded model: `infer(image [1,3,H,W], body [N,3,h,w])` → {"scores", "modality_weights"[, "vad"]} arrays.
+    """A loaded model: `infer(image [F,3,H,W], body [N,3,h,w], frame [N])` → {"scores", "modality_weights"[, "vad"]}.
 
-    Inputs are preprocessed float arrays or torch tensors (the card says the sizes and normalisation). `reason`
-    tells users why this backend, device and precision were chosen.
+    Inputs are preprocessed float arrays or torch tensors (the card says the sizes and normalisation); `frame` holds
+    each person's frame index (None: one frame). `reason` tells users why this backend, device and precision were
+    chosen. `max_frames` is how many frames one model call takes (None: any; 1 for ONNX files and engines made
+    before the `frame` input): more frames are run in groups of it, each person with its own frame.
     """
 
     name: str
@@ -28,27 +30,55 @@ class Backend(ABC):
     device: str
     precision: str
     reason: str
+    max_frames: int | None = None
 
     @property
     def input_device(self) -> str:
         """Where inputs should live to avoid a copy: the model's device (ONNX Runtime overrides: host arrays)."""
         return self.device
 
-    def infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
+    def infer(self, image: Any, body: Any, frame: Any = None) -> dict[str, np.ndarray]:
         """Scores [N,26], modality weights [N,3] (body, place, scene gist) and, if the model has it, VAD [N,3]."""
-        persons = self.check_inputs(image, body)
-        if persons == 0:
+        frames, frame = self.check_inputs(image, body, frame)
+        if len(frame) == 0:
             return self.empty_outputs()
-        return self._infer(image, body)
+        if self.max_frames is not None and frames > self.max_frames:
+            return self._in_groups(image, body, frame, self.max_frames)
+        return self._infer(image, body, frame)
 
     @abstractmethod
-    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
-        """Run the model on inputs already checked against the card (N >= 1); float32 numpy outputs."""
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on inputs already checked against the card (N >= 1, F <= max_frames); float32 outputs."""
 
-    def check_inputs(self, image: Any, body: Any) -> int:
-        """The person count N; a wrong shape is an EmoedgeError naming the input, its shape and the expected one."""
-        _check_shape("image", image, (1, 3, *self.card.image_size))
-        return _check_shape("body", body, (None, 3, *self.card.body_size))
+    def check_inputs(self, image: Any, body: Any, frame: Any = None) -> tuple[int, np.ndarray]:
+        """(F, frame as int64 [N]); a wrong input is an EmoedgeError naming it, its shape or values and what was
+        expected."""
+        frames = _check_shape("image", image, (None, 3, *self.card.image_size), "F")
+        persons = _check_shape("body", body, (None, 3, *self.card.body_size))
+        if frames < 1:
+            raise EmoedgeError("input 'image': no frame received, expected [F, 3, H, W] with F >= 1")
+        if frame is None:
+            if frames != 1:
+                raise EmoedgeError(f"input 'frame': missing; with {frames} frames each person's frame index is needed")
+            return frames, np.zeros(persons, np.int64)
+        values = frame.cpu().numpy() if hasattr(frame, "cpu") else np.asarray(frame)
+        if values.shape != (persons,) or not np.issubdtype(values.dtype, np.integer):
+            raise EmoedgeError(f"input 'frame': {values.dtype} {list(values.shape)} received, expected int [{persons}]")
+        if persons and not 0 <= values.min() <= values.max() < frames:
+            raise EmoedgeError(f"input 'frame': indices {values.min()}..{values.max()}, expected 0..{frames - 1}")
+        return frames, values.astype(np.int64, copy=False)
+
+    def _in_groups(self, image: Any, body: Any, frame: np.ndarray, size: int) -> dict[str, np.ndarray]:
+        """Frames `size` at a time, each call with the persons of its frames; outputs in the persons' order."""
+        outputs = {name: np.zeros((len(frame), *value.shape[1:]), np.float32) for name, value in
+                   self.empty_outputs().items()}  # fmt: skip
+        for start in range(0, int(image.shape[0]), size):
+            index = np.flatnonzero((frame >= start) & (frame < start + size))
+            if index.size:
+                part = self._infer(image[start : start + size], body[index], frame[index] - start)
+                for name, value in part.items():
+                    outputs[name][index] = value
+        return outputs
 
     def empty_outputs(self) -> dict[str, np.ndarray]:
         """Outputs for a frame without persons, without running the model."""
@@ -64,9 +94,9 @@ class Backend(ABC):
         return f"{type(self).__name__}(device={self.device!r}, precision={self.precision!r}; {self.reason})"
 
 
-def _check_shape(name: str, value: Any, expected: tuple[int | None, ...]) -> int:
+def _check_shape(name: str, value: Any, expected: tuple[int | None, ...], free: str = "N") -> int:
     shape = tuple(getattr(value, "shape", ()))
     if len(shape) != len(expected) or any(e is not None and s != e for s, e in zip(shape, expected)):
-        want = ", ".join("N" if e is None else str(e) for e in expected)
+        want = ", ".join(free if e is None else str(e) for e in expected)
         raise EmoedgeError(f"input {name!r}: shape {list(shape)} received, expected [{want}] (from the model card)")
     return int(shape[0])

@@ -20,6 +20,7 @@ from emoedge.formats.onnx import card_of, graph_precision, load_onnx
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 MAX_THREADS = 8  # more intra-op threads do not speed up one frame's small convolutions; they only contend
 PERSONS_PROFILE = (1, 4, 32)  # min/opt/max persons of the TensorRT provider's optimisation profile
+FRAMES_PROFILE = (1, 1, 4)  # min/opt/max frames (streams) per call in that profile
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
@@ -51,6 +52,9 @@ class OnnxRuntimeBackend(Backend):
 
         model = load_onnx(path)
         self.card = card_of(model, path)
+        # Files exported before the `frame` input take one frame per call (base.Backend runs more in groups).
+        self.has_frame = "frame" in {i.name for i in model.graph.input}
+        self.max_frames = None if self.has_frame else 1
         stored = graph_precision(model)
         available = ort.get_available_providers()
         provider, device_id, why = _choose_provider(device, available, gpu=device != "auto" or cuda_visible())
@@ -58,6 +62,7 @@ class OnnxRuntimeBackend(Backend):
         self.precision, options = _provider_options(provider, device_id, precision, stored, path)
         if provider == TENSORRT:
             options.update(self._profile(Path(cache_dir) if cache_dir else default_cache_dir()))
+            self.max_frames = FRAMES_PROFILE[-1] if self.has_frame else 1
 
         session_options = ort.SessionOptions()
         session_options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
@@ -93,17 +98,23 @@ class OnnxRuntimeBackend(Backend):
         """Host memory whatever the provider: `session.run` takes numpy arrays and copies them to the device itself."""
         return "cpu"
 
-    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
         feeds = {"image": _array(image, self.input_types["image"]), "body": _array(body, self.input_types["body"])}
+        if self.has_frame:
+            feeds["frame"] = frame
         results = self.session.run(self.outputs, feeds)
         return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.outputs, results)}
 
     def _profile(self, cache_dir: Path) -> dict[str, str]:
-        """Engine/timing caches and the optimisation profile over N for the TensorRT provider."""
+        """Engine/timing caches and the optimisation profile over F and N for the TensorRT provider."""
         cache_dir.mkdir(parents=True, exist_ok=True)
-        image = "x".join(str(s) for s in (1, 3, *self.card.image_size))
+        image = "x".join(str(s) for s in (3, *self.card.image_size))
         body = "x".join(str(s) for s in (3, *self.card.body_size))
-        shapes = [f"image:{image},body:{n}x{body}" for n in PERSONS_PROFILE]
+        frames = FRAMES_PROFILE if self.has_frame else (1, 1, 1)
+        shapes = [
+            f"image:{f}x{image},body:{n}x{body}" + (f",frame:{n}" if self.has_frame else "")
+            for f, n in zip(frames, PERSONS_PROFILE)
+        ]
         return {
             "trt_engine_cache_enable": "True",
             "trt_engine_cache_path": str(cache_dir),

@@ -5,8 +5,10 @@ streams, so no second CUDA binding (pycuda, cuda-python) is needed and inputs ma
 copy. Why a stream of its own: on the legacy default stream TensorRT adds device-wide synchronisations (its docs
 warn of them); the backend's stream waits for torch's current stream before the engine runs (the inputs are
 ready) and torch's current stream waits for it after (the outputs are ready), so ordering holds both ways.
-Outputs are allocated once, at the profile maximum. Frames with more persons than the profile's maximum are run
-in slices of it, and slices below its minimum are padded (a DLA engine has one fixed N: min = max). The sidecar
+Outputs are allocated once, at the profile maximum. Calls with more persons than the profile's maximum are run
+in slices of it, and slices below its minimum are padded (a DLA engine has one fixed N: min = max); more frames
+than the profile's maximum F run in groups (base.Backend), fewer than its minimum are padded with blank frames.
+Engines built before the `frame` input take one frame per call. The sidecar
 is read before TensorRT is imported: a foreign or undescribed engine is one line naming why, not a
 deserialisation failure.
 """
@@ -24,7 +26,7 @@ from emoedge.errors import EmoedgeError
 from emoedge.formats.engine import REBUILD, check_compatible, read_engine_info
 from emoedge.formats.tensorrt import cuda_gpu, import_tensorrt, tensorrt_logger
 
-INPUTS = ("image", "body")
+INPUTS = ("image", "body")  # and "frame" in engines built from a multi-frame ONNX
 
 
 class TensorRTBackend(Backend):
@@ -68,7 +70,8 @@ class TensorRTBackend(Backend):
         typing = "strongly" if self.info.strongly_typed else "weakly"
         self.reason = (
             f"TensorRT {trt.__version__} engine for target {self.info.target!r} on {gpu_name} ({self.device}), "
-            f"{self.precision}, {typing} typed, persons {self.min_persons}..{self.max_persons}"
+            f"{self.precision}, {typing} typed, persons {self.min_persons}..{self.max_persons}, "
+            f"frames {self.min_frames}..{self.max_frames}"
         )
 
     def _bind(self, trt) -> None:
@@ -76,7 +79,8 @@ class TensorRTBackend(Backend):
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = sorted(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if inputs != sorted(INPUTS) or "scores" not in self.output_names:
+        self.has_frame = "frame" in inputs
+        if sorted(set(inputs) - {"frame"}) != sorted(INPUTS) or "scores" not in self.output_names:
             raise EmoedgeError(
                 f"engine {self.path}: inputs {inputs} and outputs {self.output_names}, expected inputs {list(INPUTS)} "
                 f"and a 'scores' output; {REBUILD} from an emoedge ONNX"
@@ -84,7 +88,11 @@ class TensorRTBackend(Backend):
         self.dtypes = {n: _torch_dtype(trt, self.engine.get_tensor_dtype(n), n, self.path) for n in names}
         low, _, high = self.engine.get_tensor_profile_shape("body", 0)
         self.min_persons, self.max_persons = int(low[0]), int(high[0])
-        self._set_shape("image", (1, 3, *self.card.image_size))
+        self.min_frames = self.max_frames = 1
+        if self.has_frame:
+            low, _, high = self.engine.get_tensor_profile_shape("image", 0)
+            self.min_frames, self.max_frames = int(low[0]), int(high[0])
+        self._set_shape("image", (self.min_frames, 3, *self.card.image_size))
         self._set_shape("body", (self.max_persons, 3, *self.card.body_size))
         self.outputs: dict[str, torch.Tensor] = {}
         for name in self.output_names:
@@ -92,28 +100,33 @@ class TensorRTBackend(Backend):
             self.outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
             self.context.set_tensor_address(name, self.outputs[name].data_ptr())
 
-    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
         persons = int(body.shape[0])
         with torch.cuda.device(self.index):
-            frame, crops = self._tensor(image, "image"), self._tensor(body, "body")
-            parts = [self._run(frame, crops[start:stop], size) for start, stop, size in
+            frames, crops = self._tensor(image, "image"), self._tensor(body, "body")
+            if frames.shape[0] < self.min_frames:  # blank frames no person points at
+                frames = torch.cat([frames, frames.new_zeros((self.min_frames - frames.shape[0], *frames.shape[1:]))])
+            index = torch.from_numpy(frame).to(self.device, self.dtypes.get("frame", torch.int64))
+            parts = [self._run(frames, crops[start:stop], index[start:stop], size) for start, stop, size in
                      person_batches(persons, self.min_persons, self.max_persons)]  # fmt: skip
         return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
 
-    def _run(self, image: torch.Tensor, body: torch.Tensor, size: int) -> dict[str, np.ndarray]:
-        """One engine call on `body` padded with zero crops to `size` persons; the rows of `body` only."""
+    def _run(self, image: torch.Tensor, body: torch.Tensor, frame: torch.Tensor, size: int) -> dict[str, np.ndarray]:
+        """One engine call on `body` (and its `frame`) padded with zero crops to `size` persons; their rows only."""
         count = int(body.shape[0])
         if size > count:
             body = torch.cat([body, body.new_zeros((size - count, *body.shape[1:]))])
+            frame = torch.cat([frame, frame.new_zeros(size - count)])
         mark = self._logger.record.mark()
-        for name, tensor in (("image", image), ("body", body)):
+        bound = (("image", image), ("body", body)) + ((("frame", frame),) if self.has_frame else ())
+        for name, tensor in bound:
             self._set_shape(name, tuple(tensor.shape))
             self.context.set_tensor_address(name, tensor.data_ptr())
         current = torch.cuda.current_stream()
         self.stream.wait_stream(current)  # the inputs were made on torch's stream
         ok = self.context.execute_async_v3(self.stream.cuda_stream)
         current.wait_stream(self.stream)  # the outputs are read on torch's stream
-        for tensor in (image, body):
+        for _, tensor in bound:
             tensor.record_stream(self.stream)  # the allocator must not reuse them before the engine has read them
         if not ok:
             reason = self._logger.record.error_since(mark)
@@ -123,7 +136,8 @@ class TensorRTBackend(Backend):
     def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
         """`set_input_shape`, whose False (a shape outside the profile) becomes one line naming both."""
         if not self.context.set_input_shape(name, shape):
-            low, _, high = self.engine.get_tensor_profile_shape(name, 0) if name == "body" else ((), (), ())
+            dynamic = name == "body" or self.has_frame  # a single-frame engine's `image` is static: no profile
+            low, _, high = self.engine.get_tensor_profile_shape(name, 0) if dynamic else ((), (), ())
             allowed = f"; the profile allows {list(low)} to {list(high)}" if len(low) else ""
             raise EmoedgeError(
                 f"engine {self.path}: input {name!r} of shape {list(shape)} refused by TensorRT{allowed}"
@@ -162,6 +176,7 @@ def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:
         trt.DataType.FLOAT: torch.float32,
         trt.DataType.HALF: torch.float16,
         trt.DataType.INT32: torch.int32,
+        trt.DataType.INT64: torch.int64,  # `frame` (TensorRT 10+)
         trt.DataType.INT8: torch.int8,
         trt.DataType.BOOL: torch.bool,
     }

@@ -75,9 +75,10 @@ class TorchBackend(Backend):
         net, self.card, _ = load_trained_model(path)
         self.model = DeployModel(net).eval().to(self.device, self.dtype, memory_format=torch.channels_last)
 
-    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        index = torch.from_numpy(frame).to(self.device, non_blocking=True)
         with torch.inference_mode():
-            outputs = self.model(self._tensor(image), self._tensor(body))
+            outputs = self.model(self._tensor(image), self._tensor(body), index)
         return {name: out.float().cpu().numpy() for name, out in zip(self.model.output_names, outputs)}
 
     def _tensor(self, value: Any) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Why the TorchScript exporter (`dynamo=False`): in torch 2.14 the torch.export-based exporter needs `onnxscript`
 and `onnx_ir`, which are not among emoedge's dependencies, and takes ~10× longer; both give the same operators
-once onnxslim has folded the shape arithmetic, and `dynamic_axes` keeps N ("persons") symbolic from `body` to every
-output. The context branches see only `image` [1,3,H,W], so they are evaluated once whatever N is.
+once onnxslim has folded the shape arithmetic, and `dynamic_axes` keeps F ("frames", of `image`) and N ("persons",
+of `body` and `frame`) symbolic to every output. The context branches see only `image` [F,3,H,W], so they are
+evaluated once per frame whatever N is; `frame` [N] says which frame each person belongs to.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
 
 log = logging.getLogger(__name__)
 
-PARITY_PERSONS = (1, 3)
+INPUTS = ("image", "body", "frame")
+PARITY_SHAPES = ((1, 1), (1, 3), (2, 3))  # (frames F, persons N) checked against PyTorch
 # 11: the oldest opset the graph exports to; 20: the newest of torch's TorchScript exporter (used: dynamo=False)
 OPSETS = range(11, 21)
 PARITY_TOLERANCE = 1e-3  # scores are probabilities: a larger gap means a wrong graph, not rounding
@@ -33,25 +35,27 @@ PARITY_TOLERANCE = 1e-3  # scores are probabilities: a larger gap means a wrong 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """Where the graph went and how far ONNX Runtime's outputs were from PyTorch's (max over `persons_checked`)."""
+    """Where the graph went and how far ONNX Runtime's outputs were from PyTorch's (max over `shapes_checked`)."""
 
     path: Path
     max_abs_diff: float  # of `scores`
-    persons_checked: tuple[int, ...]
+    shapes_checked: tuple[tuple[int, int], ...]  # (frames F, persons N)
     diffs: dict[str, float] = field(default_factory=dict)  # every output, by name
 
     @property
     def parity_line(self) -> str:
         others = ", ".join(f"|Δ{k}| = {v:.1e}" for k, v in self.diffs.items() if k != "scores")
-        counts = ",".join(str(n) for n in self.persons_checked)
-        return f"parity: max |Δscore| = {self.max_abs_diff:.1e} over N={counts}" + (f" ({others})" if others else "")
+        shapes = " ".join(f"{f}x{n}" for f, n in self.shapes_checked)
+        return f"parity: max |Δscore| = {self.max_abs_diff:.1e} over F×N = {shapes}" + (
+            f" ({others})" if others else ""
+        )
 
 
 def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool = True) -> ExportResult:
-    """Export a training checkpoint to `out`: inputs image [1,3,H,W] and body [N,3,h,w], N dynamic.
+    """Export a training checkpoint to `out`: inputs image [F,3,H,W], body [N,3,h,w] and frame [N], F and N dynamic.
 
     The graph is checked (onnx.checker), optionally simplified (onnxslim), run in ONNX Runtime against PyTorch
-    for N = 1 and 3, and only then written, atomically, with the card in `metadata_props`.
+    for each (F, N) of PARITY_SHAPES, and only then written, atomically, with the card in `metadata_props`.
     """
     import onnx
 
@@ -71,7 +75,7 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     _describe(model, card)
     onnx.checker.check_model(model, full_check=True)
     diffs = _parity(deploy, model, card)
-    result = ExportResult(Path(out), diffs["scores"], PARITY_PERSONS, diffs)
+    result = ExportResult(Path(out), diffs["scores"], PARITY_SHAPES, diffs)
     if result.max_abs_diff > PARITY_TOLERANCE:
         raise RuntimeError(f"ONNX export of {checkpoint}: {result.parity_line} exceeds {PARITY_TOLERANCE}; not written")
     atomic_write(out, lambda tmp: tmp.write_bytes(model.SerializeToString()))
@@ -79,12 +83,17 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     return result
 
 
-def example_inputs(card: ModelCard, persons: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised-range random inputs of the card's sizes: one frame and `persons` body crops."""
+def example_inputs(card: ModelCard, persons: int, seed: int = 0, frames: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised-range random inputs of the card's sizes: `frames` frames and `persons` body crops."""
     gen = torch.Generator().manual_seed(seed)
-    image = torch.randn(1, 3, *card.image_size, generator=gen)
+    image = torch.randn(frames, 3, *card.image_size, generator=gen)
     body = torch.randn(persons, 3, *card.body_size, generator=gen)
     return image, body
+
+
+def spread(persons: int, frames: int) -> torch.Tensor:
+    """`frame` for `persons` dealt over `frames` in turn (0, 1, ..., 0, 1, ...): every frame gets persons."""
+    return torch.arange(persons, dtype=torch.int64) % frames
 
 
 def _to_onnx(deploy, card: ModelCard, opset: int):
@@ -96,13 +105,18 @@ def _to_onnx(deploy, card: ModelCard, opset: int):
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter is deprecated
         torch.onnx.export(
             deploy,
-            example_inputs(card, persons=2),  # N > 1 so that no size-1 broadcast is baked in
+            (*example_inputs(card, persons=3, frames=2), spread(3, 2)),  # F, N > 1: no size-1 broadcast baked in
             buffer,
             dynamo=False,
             opset_version=opset,
-            input_names=["image", "body"],
+            input_names=list(INPUTS),
             output_names=list(names),
-            dynamic_axes={"body": {0: "persons"}, **{name: {0: "persons"} for name in names}},
+            dynamic_axes={
+                "image": {0: "frames"},
+                "body": {0: "persons"},
+                "frame": {0: "persons"},
+                **{name: {0: "persons"} for name in names},
+            },
             do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())
@@ -118,18 +132,19 @@ def _describe(model, card: ModelCard) -> None:
 
 
 def _parity(deploy, model, card: ModelCard) -> dict[str, float]:
-    """Max |ONNX Runtime − PyTorch| per output over PARITY_PERSONS, both in FP32 on the CPU."""
+    """Max |ONNX Runtime − PyTorch| per output over PARITY_SHAPES, both in FP32 on the CPU."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     diffs = dict.fromkeys(deploy.output_names, 0.0)
-    for persons in PARITY_PERSONS:
-        image, body = example_inputs(card, persons, seed=persons)
+    for frames, persons in PARITY_SHAPES:
+        image, body = example_inputs(card, persons, seed=persons, frames=frames)
+        frame = spread(persons, frames)
         with torch.inference_mode():
-            expected = [t.numpy() for t in deploy(image, body)]
-        got = session.run(list(diffs), {"image": image.numpy(), "body": body.numpy()})
+            expected = [t.numpy() for t in deploy(image, body, frame)]
+        got = session.run(list(diffs), {"image": image.numpy(), "body": body.numpy(), "frame": frame.numpy()})
         for name, a, b in zip(diffs, expected, got):
             diffs[name] = max(diffs[name], float(np.abs(a - b).max()))
     return diffs

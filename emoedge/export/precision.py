@@ -106,7 +106,7 @@ def to_fp16(
     with tempfile.TemporaryDirectory(prefix="emoedge-fp16-") as tmp:
         source, inputs, converted = (
             _stage(onnx_in, Path(tmp)),
-            _save_frames(reference, Path(tmp) / "reference"),
+            _save_frames(reference, Path(tmp) / "reference", _inputs(model)),
             Path(tmp) / "fp16.onnx",
         )
         _in_child("FP16 conversion (Model Optimizer AutoCast)", _autocast, source, inputs, converted)
@@ -156,7 +156,7 @@ def to_int8(
     with tempfile.TemporaryDirectory(prefix="emoedge-int8-") as tmp:
         source, feeds, quantized = (
             _stage(onnx_in, Path(tmp)),
-            _save_frames(frames, Path(tmp) / "calib"),
+            _save_frames(frames, Path(tmp) / "calib", _inputs(model)),
             Path(tmp) / "int8.onnx",
         )
         if target == "cpu":
@@ -268,7 +268,7 @@ def _reader(folder: Path):  # -> onnxruntime.quantization.CalibrationDataReader
 
 def _feed(path: Path) -> dict[str, np.ndarray]:
     with np.load(path) as data:
-        return {"image": data["image"], "body": data["body"]}
+        return {name: data[name] for name in data.files}
 
 
 def _child_main(conn, step: str, target: Callable[..., None], args: tuple) -> None:
@@ -325,12 +325,24 @@ def _require(module: str, missing: str) -> None:
         raise EmoedgeError(f"{missing}; import failed: no module named {parts[0]!r}")
 
 
-def _save_frames(frames: list[Frame], folder: Path) -> Path:
-    """Frames as numbered .npz files (image, body) in `folder`, for the child process (and AutoCast) to read."""
+def _save_frames(frames: list[Frame], folder: Path, inputs: set[str]) -> Path:
+    """Frames as numbered .npz files of the graph's feeds in `folder`, for the child process (and AutoCast)."""
     folder.mkdir()
     for i, (image, body) in enumerate(frames):
-        np.savez(folder / f"{i:04d}.npz", image=image, body=body)
+        np.savez(folder / f"{i:04d}.npz", **_feeds(image, body, inputs))
     return folder
+
+
+def _inputs(model) -> set[str]:
+    return {i.name for i in model.graph.input}
+
+
+def _feeds(image: np.ndarray, body: np.ndarray, inputs: set[str]) -> dict[str, np.ndarray]:
+    """One frame as the graph's feeds: with `frame` (every person in frame 0) where the graph has that input."""
+    feeds = {"image": image, "body": body}
+    if "frame" in inputs:
+        feeds["frame"] = np.zeros(len(body), np.int64)
+    return feeds
 
 
 def _fp32_input(onnx_in: Path):  # -> (onnx.ModelProto, ModelCard)
@@ -395,9 +407,9 @@ def _max_score_diff(reference, converted, frames: list[Frame]) -> float:
         ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
         for m in (reference, converted)
     ]
-    diff = 0.0
+    diff, inputs = 0.0, _inputs(reference)
     for image, body in frames:
-        a, b = (s.run(["scores"], {"image": image, "body": body})[0] for s in sessions)
+        a, b = (s.run(["scores"], _feeds(image, body, inputs))[0] for s in sessions)
         diff = max(diff, float(np.abs(a.astype(np.float32) - b.astype(np.float32)).max()))
     return diff
 

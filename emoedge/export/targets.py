@@ -15,6 +15,7 @@ from emoedge import settings
 from emoedge.errors import EmoedgeError
 
 PRECISIONS = ("fp16", "int8", "fp32")
+MAX_STREAMS = 64
 Precision = Literal["fp16", "int8", "fp32"]
 
 
@@ -40,6 +41,7 @@ class Target:
     persons: Persons
     precision: Precision
     workspace_mib: int
+    streams: int = 1  # frames one engine call takes (streams of a multi-camera run); the DLA's F is fixed to it
     name: str = "target"
     description: str = ""
     dla_core: int | None = None
@@ -49,6 +51,8 @@ class Target:
     notes: str = ""
 
     def __post_init__(self) -> None:
+        if not 1 <= self.streams <= MAX_STREAMS:
+            raise EmoedgeError(f"streams {self.streams}: expected 1 to {MAX_STREAMS} frames per engine call")
         if self.workspace_mib < 1:
             raise EmoedgeError(f"workspace_mib {self.workspace_mib}: expected a positive number of MiB")
         if not 0 <= self.builder_optimization_level <= 5:
@@ -65,6 +69,11 @@ class Target:
                     f"max, e.g. {{min: 4, opt: 4, max: 4}}), got min {p.min}, opt {p.opt}, max {p.max}; the "
                     "TensorRT backend pads frames with fewer persons and splits frames with more"
                 )
+
+    @property
+    def frames(self) -> tuple[int, int, int]:
+        """The profile over F (min, opt, max): 1..streams, tuned for all streams; fixed on the DLA."""
+        return (self.streams if self.dla_core is not None else 1, self.streams, self.streams)
 
     @property
     def workspace_bytes(self) -> int:

@@ -96,6 +96,7 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     names the engine `shown_as` (where it will be)."""
     model = load_onnx(onnx_path)
     card, stored, types = card_of(model, onnx_path), graph_precision(model), stored_types(model)
+    multi_frame = "frame" in {i.name for i in model.graph.input}  # exported before it: one frame per call
     if int8_target(model) == "cpu":
         raise EmoedgeError(
             f"ONNX model {onnx_path}: its INT8 Q/DQ is placed for ONNX Runtime on CPUs (asymmetric u8), which "
@@ -108,7 +109,7 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     allowed = types if strong else tuple(t for t in ("int8", "fp16", "fp32") if t == "fp32" or t.upper() in flags)
     gpu_name, capability = cuda_gpu()
     command = trtexec_command(
-        onnx_path, shown_as, target, card.body_size, strongly_typed=strong, timing_cache=cache_path
+        onnx_path, shown_as, target, card, strongly_typed=strong, timing_cache=cache_path, multi_frame=multi_frame
     )
 
     logger = tensorrt_logger(trt)
@@ -121,9 +122,10 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     if not parser.parse_from_file(str(onnx_path)):
         raise EmoedgeError(_parser_error(parser, onnx_path))
     inputs = sorted(network.get_input(i).name for i in range(network.num_inputs))
-    if inputs != ["body", "image"]:
-        raise EmoedgeError(f"ONNX model {onnx_path}: inputs {inputs}, expected ['body', 'image']; export it again")
-    config = _configure(trt, builder, target, card, flags)
+    expected = ["body", "frame", "image"] if multi_frame else ["body", "image"]
+    if inputs != expected:
+        raise EmoedgeError(f"ONNX model {onnx_path}: inputs {inputs}, expected {expected}; export it again")
+    config = _configure(trt, builder, target, card, flags, multi_frame=multi_frame)
     use_timing_cache(config, cache_path)
     start = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
@@ -154,23 +156,27 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         onnx=onnx_path.name,
         allowed_precisions=allowed,
+        frames=target.frames if multi_frame else (1, 1, 1),
     )
     write_engine_info(out, info)
-    parity = engine_parity(out, onnx_path, sorted({p.min, p.max}))
+    parity = engine_parity(out, onnx_path, sorted({p.min, p.max}), frames=info.frames[-1])
     return EngineResult(out, sidecar, info, command, cache_path, parity)
 
 
-def engine_parity(engine: Path, onnx_path: Path, persons: list[int]) -> dict[int, float]:
-    """Max |Δscore| of the engine against ONNX Runtime on the CPU (the ONNX it came from, as stored), per N."""
+def engine_parity(engine: Path, onnx_path: Path, persons: list[int], frames: int = 1) -> dict[int, float]:
+    """Max |Δscore| of the engine against ONNX Runtime on the CPU (the ONNX it came from, as stored), per N; the
+    N persons are dealt over `frames` frames (the profile's maximum F)."""
     from emoedge.backends.onnxruntime import OnnxRuntimeBackend
     from emoedge.backends.tensorrt import TensorRTBackend
-    from emoedge.export.onnx import example_inputs
+    from emoedge.export.onnx import example_inputs, spread
 
     built, reference = TensorRTBackend(engine), OnnxRuntimeBackend(onnx_path, device="cpu")
     diffs = {}
     for n in persons:
-        image, body = (t.numpy() for t in example_inputs(built.card, n, seed=n))
-        got, want = built.infer(image, body)["scores"], reference.infer(image, body)["scores"]
+        f = min(frames, n)
+        image, body = (t.numpy() for t in example_inputs(built.card, n, seed=n, frames=f))
+        frame = spread(n, f).numpy()
+        got, want = built.infer(image, body, frame)["scores"], reference.infer(image, body, frame)["scores"]
         diffs[n] = float(np.abs(got - want).max())
     return diffs
 
@@ -179,19 +185,25 @@ def trtexec_command(
     onnx_path: str | Path,
     engine_path: str | Path,
     target: Target,
-    body_size: tuple[int, int],
+    card: ModelCard,
     *,
     strongly_typed: bool,
     timing_cache: str | Path | None = None,
+    multi_frame: bool = True,
 ) -> str:
     """The `trtexec` command line that builds the same engine (for users and bug reports), shell-quoted."""
-    h, w = body_size
+    h, w = card.body_size
+    ih, iw = card.image_size
     p = target.persons
+    shapes = []
+    for kind, f, n in zip(("min", "opt", "max"), target.frames, (p.min, p.opt, p.max)):
+        frame = f",image:{f}x3x{ih}x{iw},frame:{n}" if multi_frame else ""
+        shapes.append(f"--{kind}Shapes=body:{n}x3x{h}x{w}{frame}")
     args = [
         "trtexec",
         f"--onnx={onnx_path}",
         f"--saveEngine={engine_path}",
-        *(f"--{kind}Shapes=body:{n}x3x{h}x{w}" for kind, n in (("min", p.min), ("opt", p.opt), ("max", p.max))),
+        *shapes,
         f"--memPoolSize=workspace:{target.workspace_mib}",  # MiB
     ]
     args += ["--stronglyTyped"] if strongly_typed else [f"--{flag.lower()}" for flag in WEAK_FLAGS[target.precision]]
@@ -238,8 +250,8 @@ def _parser_error(parser, onnx_path: Path) -> str:
     return f"ONNX model {onnx_path}: TensorRT's ONNX parser failed: {first}{more}"
 
 
-def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, ...]):
-    """Builder config: workspace, optimisation level, precision flags, the profile over N, DLA."""
+def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, ...], *, multi_frame: bool):
+    """Builder config: workspace, optimisation level, precision flags, the profile over N (and F), DLA."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, target.workspace_bytes)
     config.builder_optimization_level = target.builder_optimization_level
@@ -247,8 +259,12 @@ def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, 
         config.set_flag(getattr(trt.BuilderFlag, flag))
     h, w = card.body_size
     p = target.persons
-    profile = builder.create_optimization_profile()  # `image` is static [1,3,H,W]: only `body` needs a range
+    profile = builder.create_optimization_profile()
     profile.set_shape("body", [p.min, 3, h, w], [p.opt, 3, h, w], [p.max, 3, h, w])
+    if multi_frame:  # otherwise `image` is static [1,3,H,W]
+        ih, iw = card.image_size
+        profile.set_shape("image", *([f, 3, ih, iw] for f in target.frames))
+        profile.set_shape("frame", [p.min], [p.opt], [p.max])
     config.add_optimization_profile(profile)
     if target.dla_core is not None:
         if target.dla_core >= builder.num_DLA_cores:

@@ -42,17 +42,19 @@ class EngineInfo:
     # What the build let TensorRT compute in: a strongly typed build the graph's own types; a weakly typed one
     # (TensorRT 10.3) fp32 plus what the builder flags allowed, whatever the target asked.
     allowed_precisions: tuple[str, ...] = ()
+    frames: tuple[int, int, int] = (1, 1, 1)  # min, opt, max of the profile over F (engines with a `frame` input)
 
     def to_dict(self) -> dict[str, Any]:
         h, w = self.card.body_size
         body = dict(zip(("min", "opt", "max"), ([n, 3, h, w] for n in self.persons)))
+        frames = dict(zip(("min", "opt", "max"), self.frames))
         return {
             "format": SIDECAR_FORMAT,
             "card": self.card.to_dict(),
             "tensorrt": self.tensorrt,
             "gpu": {"name": self.gpu_name, "compute_capability": list(self.compute_capability)},
             "target": self.target,
-            "profile": {"image": [1, 3, *self.card.image_size], "body": body},
+            "profile": {"image": [1, 3, *self.card.image_size], "body": body, "frames": frames},
             "precision": self.precision,
             "strongly_typed": self.strongly_typed,
             "dla_core": self.dla_core,
@@ -75,6 +77,7 @@ class EngineInfo:
             precision=stored.precision, strongly_typed=stored.strongly_typed, dla_core=stored.dla_core,
             engine_bytes=stored.engine_bytes, build_seconds=stored.build_seconds, built_at=stored.built_at,
             onnx=stored.onnx, emoedge=stored.emoedge, allowed_precisions=stored.allowed_precisions,
+            frames=(stored.profile.frames.min, stored.profile.frames.opt, stored.profile.frames.max),
         )  # fmt: skip
 
 
@@ -93,9 +96,17 @@ class _BodyProfile:
 
 
 @dataclass(frozen=True)
+class _FramesProfile:
+    min: int = 1
+    opt: int = 1
+    max: int = 1
+
+
+@dataclass(frozen=True)
 class _Profile:
     image: tuple[int, int, int, int]
     body: _BodyProfile
+    frames: _FramesProfile = _FramesProfile()  # absent from sidecars of single-frame engines before it
 
 
 @dataclass(frozen=True)

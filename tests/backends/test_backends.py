@@ -115,7 +115,8 @@ def test_no_persons_gives_empty_outputs(backends, name):
 @pytest.mark.parametrize(
     ("image_shape", "body_shape", "message"),
     [
-        ((2, 3, 96, 96), (2, 3, 64, 64), r"input 'image': shape \[2, 3, 96, 96\] received, expected \[1, 3, 96, 96\]"),
+        ((2, 3, 96, 96), (2, 3, 64, 64), r"input 'frame': missing; with 2 frames each person's frame index"),
+        ((1, 3, 64, 96), (2, 3, 64, 64), r"input 'image': shape \[1, 3, 64, 96\] received, expected \[F, 3, 96, 96\]"),
         ((1, 3, 96, 96), (2, 3, 32, 64), r"input 'body': shape \[2, 3, 32, 64\] received, expected \[N, 3, 64, 64\]"),
         ((1, 3, 96, 96), (3, 64, 64), r"input 'body': shape \[3, 64, 64\] received"),
         ((3, 96, 96), (2, 3, 64, 64), r"input 'image': shape \[3, 96, 96\] received"),
@@ -124,6 +125,63 @@ def test_no_persons_gives_empty_outputs(backends, name):
 def test_wrong_input_shape_is_named(backends, name, image_shape, body_shape, message):
     with pytest.raises(EmoedgeError, match=message):
         backends[name].infer(np.zeros(image_shape, np.float32), np.zeros(body_shape, np.float32))
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [([0, 2], r"indices 0..2, expected 0..1"), ([0], r"int64 \[1\] received, expected int \[2\]"),
+     ([0.0, 1.0], r"float64 \[2\] received")],
+)  # fmt: skip
+def test_wrong_frame_indices_are_named(backends, name, frame, message):
+    image, body = example_inputs(backends[name].card, 2, frames=2)
+    with pytest.raises(EmoedgeError, match=rf"input 'frame': {message}"):
+        backends[name].infer(image.numpy(), body.numpy(), np.asarray(frame))
+
+
+def legacy_onnx(checkpoint: Path, out: Path) -> Path:
+    """An ONNX file as emoedge exported them before the `frame` input: image [1,3,H,W], body [N,3,h,w]."""
+    from emoedge.formats.checkpoint import load_trained_model
+    from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
+    from emoedge.model.deploy import DeployModel
+
+    net, card, _ = load_trained_model(checkpoint)
+    deploy = DeployModel(net).eval()
+
+    class SingleFrame(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deploy = deploy
+
+        def forward(self, image, body):
+            return self.deploy(image, body, torch.zeros(body.shape[0], dtype=torch.int64))
+
+    image, body = example_inputs(card, 2)
+    names = list(deploy.output_names)
+    torch.onnx.export(
+        SingleFrame().eval(), (image, body), str(out), dynamo=False, input_names=["image", "body"], output_names=names,
+        dynamic_axes={"body": {0: "persons"}, **{n: {0: "persons"} for n in names}},
+    )  # fmt: skip
+    model = onnx.load(str(out))
+    onnx.helper.set_model_props(model, {CARD_KEY: card.to_json(), FORMAT_KEY: FORMAT})
+    onnx.save(model, str(out))
+    return out
+
+
+def test_several_frames_in_one_call_equal_one_call_per_frame(backends, model_files, tmp_path):
+    """F frames with their persons (as several streams' frames): each person's outputs are those of its own
+    frame run alone, in the one-call graph and in a legacy single-frame file (run frame by frame)."""
+    legacy = OnnxRuntimeBackend(legacy_onnx(model_files[0], tmp_path / "legacy.onnx"), device="cpu")
+    assert legacy.max_frames == 1 and backends["onnxruntime"].max_frames is None
+    image, body = example_inputs(legacy.card, 7, seed=3, frames=3)
+    frame = np.array([2, 0, 1, 2, 0, 2, 1])
+    for backend in (backends["torch"], backends["onnxruntime"], legacy):
+        image_in, body_in = (image, body) if backend.name == "torch" else (image.numpy(), body.numpy())
+        together = backend.infer(image_in, body_in, frame)
+        for f in range(3):
+            alone = backend.infer(image_in[f : f + 1], body_in[frame == f])
+            for key, value in alone.items():
+                np.testing.assert_allclose(together[key][frame == f], value, rtol=0, atol=FP32_TOLERANCE)
 
 
 def write(path: Path, content: bytes) -> Path:

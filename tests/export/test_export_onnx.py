@@ -12,7 +12,7 @@ import torch
 
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
-from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.export.onnx import example_inputs, export_onnx, spread
 from emoedge.formats.checkpoint import load_trained_model, read_checkpoint
 from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY, read_onnx_card
 from emoedge.model.deploy import DeployModel
@@ -21,23 +21,26 @@ TOLERANCE = 1e-4
 TINY_CONVS = 4  # Conv layers of one "tiny" backbone after BatchNorm folding
 
 
-def run_both(checkpoint: Path, onnx_path: Path, persons: int) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
+def run_both(
+    checkpoint: Path, onnx_path: Path, persons: int, frames: int = 1
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     net, card, _ = load_trained_model(checkpoint)
     deploy = DeployModel(net).eval()
-    image, body = example_inputs(card, persons, seed=100 + persons)
+    image, body = example_inputs(card, persons, seed=100 + persons, frames=frames)
+    frame = spread(persons, frames)
     with torch.inference_mode():
-        expected = dict(zip(deploy.output_names, (t.numpy() for t in deploy(image, body))))
+        expected = dict(zip(deploy.output_names, (t.numpy() for t in deploy(image, body, frame))))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    got = dict(zip(names, session.run(names, {"image": image.numpy(), "body": body.numpy()})))
-    return expected, got
+    feeds = {"image": image.numpy(), "body": body.numpy(), "frame": frame.numpy()}
+    return expected, dict(zip(names, session.run(names, feeds)))
 
 
 @pytest.mark.parametrize("name", ["full", "body_place", "concat"])
-@pytest.mark.parametrize("persons", [1, 3, 16])
-def test_onnxruntime_fp32_matches_pytorch(exported, name, persons):
+@pytest.mark.parametrize(("frames", "persons"), [(1, 1), (1, 3), (1, 16), (3, 7)])
+def test_onnxruntime_fp32_matches_pytorch(exported, name, frames, persons):
     checkpoint, result = exported[name]
-    expected, got = run_both(checkpoint, result.path, persons)
+    expected, got = run_both(checkpoint, result.path, persons, frames)
     assert set(got) == set(expected)
     for key, value in expected.items():
         assert got[key].shape == value.shape == (persons, 26 if key == "scores" else 3)
@@ -46,9 +49,9 @@ def test_onnxruntime_fp32_matches_pytorch(exported, name, persons):
 
 def test_export_reports_its_own_parity_check(exported):
     _, result = exported["full"]
-    assert result.persons_checked == (1, 3)
+    assert result.shapes_checked == ((1, 1), (1, 3), (2, 3))
     assert result.max_abs_diff <= TOLERANCE and set(result.diffs) == {"scores", "modality_weights", "vad"}
-    assert result.parity_line.startswith("parity: max |Δscore| = ") and "over N=1,3" in result.parity_line
+    assert result.parity_line.startswith("parity: max |Δscore| = ") and "over F×N = 1x1 1x3 2x3" in result.parity_line
 
 
 @pytest.mark.parametrize(
@@ -59,9 +62,10 @@ def test_graph_signature(exported, name, outputs):
     model = onnx.load(str(exported[name][1].path))
     values = [*model.graph.input, *model.graph.output]
     dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in values}
-    assert [i.name for i in model.graph.input] == ["image", "body"]
+    assert [i.name for i in model.graph.input] == ["image", "body", "frame"]
     assert [o.name for o in model.graph.output] == outputs
-    assert dims["image"] == [1, 3, 96, 96] and dims["body"] == ["persons", 3, 64, 64]
+    assert dims["image"] == ["frames", 3, 96, 96] and dims["body"] == ["persons", 3, 64, 64]
+    assert dims["frame"] == ["persons"] and model.graph.input[2].type.tensor_type.elem_type == onnx.TensorProto.INT64
     assert all(dims[o] == ["persons", 26 if o == "scores" else 3] for o in outputs)
 
 
@@ -76,8 +80,8 @@ def downstream(model: onnx.ModelProto, source: str) -> set[int]:
 
 
 @pytest.mark.parametrize(("name", "contexts"), [("full", 2), ("body_place", 1)])
-def test_context_backbones_are_evaluated_once_whatever_n(exported, name, contexts):
-    """Every context convolution sees batch 1 and nothing derived from `body` (and so from N)."""
+def test_context_backbones_are_evaluated_once_per_frame_whatever_n(exported, name, contexts):
+    """Every context convolution sees the F frames and nothing derived from `body` (and so from N)."""
     model = onnx.shape_inference.infer_shapes(onnx.load(str(exported[name][1].path)))
     nodes = model.graph.node
     from_image, from_body = downstream(model, "image"), downstream(model, "body")
@@ -87,7 +91,7 @@ def test_context_backbones_are_evaluated_once_whatever_n(exported, name, context
     assert len(context_convs) == contexts * TINY_CONVS
     assert len(convs) == (1 + contexts) * TINY_CONVS  # the body backbone once, nothing else
     batch = {v.name: v.type.tensor_type.shape.dim[0] for v in model.graph.value_info if v.type.tensor_type.shape.dim}
-    assert all(batch[nodes[i].output[0]].dim_value == 1 for i in context_convs)
+    assert all(batch[nodes[i].output[0]].dim_param == "frames" for i in context_convs)
     assert all(batch[nodes[i].output[0]].dim_param == "persons" for i in convs if i in from_body)
 
 

@@ -7,6 +7,7 @@ mismatch detection, the errors when TensorRT or the GPU is missing — runs ever
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -58,7 +59,8 @@ def write(path: Path, content: str | bytes) -> Path:
 
 
 def target(precision: str = "fp16", **kwargs) -> Target:
-    return Target(persons=Persons(1, 4, 32), precision=precision, workspace_mib=4096, name="t", **kwargs)
+    kwargs.setdefault("persons", Persons(1, 4, 32))
+    return Target(precision=precision, workspace_mib=4096, name="t", **kwargs)
 
 
 def info(**kwargs) -> EngineInfo:
@@ -203,12 +205,18 @@ def test_precision_mismatch_says_which_command_makes_the_right_onnx(wanted, grap
 
 def test_trtexec_command_strongly_typed():
     desktop = load_target(REPO / "export" / "desktop-gpu.yaml")
-    command = trtexec_command("m.onnx", "m.engine", desktop, (128, 96), strongly_typed=True, timing_cache="c.cache")
+    command = trtexec_command("m.onnx", "m.engine", desktop, CARD, strongly_typed=True, timing_cache="c.cache")
     assert command == (
-        "trtexec --onnx=m.onnx --saveEngine=m.engine --minShapes=body:1x3x128x96 --optShapes=body:4x3x128x96 "
-        "--maxShapes=body:32x3x128x96 --memPoolSize=workspace:4096 --stronglyTyped --builderOptimizationLevel=3 "
-        "--timingCacheFile=c.cache --skipInference"
+        "trtexec --onnx=m.onnx --saveEngine=m.engine "
+        "--minShapes=body:1x3x48x32,image:1x3x64x80,frame:1 --optShapes=body:4x3x48x32,image:4x3x64x80,frame:4 "
+        "--maxShapes=body:32x3x48x32,image:4x3x64x80,frame:32 --memPoolSize=workspace:4096 --stronglyTyped "
+        "--builderOptimizationLevel=3 --timingCacheFile=c.cache --skipInference"
     )
+
+
+def test_trtexec_command_of_a_single_frame_onnx():
+    command = trtexec_command("m.onnx", "m.engine", target(), CARD, strongly_typed=True, multi_frame=False)
+    assert "--minShapes=body:1x3x48x32 " in command and "image:" not in command and "frame:" not in command
 
 
 @pytest.mark.parametrize(
@@ -217,17 +225,23 @@ def test_trtexec_command_strongly_typed():
         (
             "jetson-orin",
             False,
-            ["--fp16", "--maxShapes=body:16x3x224x224", "--memPoolSize=workspace:1024"],
+            ["--fp16", "--maxShapes=body:16x3x224x224,image:4x3x64x80,frame:16", "--memPoolSize=workspace:1024"],
             ["--stronglyTyped", "--int8", "--useDLACore=0"],
         ),
-        ("jetson-orin-dla", False, ["--fp16", "--useDLACore=0", "--allowGPUFallback"], ["--stronglyTyped"]),
+        (
+            "jetson-orin-dla",
+            False,
+            ["--fp16", "--useDLACore=0", "--allowGPUFallback", "--minShapes=body:4x3x224x224,image:1x3x64x80,frame:4"],
+            ["--stronglyTyped"],
+        ),
         ("desktop-gpu-int8", False, ["--fp16", "--int8"], ["--stronglyTyped"]),
         ("desktop-gpu-int8", True, ["--stronglyTyped"], ["--fp16", "--int8"]),
     ],
 )
 def test_trtexec_command_flags(name, strong, present, absent):
     loaded = load_target(REPO / "export" / f"{name}.yaml")
-    args = shlex.split(trtexec_command("m.onnx", "m.engine", loaded, (224, 224), strongly_typed=strong))
+    card = dataclasses.replace(CARD, body_size=(224, 224))
+    args = shlex.split(trtexec_command("m.onnx", "m.engine", loaded, card, strongly_typed=strong))
     assert args[0] == "trtexec" and args[-1] == "--skipInference"
     assert all(flag in args for flag in present) and not any(flag in args for flag in absent)
     assert not any(a.startswith("--timingCacheFile") for a in args)
@@ -235,7 +249,7 @@ def test_trtexec_command_flags(name, strong, present, absent):
 
 def test_trtexec_command_quotes_paths():
     command = trtexec_command(
-        "my models/m.onnx", "out dir/m.engine", target(), (8, 8), strongly_typed=True, timing_cache="a b/c.cache"
+        "my models/m.onnx", "out dir/m.engine", target(), CARD, strongly_typed=True, timing_cache="a b/c.cache"
     )
     args = shlex.split(command)
     assert "--onnx=my models/m.onnx" in args and "--saveEngine=out dir/m.engine" in args
@@ -256,7 +270,11 @@ def test_sidecar_round_trip(tmp_path):
     assert data["profile"] == {
         "image": [1, 3, 64, 80],
         "body": {"min": [1, 3, 48, 32], "opt": [4, 3, 48, 32], "max": [16, 3, 48, 32]},
+        "frames": {"min": 1, "opt": 1, "max": 1},
     }
+    del data["profile"]["frames"]  # as sidecars of single-frame engines were written before it
+    written.write_text(json.dumps(data))
+    assert read_engine_info(engine) == info()
     assert data["precision"] == "fp16" and data["strongly_typed"] is False and data["build_seconds"] == 91.26
 
 
@@ -404,3 +422,12 @@ def test_fp16_target_on_the_fp32_onnx(trt_gpu, exported, tmp_path):
         assert not (tmp_path / "m.engine").exists()
     else:
         assert build_engine(onnx_path, fp16, tmp_path / "m.engine").info.precision == "fp16"
+
+
+def test_targets_name_the_streams_one_engine_call_takes():
+    assert load_target(REPO / "export" / "desktop-gpu.yaml").frames == (1, 4, 4)
+    assert load_target(REPO / "export" / "jetson-orin.yaml").frames == (1, 4, 4)
+    assert load_target(REPO / "export" / "jetson-orin-dla.yaml").frames == (1, 1, 1)  # fixed shapes on the DLA
+    assert target(streams=3, dla_core=0, persons=Persons(4, 4, 4)).frames == (3, 3, 3)
+    with pytest.raises(EmoedgeError, match="streams 0: expected 1 to 64 frames per engine call"):
+        target(streams=0)
