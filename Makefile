@@ -13,7 +13,7 @@ VENV ?= .venv-jetpack6
 CONSTRAINTS ?= constraints-jetpack6.txt
 # No Model Optimizer in this set (it needs onnxruntime >= 1.22): FP16/INT8 ONNX conversion happens on x86, so no
 # `export` extra; onnxslim is the one export package the ONNX export needs.
-EXTRAS ?= train,runtime,dev
+EXTRAS ?= train,runtime,explain,dev
 EXTRA_PACKAGES ?= onnxslim
 TESTS ?= tests/runtime tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
 	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py
@@ -23,7 +23,7 @@ PIP_INDEX ?= $(if $(JETSON),--index-url https://pypi.jetson-ai-lab.io/jp6/cu126,
 else ifeq ($(SET),x86)
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
-EXTRAS ?= train,export,runtime,dev
+EXTRAS ?= train,export,runtime,explain,dev
 EXTRA_PACKAGES ?=
 TESTS ?=
 VENV_FLAGS ?=

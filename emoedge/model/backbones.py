@@ -51,6 +51,7 @@ class Variant:
     dim: int
     classifier: str  # attribute holding the classifier ("fc" or "classifier")
     imagenet: str | None  # torchvision weights enum, e.g. "ResNet50_Weights.IMAGENET1K_V2"
+    feature_map: str = "features"  # attribute giving the last spatial feature map (Grad-CAM's layer)
 
 
 def _torchvision(fn_name: str) -> Callable[..., nn.Module]:
@@ -63,9 +64,9 @@ def _torchvision(fn_name: str) -> Callable[..., nn.Module]:
 
 
 _VARIANTS: dict[str, Variant] = {
-    "resnet18": Variant(_torchvision("resnet18"), 512, "fc", "ResNet18_Weights.IMAGENET1K_V1"),
-    "resnet34": Variant(_torchvision("resnet34"), 512, "fc", "ResNet34_Weights.IMAGENET1K_V1"),
-    "resnet50": Variant(_torchvision("resnet50"), 2048, "fc", "ResNet50_Weights.IMAGENET1K_V2"),
+    "resnet18": Variant(_torchvision("resnet18"), 512, "fc", "ResNet18_Weights.IMAGENET1K_V1", "layer4"),
+    "resnet34": Variant(_torchvision("resnet34"), 512, "fc", "ResNet34_Weights.IMAGENET1K_V1", "layer4"),
+    "resnet50": Variant(_torchvision("resnet50"), 2048, "fc", "ResNet50_Weights.IMAGENET1K_V2", "layer4"),
     "mobilenet_v3_small": Variant(
         _torchvision("mobilenet_v3_small"), 576, "classifier", "MobileNet_V3_Small_Weights.IMAGENET1K_V1"
     ),
@@ -98,6 +99,11 @@ def create_classifier(name: str, num_classes: int, weights: str | None = None) -
     model = variant.build(num_classes=num_classes)
     _apply_weights(model, name, variant, weights, keep_classifier=True)
     return model
+
+
+def feature_map_layer(encoder: nn.Module, name: str) -> nn.Module:
+    """The module of an encoder built by `create_backbone(name)` whose output is its last spatial feature map."""
+    return getattr(encoder, get_variant(name).feature_map)
 
 
 def create_backbone(name: str, weights: str | None = None) -> tuple[nn.Module, int]:
