@@ -10,6 +10,7 @@ CPUs that have it) is for speed, not for measurement. ONNX files and engines run
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from emoedge.data.frames import ImageFrames, ImageItem
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
 from emoedge.formats import CHECKPOINT_SUFFIXES
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Evaluation:
     card: ModelCard
     predictions: Predictions
     scores: Scores
+    root: Path | None = None  # the dataset it was measured on
 
     @property
     def m_ap(self) -> float:
@@ -99,7 +103,7 @@ def evaluate_model(
     pred = predict(backend, frames, workers=workers, progress=progress)
     result = score(pred, np.asarray(backend.card.thresholds))
     path = Path(getattr(model, "path", "")) if isinstance(model, Backend) else Path(model)
-    return Evaluation(path, backend.reason, backend.precision, split, backend.card, pred, result)
+    return Evaluation(path, backend.reason, backend.precision, split, backend.card, pred, result, Path(root))
 
 
 def predict(backend: Backend, frames: ImageFrames, *, workers: int = 2, progress: bool = False) -> Predictions:
@@ -123,8 +127,10 @@ def predict(backend: Backend, frames: ImageFrames, *, workers: int = 2, progress
     return Predictions(**joined)
 
 
-def write_evaluation(out_dir: Path, evaluation: Evaluation) -> dict[str, Path]:
-    """The Table-1 report of an evaluation (report.write_report), naming the file, backend and precision."""
+def write_evaluation(out_dir: Path, evaluation: Evaluation, *, gallery: bool = True) -> dict[str, Path]:
+    """The Table-1 report of an evaluation (report.write_report), naming the file, backend and precision, and for a
+    checkpoint a Figure-1 gallery of explained test persons (key "gallery": its folder)."""
+    from emoedge.evaluation.gallery import FOLDER, gallery_note, write_gallery
     from emoedge.evaluation.report import EvalReport, write_report
 
     scores, pred = evaluation.scores, evaluation.predictions
@@ -135,7 +141,15 @@ def write_evaluation(out_dir: Path, evaluation: Evaluation) -> dict[str, Path]:
         extra={"model": str(evaluation.model), "backend": evaluation.backend, "precision": evaluation.precision,
                "persons": len(pred.scores)},
     )  # fmt: skip
-    return write_report(out_dir, report)
+    paths = write_report(out_dir, report)
+    if gallery and evaluation.root is not None:
+        note = gallery_note(evaluation.model)
+        if note is None:
+            write_gallery(Path(out_dir), evaluation.model, evaluation.root, evaluation.split)
+            paths["gallery"] = Path(out_dir) / FOLDER
+        else:
+            log.info("no Figure-1 gallery in %s: %s", out_dir, note)
+    return paths
 
 
 def _keep(item: ImageItem) -> ImageItem:

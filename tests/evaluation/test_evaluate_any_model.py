@@ -46,6 +46,10 @@ def test_checkpoint_and_its_onnx_agree_within_005_points(sample_model, sample_ro
     assert pt["extra"]["precision"] == "fp32" and "PyTorch" in pt["extra"]["backend"]
     assert onnx["extra"]["precision"] == "fp32" and "onnxruntime" in onnx["extra"]["backend"]
     assert onnx["extra"]["model"] == str(sample_model["fp32"]) and onnx["extra"]["persons"] > 0
+    # A checkpoint's report shows where the model looked (paper Fig. 1); an ONNX file's cannot (no gradients).
+    gallery = sorted((tmp_path / "pt" / "gallery").glob("*.png"))
+    assert len(gallery) == 8 and len({p.name.split("-", 1)[1] for p in gallery}) == 8  # eight different images
+    assert not (tmp_path / "onnx" / "gallery").exists()
 
 
 @needs_modelopt
