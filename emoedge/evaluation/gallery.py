@@ -46,6 +46,5 @@ def write_gallery(out_dir: Path, checkpoint: Path, root: Path, split: str, count
         explanation = explain_person(net, card, pixels, record.bbox)
         truth = [c for c, hot in zip(CATEGORIES, record.multi_hot()) if hot]
         out = Path(out_dir) / FOLDER / f"{number:02d}-{Path(record.filename).stem}.png"
-        title = f"{record.filename}: explained {explanation.category} ({explanation.scores[explanation.category]:.2f})"
-        written.append(draw_explanation(pixels, explanation, out, truth=truth, title=title))
+        written.append(draw_explanation(pixels, explanation, out, truth=truth, source=record.filename))
     return written

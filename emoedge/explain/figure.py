@@ -23,10 +23,10 @@ DPI = 110
 
 
 def draw_explanation(
-    pixels: np.ndarray, explanation: Explanation, out: Path, *, truth: list[str] | None = None, title: str = ""
+    pixels: np.ndarray, explanation: Explanation, out: Path, *, truth: list[str] | None = None, source: str = ""
 ) -> Path:
     """Write the figure of `explanation` for the RGB image `pixels` to `out` (PNG); `truth`: the annotated
-    categories, marked in the list."""
+    categories, marked in the list; `source`: the image's name, for the title."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -45,7 +45,8 @@ def draw_explanation(
         _heat(axes, under, e.maps[branch], f"{TITLES[branch]} ({e.weights[branch]:.2f})")
     _weights(figure.add_subplot(grid[1, 0]), e)
     _categories(figure.add_subplot(grid[1, 1:]), e, set(truth or ()))
-    figure.suptitle(title or f"explained: {e.category} ({e.scores[e.category]:.2f})", fontsize=13)
+    explained = f"explained: {e.category} ({e.scores[e.category]:.2f})"
+    figure.suptitle(f"{source}: {explained}" if source else explained, fontsize=13)
 
     def save(tmp: Path) -> None:
         figure.savefig(tmp, format="png")

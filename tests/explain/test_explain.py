@@ -7,6 +7,8 @@ random. Grad-CAM of a figure's category must then put at least 70% of its mass o
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,49 @@ def test_the_figure_is_written(trained: EmotionNet, tmp_path) -> None:
     image = cv2.imread(str(out))
     assert image is not None and image.shape[1] >= 600 and image.shape[0] >= 600
     assert [p.name for p in out.parent.iterdir()] == ["e.png"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    from model_helpers import write_checkpoint  # type: ignore[import-not-found]
+
+    return write_checkpoint(tmp_path_factory.mktemp("explain") / "model.pt", ["body", "place", "scene"])
+
+
+def test_a_dataset_person_and_an_image_file_are_explained(checkpoint, sample_root, tmp_path) -> None:
+    from emoedge.data.emotic import image_path, load_split
+    from emoedge.explain.person import explain_annotated, explain_image, parse_box
+
+    out = explain_annotated(checkpoint, sample_root, "test", 3, tmp_path / "a" / "p3.png", category="Peace")
+    record = load_split(sample_root, "test").records[0]
+    box = ",".join(str(v) for v in record.bbox)
+    other = explain_image(checkpoint, image_path(sample_root, record), parse_box(box), tmp_path / "i.png")
+    import cv2
+
+    for path in (out, other):
+        image = cv2.imread(str(path))
+        assert image is not None and image.shape[1] > 1000  # four panels side by side, legible
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        ("index", "--index 999: expected a person index from 0 to"),
+        ("onnx", "explanations need the checkpoint (.pt)"),
+        ("box", "--box '1,2,3': expected four numbers x1,y1,x2,y2"),
+        ("out", "explanation image"),
+    ],
+)
+def test_bad_requests_are_one_line(checkpoint, sample_root, tmp_path, call: str, needle: str) -> None:
+    from emoedge.explain.person import explain_annotated, parse_box
+
+    (tmp_path / "blocker").write_text("a file")
+    with pytest.raises(EmoedgeError, match=re.escape(needle)):
+        if call == "index":
+            explain_annotated(checkpoint, sample_root, "test", 999, tmp_path / "x.png")
+        elif call == "onnx":
+            explain_annotated(tmp_path / "model.onnx", sample_root, "test", 0, tmp_path / "x.png")
+        elif call == "box":
+            parse_box("1,2,3")
+        else:
+            explain_annotated(checkpoint, sample_root, "test", 0, tmp_path / "blocker" / "x.png")
