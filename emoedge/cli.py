@@ -196,12 +196,14 @@ def _add_eval(sub: Subparsers) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
     from emoedge.evaluation.report import table1_markdown
+    from emoedge.fileio import output_folder
 
+    out = output_folder(args.out or args.model.parent / f"eval-{args.split}-{args.model.stem}", "report folder")
     evaluation = evaluate_model(
         args.model, args.data, split=args.split, device=args.device, precision=args.precision,
         workers=args.workers, progress=not args.quiet,
     )  # fmt: skip
-    paths = write_evaluation(args.out or args.model.parent / f"eval-{args.split}-{args.model.stem}", evaluation)
+    paths = write_evaluation(out, evaluation)
     result, card = evaluation.scores, evaluation.card
     print(f"model: {args.model} ({evaluation.backend})")
     print(table1_markdown(result.aps, result.m_ap, name=card.name, references=not args.no_references))

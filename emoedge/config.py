@@ -44,8 +44,10 @@ class ModelConfig:
         missing = [b for b in self.branches if b not in self.backbones]
         if missing:
             raise EmoedgeError(f"model.backbones: no backbone named for branch(es) {missing}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise EmoedgeError(f"model.dropout {self.dropout}: expected a value in [0, 1)")
+        _in_unit("model.dropout", self.dropout)
+        _at_least("model.attention_hidden", self.attention_hidden, 1)
+        if self.fusion_dim is not None:
+            _at_least("model.fusion_dim", self.fusion_dim, 1)
 
 
 @dataclass
@@ -69,6 +71,9 @@ class DataConfig:
         for key in ("mean", "std"):
             if len(getattr(self, key)) != 3:
                 raise EmoedgeError(f"data.{key} {getattr(self, key)}: expected 3 values (RGB)")
+        for i, value in enumerate(self.std):
+            _positive(f"data.std[{i}]", value)
+        _at_least("data.workers", self.workers, 0)
 
 
 @dataclass
@@ -110,8 +115,14 @@ class OptimConfig:
     gamma: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.accumulate < 1:
-            raise EmoedgeError("optim: epochs, batch_size and accumulate must be >= 1")
+        for key in ("epochs", "batch_size", "accumulate"):
+            _at_least(f"optim.{key}", getattr(self, key), 1)
+        _positive("optim.lr", self.lr)
+        _in_unit("optim.momentum", self.momentum)
+        _non_negative("optim.weight_decay", self.weight_decay)
+        _positive("optim.gamma", self.gamma)
+        if any(m < 1 for m in self.milestones) or sorted(set(self.milestones)) != list(self.milestones):
+            raise EmoedgeError(f"optim.milestones {self.milestones}: expected increasing epochs >= 1")
         if self.batch_size % self.accumulate:
             raise EmoedgeError(
                 f"optim.batch_size {self.batch_size} is not divisible by optim.accumulate {self.accumulate}"
@@ -126,6 +137,9 @@ class RunConfig:
     amp: bool = True
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        _at_least("run.seed", self.seed, 0)
+
 
 @dataclass
 class Recipe:
@@ -138,6 +152,28 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Range checks where a value enters (a recipe file, a key=value override, a checkpoint's recipe): each names the
+# key, the value and what was expected, so `optim.lr=.nan` stops before any data loads, not after an epoch.
+def _at_least(key: str, value: int, low: int) -> None:
+    if value < low:
+        raise EmoedgeError(f"{key} {value}: expected an integer >= {low}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise EmoedgeError(f"{key} {value}: expected a finite number > 0")
+
+
+def _non_negative(key: str, value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise EmoedgeError(f"{key} {value}: expected a finite number >= 0")
+
+
+def _in_unit(key: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:  # False for NaN too
+        raise EmoedgeError(f"{key} {value}: expected a number in [0, 1)")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -149,7 +149,9 @@ def load(cls: type[T], path: str | Path, what: str, overrides: list[str] | tuple
     try:
         return from_dict(cls, data)
     except EmoedgeError as exc:
-        raise EmoedgeError(f"{what} {path}: {exc}") from None
+        given = [o for o in overrides if str(exc).startswith(o.partition("=")[0].strip() + " ")]
+        source = f"{what} {path}" + (f", override {given[0]}" if given else "")  # where the bad value came from
+        raise EmoedgeError(f"{source}: {exc}") from None
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

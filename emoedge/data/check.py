@@ -10,11 +10,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from emoedge.categories import CATEGORIES
 from emoedge.data.dataset import validate_images
-from emoedge.data.emotic import SPLITS, EmoticWarning, load_split, resolve_source
+from emoedge.data.emotic import SPLITS, EmoticWarning, image_path, load_split, resolve_source
 from emoedge.errors import EmoedgeError
 
 
@@ -82,6 +83,17 @@ def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
             report._problem(f"{split}: no usable person", fatal=True)
         if missing:
             report._problem(f"{split}: {len(missing)} image file(s) missing, e.g. {missing[0]}", fatal=True)
+        unreadable = undecodable_images(data.records, root, set(missing))
+        if unreadable:
+            report._problem(
+                f"{split}: {len(unreadable)} image file(s) not decodable images, e.g. {unreadable[0]}", fatal=True
+            )
+        if data.bad_boxes:
+            report._problem(
+                f"{split}: {len(data.bad_boxes)} person(s) with an unusable box (skipped in training), e.g. "
+                f"{data.bad_boxes[0]}",
+                fatal=True,
+            )
         absent = [c for c, n in zip(CATEGORIES, positives) if n == 0]
         if data.records and absent:
             report._problem(
@@ -90,6 +102,13 @@ def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
                 fatal=False,
             )
     return report
+
+
+def undecodable_images(records: list, root: Path, skip: set[str]) -> list[str]:
+    """Image files (each once, sorted) whose header no OpenCV decoder recognises: a text file named .jpg, a
+    truncated download. Headers only, so a whole release is checked in seconds, not decoded."""
+    paths = sorted({str(image_path(root, r)) for r in records} - skip)
+    return [p for p in paths if not cv2.haveImageReader(p)]
 
 
 def format_report(report: DatasetReport) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from emoedge.categories import VAD_NAMES
-from emoedge.data.records import PersonRecord, SplitData, canonical_categories, clip_box
+from emoedge.data.records import PersonRecord, SplitData, box_problem, canonical_categories, clip_box
 from emoedge.errors import EmoedgeError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -324,6 +324,7 @@ class _SplitBuilder:
         self.split, self.source = split, source
         self.records: list[PersonRecord] = []
         self.skipped = self.clipped = 0
+        self.bad_boxes: list[str] = []
         self._images: set[tuple[str, str]] = set()
         self._labelled: set[tuple[str, str]] = set()
 
@@ -357,6 +358,10 @@ class _SplitBuilder:
         if not names or len(vad) != 3 or any(math.isnan(v) for v in vad):
             self.skipped += 1
             return
+        problem = box_problem(box, *image_size)  # type: ignore[arg-type]
+        if problem is not None:
+            self.bad_boxes.append(f"{where}: box {[round(v, 1) for v in box]} {problem}")
+            return
         clipped_box, changed = clip_box(box, *image_size)  # type: ignore[arg-type]
         self.clipped += int(changed)
         self.records.append(
@@ -375,15 +380,22 @@ class _SplitBuilder:
 
     def finish(self) -> SplitData:
         unlabelled = len(self._images - self._labelled)
-        if self.skipped or self.clipped:
+        if self.skipped or self.clipped or self.bad_boxes:
+            bad = f", {len(self.bad_boxes)} with an unusable box (first: {self.bad_boxes[0]})" if self.bad_boxes else ""
             warnings.warn(
-                f"{self.source} [{self.split}]: skipped {self.skipped} person(s) without category or with NaN VAD, "
-                f"clipped {self.clipped} box(es) to the image; {len(self.records)} persons kept, "
+                f"{self.source} [{self.split}]: skipped {self.skipped} person(s) without category or with NaN VAD"
+                f"{bad}, clipped {self.clipped} box(es) to the image; {len(self.records)} persons kept, "
                 f"{unlabelled} image(s) without a labelled person",
                 EmoticWarning,
                 stacklevel=3,
             )
-        return SplitData(split=self.split, records=self.records, skipped=self.skipped, clipped=self.clipped)
+        return SplitData(
+            split=self.split,
+            records=self.records,
+            skipped=self.skipped,
+            clipped=self.clipped,
+            bad_boxes=tuple(self.bad_boxes),
+        )
 
 
 def _check_split(split: str) -> None:

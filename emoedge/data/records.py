@@ -41,6 +41,22 @@ def clip_box(
     return clipped, clipped != (x1, y1, x2, y2)
 
 
+def box_problem(box: tuple[float, ...], width: int, height: int) -> str | None:
+    """What makes an `x1, y1, x2, y2` box unusable in a `width` x `height` image, or None.
+
+    Not finite, inverted (x2 <= x1 or y2 <= y1: never swapped silently, the annotation is wrong) or wholly outside
+    the image (nothing left after clipping, where a crop would be one made-up pixel).
+    """
+    x1, y1, x2, y2 = box
+    if not all(math.isfinite(v) for v in box):
+        return "is not finite"
+    if x2 <= x1 or y2 <= y1:
+        return "has x2 <= x1 or y2 <= y1 (expected x1, y1, x2, y2 with x2 > x1, y2 > y1)"
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        return f"lies outside the {width}x{height} image"
+    return None
+
+
 @dataclass(frozen=True)
 class PersonRecord:
     """One labelled person; `bbox` is already clipped to the image and `categories` are canonical."""
@@ -79,3 +95,4 @@ class SplitData:
     records: list[PersonRecord] = field(default_factory=list)
     skipped: int = 0  # persons without category or with NaN VAD
     clipped: int = 0  # boxes that had to be clipped to the image
+    bad_boxes: tuple[str, ...] = ()  # persons skipped for an unusable box: "where: box [...] what is wrong"

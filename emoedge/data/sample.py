@@ -34,6 +34,7 @@ import numpy as np
 from emoedge.categories import CATEGORIES
 from emoedge.data.emotic import CSV_COLUMNS, SPLITS
 from emoedge.data.records import clip_box
+from emoedge.fileio import output_folder
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def write_sample(
     width, height = int(image_size[0]), int(image_size[1])
     if width < 64 or height < 48:
         raise ValueError(f"image_size {image_size}: expected (width, height) of at least (64, 48)")
+    output_folder(out_dir, "sample folder")
     for folder in FOLDERS:
         (out_dir / "emotic" / folder).mkdir(parents=True, exist_ok=True)
     (out_dir / "Annotations").mkdir(parents=True, exist_ok=True)

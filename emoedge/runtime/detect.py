@@ -194,7 +194,10 @@ def load_boxes(path: Path) -> tuple[dict[int, Persons], bool]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv"):
         raise EmoedgeError(f"boxes file {path}: expected a .json or .csv file, not {suffix or 'a suffix-less file'}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise EmoedgeError(f"boxes file {path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     rows = _json_rows(path, text) if suffix == ".json" else _csv_rows(path, text)
     frames: dict[int, tuple[list[list[float]], list[int]]] = {}
     with_ids = {where for where, _, _, ident in rows if ident is not None}
@@ -279,14 +282,18 @@ def _parse(path: Path, where: str, text: str) -> float:
 
 
 def _frame_index(path: Path, where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not a frame index (an integer >= 0)")
-    return int(value)
+    return _whole(path, where, value, "a frame index")
 
 
 def _track_id(path: Path, where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not a track id (an integer >= 0)")
+    return _whole(path, where, value, "a track id")
+
+
+def _whole(path: Path, where: str, value: Any, what: str) -> int:
+    """A whole number >= 0; NaN, infinities, fractions, booleans and negatives are one line naming the field."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value != int(value) or value < 0:
+        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not {what} (an integer >= 0)")
     return int(value)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from emoedge.backends import Backend, load_model
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
+from emoedge.fileio import output_file
 from emoedge.runtime.detect import Detector, open_detector
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.preprocess import Preprocessor
@@ -116,6 +117,9 @@ def run(
     """
     s = settings
     every, smooth, max_frames, progress = s.every, s.smooth, s.max_frames, s.progress
+    for path, what in ((out, "output video"), (events, "events file")):
+        if path is not None:
+            output_file(path, what)  # before the detector and model load, not after them
     persons_of = open_detector(detector, boxes, device=s.device, download=s.download)  # a missing detector fails fast
     backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
     timer = _Timer()

@@ -17,6 +17,7 @@ import collections
 import functools
 import logging
 import math
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,6 +33,18 @@ from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_native_logs() -> None:
+    """FFmpeg and OpenCV print a line or two of their own for every failed open: every reconnect attempt of an
+    outage (hundreds per hour), and the URL in some. emoedge reports what matters once per outage. A user who sets
+    OPENCV_FFMPEG_LOGLEVEL or OPENCV_LOG_LEVEL (to debug a camera) keeps their choice."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+_quiet_native_logs()
 
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
 from emoedge.errors import EmoedgeError
-from emoedge.fileio import atomic_torch_save
+from emoedge.fileio import atomic_torch_save, output_file
 from emoedge.model.backbones import create_classifier
 from emoedge.training.settings import PretrainSettings
 
@@ -49,6 +49,7 @@ def pretrain_backbone(data_dir: Path, out: Path, settings: PretrainSettings = Pr
     horizontal flip; ImageNet normalisation; mixed precision on CUDA.
     """
     s = settings
+    output_file(out, "pretrained weights")  # before the images load, not after the last epoch
     folder = _image_folder(Path(data_dir))
     classes = list(folder.classes)
     train_idx, val_idx = _split(len(folder), s.val_fraction, s.seed)

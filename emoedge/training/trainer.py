@@ -31,7 +31,7 @@ from emoedge.data.dataset import EmoticDataset, checked_records
 from emoedge.data.transforms import build_transform
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
-from emoedge.fileio import atomic_write_text
+from emoedge.fileio import atomic_write_text, output_folder
 from emoedge.formats.checkpoint import read_checkpoint, save_checkpoint
 from emoedge.model.net import build_model, card_for
 from emoedge.training.evaluate import eval_loader, predict, resolve_device
@@ -124,6 +124,7 @@ def train(
         raise EmoedgeError(
             f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out"
         )
+    output_folder(out_dir, "run folder")  # before the data loads and the model builds, not after an epoch
 
     ctx = _init_distributed(recipe.run.device)
     device = _device(recipe.run.device, ctx)
