@@ -8,6 +8,9 @@ copies made when they start, so call it before iterating and do not use `persist
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +23,17 @@ from emoedge.data.emotic import image_path, load_split
 from emoedge.data.records import PersonRecord
 from emoedge.data.transforms import PairTransform
 from emoedge.errors import EmoedgeError
+
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a process gets when its parent dies
+
+
+def die_with_parent(_worker_id: int = 0) -> None:
+    """A loader worker's `worker_init_fn`: the worker gets SIGKILL the moment the process that started it dies
+    (Linux `PR_SET_PDEATHSIG`), so a trainer killed with -9 leaves no worker behind; torch's own watchdog would
+    notice only seconds later. Elsewhere a no-op."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def read_image(path: Path) -> np.ndarray:

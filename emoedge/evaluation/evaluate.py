@@ -21,6 +21,7 @@ from tqdm import tqdm
 from emoedge.backends import Backend, load_model
 from emoedge.card import ModelCard
 from emoedge.categories import BRANCHES
+from emoedge.data.dataset import die_with_parent
 from emoedge.data.frames import ImageFrames, ImageItem
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
@@ -108,7 +109,9 @@ def evaluate_model(
 
 def predict(backend: Backend, frames: ImageFrames, *, workers: int = 2, progress: bool = False) -> Predictions:
     """Every person's outputs, one backend call per image (images decoded by `workers` loader processes)."""
-    loader = DataLoader(frames, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep)
+    loader = DataLoader(
+        frames, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep, worker_init_fn=die_with_parent
+    )
     parts: dict[str, list[np.ndarray]] = {"scores": [], "labels": [], "vad": [], "vad_true": [], "weights": []}
     columns = [BRANCHES.index(b) for b in backend.card.branches]  # the report's weights are in the card's order
     # disable=None: a progress bar on a terminal only, never in logs or a captured stderr

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from emoedge.config import Recipe
-from emoedge.data.dataset import EmoticDataset, checked_records
+from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
 from emoedge.evaluation.evaluate import Predictions
 
@@ -33,7 +33,9 @@ def eval_loader(recipe: Recipe, root: Path, split: str, *, batch_size: int, work
     records = checked_records(root, split, d.format)
     transform = build_transform(False, tuple(d.image_size), tuple(d.body_size), tuple(d.mean), tuple(d.std))
     dataset = EmoticDataset(records, root, transform, seed=recipe.run.seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=workers, worker_init_fn=die_with_parent
+    )
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
+from emoedge.data.dataset import die_with_parent
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_torch_save, output_file
 from emoedge.model.backbones import create_classifier
@@ -66,6 +67,7 @@ def pretrain_backbone(data_dir: Path, out: Path, settings: PretrainSettings = Pr
             num_workers=s.workers,
             pin_memory=dev.type == "cuda",
             generator=torch.Generator().manual_seed(s.seed),
+            worker_init_fn=die_with_parent,
         )
 
     train_loader = loader(train_idx, train_tf, True)

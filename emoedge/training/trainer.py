@@ -27,11 +27,11 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from emoedge.config import Recipe, recipe_from_dict
-from emoedge.data.dataset import EmoticDataset, checked_records
+from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
-from emoedge.fileio import atomic_write_text, output_folder
+from emoedge.fileio import atomic_write_text, output_folder, remove_stale_temps
 from emoedge.formats.checkpoint import read_checkpoint, save_checkpoint
 from emoedge.model.net import build_model, card_for
 from emoedge.training.evaluate import eval_loader, predict, resolve_device
@@ -128,6 +128,8 @@ def train(
 
     ctx = _init_distributed(recipe.run.device)
     device = _device(recipe.run.device, ctx)
+    if ctx.main and (stale := remove_stale_temps(out_dir)):  # a run killed while writing a checkpoint left them
+        tqdm.write(f"removed {len(stale)} temporary file(s) a stopped run left in {out_dir}")
     o, d = recipe.optim, recipe.data
     micro = o.batch_size // (o.accumulate * ctx.world)
     if micro < 1:
@@ -196,6 +198,7 @@ def train(
                 num_workers=d.workers,
                 drop_last=drop_last,
                 pin_memory=device.type == "cuda",
+                worker_init_fn=die_with_parent,
             )
             net.train()
             sums: dict[str, float] = {}

@@ -169,6 +169,9 @@ def test_silent_stream_fails_after_the_connect_timeout(capfd: pytest.CaptureFixt
         ("failed: 'http://a:b@cam/x' and https://c:d@cam2", "failed: 'http://***@cam/x' and https://***@cam2"),
         ("rtsp://host:554/no-credentials", "rtsp://host:554/no-credentials"),
         ("/videos/user@home.mp4", "/videos/user@home.mp4"),
+        ("rtsp://user:pa?ss#wo/rd@10.0.0.5:554/stream", "rtsp://***@10.0.0.5:554/stream"),  # raw ? # / in password
+        ("rtsp://u:a/b@c@host/x (timeout)", "rtsp://***@host/x (timeout)"),
+        ("mqtt://u:p?w@broker", "mqtt://***@broker"),
     ],
 )
 def test_redact_url(text: str, expected: str) -> None:
