@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -526,7 +529,8 @@ def _one_line_warning(
 EXTRAS = {
     **dict.fromkeys(("albumentations", "scipy", "sklearn", "matplotlib", "tensorboard"), "train"),
     **dict.fromkeys(("modelopt", "onnxslim"), "export"),
-    **dict.fromkeys(("onnx", "onnxruntime", "ultralytics", "lap"), "runtime"),
+    **dict.fromkeys(("onnx", "onnxruntime", "ultralytics", "lap", "paho"), "runtime"),
+    "captum": "explain",
 }
 
 
@@ -542,6 +546,31 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     warnings.formatwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: the same clean exit 130
+    code = _run_command(args)
+    _exit_past_stuck_decoders(code)
+    return code
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _exit_past_stuck_decoders(code: int) -> None:
+    """End the process now if a video decoding thread is still inside FFmpeg (opening a camera that does not answer).
+
+    Every output is closed by then. Waiting would hold the exit for up to the open timeout, and letting the
+    interpreter tear down under a thread in native code aborts the process ("terminate called without an active
+    exception"); `os._exit` after flushing does neither.
+    """
+    if any(t.name.startswith("emoedge-source") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         args.func(args)
     except EmoedgeError as exc:

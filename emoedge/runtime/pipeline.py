@@ -4,8 +4,9 @@ Per frame: decode (on the source's thread) → persons with track ids → the en
 due persons' crops as one batch) → ONE engine call → per-track reuse and smoothing → drawing and writing.
 With `every` k a track is re-inferred every k-th frame, so frames where no person is due skip the engine.
 
-Interrupting (Ctrl-C, SIGTERM) sets a flag the loop reads after each frame: the current frame is finished and
-logged, the video is finalised and the summary written; a second signal stops at once (files still closed).
+Interrupting (Ctrl-C, SIGTERM) sets a flag the loop reads after each frame and interrupts a source waiting for a
+frame: the current frame is finished and logged, the video is finalised and the summary written, whatever the run
+is doing and however many signals come.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,9 +128,10 @@ def run(
     stop = _StopRequest()
     processed = events_written = 0
     with ExitStack() as stack:
+        stack.enter_context(stop)  # first in, last out: a signal during shutdown cannot cut the video short
         frames = stack.enter_context(open_source(str(source)))
+        stop.on_stop(frames.interrupt)  # a source waiting for a frame (a live outage) gives up at once
         sinks = stack.enter_context(_Sinks(backend.card, out, events, s.show, frames.fps or DEFAULT_FPS, timer))
-        stack.enter_context(stop)
         if progress:
             print(f"model: {backend.reason}\npersons: {tagger.detector.name}", flush=True)
         bar = stack.enter_context(_progress(frames.total, max_frames, progress, frames.name))
@@ -269,8 +271,10 @@ class _Timer:
 
 
 class _StopRequest:
-    """While entered, SIGINT and SIGTERM ask the loop to stop after the current frame; a second signal stops at once
-    (KeyboardInterrupt: for a live stream that stalls, where the current frame never comes; files are still closed).
+    """While entered, SIGINT and SIGTERM ask the run to stop: the loop ends after the current frame, a source waiting
+    for a frame (a live outage) is interrupted, and the outputs are finalised with the summary record. Every signal
+    does the same, so a second one (an impatient Ctrl-C) cannot cut the shutdown short; the wait it ends is at most
+    one frame's work.
 
     Signal handlers can only be installed from the main thread; elsewhere (a run started on a worker thread) the
     process's own handling applies and the context managers still close every file.
@@ -278,14 +282,19 @@ class _StopRequest:
 
     def __init__(self) -> None:
         self.requested = False
-        self._signals = 0
+        self._callbacks: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
 
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (non-blocking) when a stop is requested."""
+        self._callbacks.append(callback)
+        if self.requested:
+            callback()
+
     def _handle(self, _signum: int, _frame: object) -> None:
-        self._signals += 1
-        if self._signals > 1:
-            raise KeyboardInterrupt
         self.requested = True
+        for callback in self._callbacks:
+            callback()
 
     def __enter__(self) -> _StopRequest:
         if threading.current_thread() is threading.main_thread():

@@ -46,6 +46,7 @@ def _quiet_native_logs() -> None:
 
 _quiet_native_logs()
 
+STOP_WAIT_S = 0.5  # how long an interrupted source waits for its decoding thread to let go of the capture
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https")
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 
@@ -224,12 +225,24 @@ class FrameSource(ABC):
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop the producer and wait (bounded) for it to release the capture; safe to call more than once."""
+    def interrupt(self) -> None:
+        """Stop waiting: the iterator ends at once, the producer stops at its next step. Safe in a signal handler
+        (sets flags, never blocks)."""
         self._stop.set()
         self._mailbox.close()
+
+    def close(self) -> None:
+        """Stop the producer and wait (bounded) for it to release the capture; safe to call more than once.
+
+        After an interrupt the wait is short: a producer blocked inside FFmpeg (opening a camera that does not
+        answer) cannot be woken, and the run must not hang on it; `emoedge.cli` then ends the process without
+        waiting for that thread (see `cli.main`).
+        """
+        interrupted = self._stop.is_set()
+        self.interrupt()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(self.settings.open_timeout_s + self.settings.read_timeout_s + 1.0)
+            limit = STOP_WAIT_S if interrupted else self.settings.open_timeout_s + self.settings.read_timeout_s + 1.0
+            self._thread.join(limit)
 
     def __enter__(self) -> FrameSource:
         return self
