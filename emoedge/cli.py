@@ -546,9 +546,15 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     warnings.formatwarning = _one_line_warning
-    if threading.current_thread() is threading.main_thread():
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
         signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: the same clean exit 130
     code = _run_command(args)
+    if main_thread:
+        # The command is over and its outputs complete: a late signal (a second Ctrl-C arriving during interpreter
+        # shutdown, where Python restores the default handlers) must not turn the status into "killed by a signal".
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     _exit_past_stuck_decoders(code)
     return code
 

@@ -172,7 +172,9 @@ def test_eval_writes_the_report_it_prints(trained, sample_root, tmp_path):
         "table1.md",
         "ap_per_category.png",
         "modality_weights.png",
+        "gallery",  # a checkpoint's report explains 8 test persons (paper Fig. 1)
     }
+    assert len(list((tmp_path / "gallery").glob("*.png"))) == 8
     assert "| **mAP** | 27.38 |" in proc.stdout  # the paper's reference columns, printed as in Table 1
 
 
