@@ -445,6 +445,14 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument(
         "--no-download", dest="download", action="store_false", help="never download detector weights (offline use)"
     )
+    p.add_argument(
+        "--connect-timeout",
+        dest="connect_timeout",
+        type=float,
+        default=d.connect_timeout,
+        help="seconds to wait for a live source that is not up yet at start (cameras often boot with the box; "
+        "0: fail at once)",
+    )
 
 
 def _cmd_run(args: argparse.Namespace) -> None:

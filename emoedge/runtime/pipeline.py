@@ -34,7 +34,7 @@ from emoedge.runtime.render import draw
 from emoedge.runtime.settings import SMOOTH, RunSettings
 from emoedge.runtime.sinks import EventLog, VideoSink, Window
 from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
-from emoedge.runtime.sources import Frame, open_source
+from emoedge.runtime.sources import Frame, SourceSettings, open_source
 
 DEFAULT_FPS = 25.0  # for the output video when the source does not say (image folders)
 STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
@@ -129,7 +129,9 @@ def run(
     processed = events_written = 0
     with ExitStack() as stack:
         stack.enter_context(stop)  # first in, last out: a signal during shutdown cannot cut the video short
-        frames = stack.enter_context(open_source(str(source)))
+        frames = stack.enter_context(
+            open_source(str(source), settings=SourceSettings(connect_timeout_s=float(s.connect_timeout)))
+        )
         stop.on_stop(frames.interrupt)  # a source waiting for a frame (a live outage) gives up at once
         sinks = stack.enter_context(_Sinks(backend.card, out, events, s.show, frames.fps or DEFAULT_FPS, timer))
         if progress:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from emoedge.errors import EmoedgeError
 
+CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
 SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
 
 
@@ -17,7 +18,8 @@ class RunSettings:
     `every` k re-infers each track every k-th frame; `smooth` is the EMA weight of a track's past scores (0: off);
     `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
     `show` opens a live window; `progress` prints a progress bar and the summary; `download` lets a missing official
-    Ultralytics detector (yolo11n.pt, ...) be fetched by Ultralytics' downloader (off: never download).
+    Ultralytics detector (yolo11n.pt, ...) be fetched by Ultralytics' downloader (off: never download);
+    `connect_timeout` is how long a live source not up at start is waited for (seconds; 0: fail at once).
     """
 
     every: int = 1
@@ -27,12 +29,16 @@ class RunSettings:
     show: bool = False
     progress: bool = True
     download: bool = True
+    connect_timeout: float = CONNECT_TIMEOUT
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise EmoedgeError(f"every {self.every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
         if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, float)) or not 0.0 <= self.smooth < 1.0:
             raise EmoedgeError(f"smooth {self.smooth!r}: expected a number in [0, 1) (0 turns smoothing off)")
+        wait = self.connect_timeout
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf"):
+            raise EmoedgeError(f"connect_timeout {wait!r}: expected seconds >= 0 (0: fail at once)")
         frames = self.max_frames
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")

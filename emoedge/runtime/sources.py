@@ -56,16 +56,21 @@ class SourceSettings:
     """How sources connect, buffer and reconnect: one validated value handed to every source, built in code or from
     a mapping with `emoedge.settings.from_dict(SourceSettings, {...})`."""
 
-    open_timeout_s: float = 5.0  # stream connect timeout: an unreachable camera fails fast, not after OpenCV's 30 s
+    open_timeout_s: float = 5.0  # one connect attempt: an unreachable camera fails fast, not after OpenCV's 30 s
     read_timeout_s: float = 5.0  # a stream silent this long counts as dropped
     backoff_s: tuple[float, float] = (0.5, 8.0)  # first and longest wait between reconnect attempts
     file_queue: int = 4  # decoded frames buffered ahead for files and folders
     reconnect: bool = True  # live sources reopen when they drop; False: the stream's end is the source's end
     max_outage_s: float | None = None  # give up after this long without a stream; None: never
+    # How long a live source that is not up yet at start is waited for, like an outage (0: fail at once). Edge boxes
+    # and cameras are often powered together, and an IP camera streams some 20-30 s after power-on.
+    connect_timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("open_timeout_s", "read_timeout_s"):
             _check_seconds(name, getattr(self, name))
+        if self.connect_timeout_s != 0:
+            _check_seconds("connect_timeout_s", self.connect_timeout_s)
         if not isinstance(self.backoff_s, tuple) or len(self.backoff_s) != 2:
             raise EmoedgeError(f"backoff_s {self.backoff_s!r}: expected (first, longest) seconds")
         for i, value in enumerate(self.backoff_s):
@@ -261,15 +266,17 @@ class _CaptureSource(FrameSource):
     def __init__(
         self,
         name: str,
-        capture: cv2.VideoCapture,
+        capture: cv2.VideoCapture | None,
         *,
         live: bool,
         settings: SourceSettings,
         opener: Callable[[], cv2.VideoCapture | None] | None = None,
     ) -> None:
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        known = capture is not None  # None: a live source not up yet, waited for by the producer
+        fps = capture.get(cv2.CAP_PROP_FPS) if known else 0.0
+        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) if known else 0
+        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) if known else 0
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if known else 0
         super().__init__(
             name,
             live=live,
@@ -279,10 +286,13 @@ class _CaptureSource(FrameSource):
             total=count if count > 0 and not live else None,
             settings=settings,
         )
+        self._first_opener = opener  # waits for a source not up at start, even when reconnecting is off
         self._opener = opener if settings.reconnect else None
         self._capture: cv2.VideoCapture | None = capture
 
     def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
+        if self._capture is None and not self._connect():
+            return
         while not self._stop.is_set():
             ok, image = self._capture.read()
             if ok:
@@ -295,6 +305,26 @@ class _CaptureSource(FrameSource):
                 return
             if not self._reopen():
                 return
+
+    def _connect(self) -> bool:
+        """Wait for a live source that was not up at start, with the reconnect back-off, for `connect_timeout_s`;
+        False if stopped meanwhile, an EmoedgeError once the time is up."""
+        limit, first_wait = self.settings.connect_timeout_s, self.settings.backoff_s[0]
+        log.warning("%s: not up yet; waiting up to %g s for it (connect_timeout_s)", self.name, limit)
+        started, delay = time.monotonic(), first_wait
+        while not self._stop.wait(delay):
+            self._capture = self._first_opener() if self._first_opener else None
+            waited = time.monotonic() - started
+            if self._capture is not None:
+                log.warning("%s: up after %.1f s", self.name, waited)
+                return True
+            if waited >= limit:
+                raise EmoedgeError(
+                    f"cannot open stream {self.name}: no answer within {limit:g} s (connect_timeout_s); unreachable, "
+                    "refused or not a video stream"
+                )
+            delay = min(delay * 2, self.settings.backoff_s[1], max(limit - waited, 0.0))
+        return False
 
     def _reopen(self) -> bool:
         """Reopen a dropped stream with exponential back-off; False if stopped meanwhile; raise after max_outage_s."""
@@ -383,12 +413,12 @@ def _open_stream(url: str, settings: SourceSettings) -> FrameSource:
 
     opener = functools.partial(_open_capture, url, settings)
     capture = opener()
-    if capture is None:
+    if capture is None and settings.connect_timeout_s == 0:
         raise EmoedgeError(
             f"cannot open stream {name}: unreachable, refused or not a video stream "
             f"(timeout {settings.open_timeout_s:g} s)"
         )
-    return _CaptureSource(name, capture, live=True, settings=settings, opener=opener)
+    return _CaptureSource(name, capture, live=True, settings=settings, opener=opener)  # None: waited for
 
 
 def _open_folder(folder: Path, settings: SourceSettings) -> FrameSource:

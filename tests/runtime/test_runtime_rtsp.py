@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from runtime.rtsp_helpers import free_port, gstreamer_missing, start_server, stop_server, wait_until  # type: ignore[import-not-found]
 
+from emoedge.errors import EmoedgeError
 from emoedge.runtime.sources import FrameSource, SourceSettings, open_source
 
 
@@ -78,3 +79,36 @@ def test_rtsp_stream_survives_a_server_restart(
     finally:
         for server in servers:
             stop_server(server)
+
+
+def test_a_camera_not_up_at_start_is_waited_for(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Appliances boot with their cameras: the source waits (connect_timeout_s) like an outage, then streams."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    port = free_port()
+    with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"):
+        source = open_source(f"rtsp://127.0.0.1:{port}/test", settings=SourceSettings(connect_timeout_s=60))
+        reader = _Reader(source)
+        reader.start()
+        server = None
+        try:
+            wait_until(lambda: "not up yet" in caplog.text, 10, "the wait to be logged")
+            server = start_server(port, tmp_path / "server.log")
+            wait_until(lambda: reader.count >= 5 or not reader.is_alive(), 60, "frames once the camera is up")
+            assert reader.error is None
+        finally:
+            source.close()
+            reader.join(20)
+            if server is not None:
+                stop_server(server)
+    assert "up after" in caplog.text
+
+
+def test_a_camera_that_never_comes_up_is_one_line_after_the_connect_timeout() -> None:
+    source = open_source(
+        f"rtsp://127.0.0.1:{free_port()}/test", settings=SourceSettings(connect_timeout_s=1.0, open_timeout_s=0.2)
+    )
+    with pytest.raises(EmoedgeError, match=r"cannot open stream .*no answer within 1 s \(connect_timeout_s\)"):
+        for _ in source:
+            pass

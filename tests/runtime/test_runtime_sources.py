@@ -140,7 +140,7 @@ def test_errors_are_one_line_and_name_the_source(
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     port = _closed_port()
     with pytest.raises(EmoedgeError) as caught:
-        open_source(spec.format(tmp=tmp_path, port=port))
+        open_source(spec.format(tmp=tmp_path, port=port), settings=SourceSettings(connect_timeout_s=0))
     message = str(caught.value)
     assert message.startswith(expected.format(tmp=tmp_path, port=port)) and "\n" not in message
     assert "secret" not in message and "secret" not in "".join(capfd.readouterr())
@@ -155,7 +155,7 @@ def test_silent_stream_fails_after_the_connect_timeout(capfd: pytest.CaptureFixt
         with pytest.raises(
             EmoedgeError, match=r"cannot open stream rtsp://\*\*\*@127\.0\.0\.1:\d+/live.*timeout 0\.5 s"
         ):
-            open_source(url, settings=SourceSettings(open_timeout_s=0.5))
+            open_source(url, settings=SourceSettings(open_timeout_s=0.5, connect_timeout_s=0))
     assert "secret" not in "".join(capfd.readouterr())
 
 
