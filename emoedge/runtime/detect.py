@@ -8,9 +8,11 @@ Ultralytics is imported on emoedge's terms (offline, no run-time installs: `emoe
 are found or fetched by `emoedge.runtime.weights`. Ultralytics' predictor is set up once, when the detector is built,
 because setting it up changes torch's thread count (see `YoloDetector`).
 
-Boxes file formats (pixel coordinates of the source frames, frame index 0-based in decoding order):
+Boxes file formats (pixel coordinates of the source frames, frame index 0-based in decoding order; for an image
+folder the index is the image's place in name order, or entries name the image file instead):
     JSON  {"frames": [{"index": 0, "boxes": [[x1, y1, x2, y2], ...], "ids": [7, ...]}, ...]}   ("ids" optional)
-    CSV   header `frame,x1,y1,x2,y2` or `frame,x1,y1,x2,y2,id`, one row per person and frame
+          {"frames": [{"file": "img_0001.jpg", "boxes": [...]}, ...]}                          (image folders)
+    CSV   header `frame,x1,y1,x2,y2[,id]`, or `file,x1,y1,x2,y2[,id]`, one row per person and frame
 Either every frame gives ids or none does; without ids the boxes are tracked by ByteTrack. Frames with no entry
 have no persons.
 """
@@ -162,7 +164,7 @@ class BoxTracker:
 
 
 class BoxesDetector:
-    """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index."""
+    """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index or image file name."""
 
     def __init__(self, path: Path) -> None:
         self.frames, has_ids = load_boxes(path)
@@ -170,7 +172,8 @@ class BoxesDetector:
         self.name = f"boxes file {Path(path).name}" + ("" if has_ids else " + ByteTrack")
 
     def __call__(self, frame: Frame) -> Persons:
-        persons = self.frames.get(frame.index, Persons.empty())
+        by_name = any(isinstance(key, str) for key in self.frames)
+        persons = self.frames.get(frame.name if by_name else frame.index, Persons.empty())
         if self._tracker is None:
             return persons
         return self._tracker(persons.boxes, persons.confidences, frame.image.shape[:2])
@@ -186,8 +189,9 @@ def _box_tracker(path: Path) -> BoxTracker:
         ) from None
 
 
-def load_boxes(path: Path) -> tuple[dict[int, Persons], bool]:
-    """({frame index: Persons}, whether the file gives track ids); every problem is one line naming the field."""
+def load_boxes(path: Path) -> tuple[dict[int | str, Persons], bool]:
+    """({frame index or image file name: Persons}, whether the file gives track ids); every problem is one line
+    naming the field. A file keys all its entries one way: by index, or (image folders) by file name."""
     path = Path(path)
     if not path.is_file():
         raise EmoedgeError(f"boxes file {path}: file not found")
@@ -199,7 +203,7 @@ def load_boxes(path: Path) -> tuple[dict[int, Persons], bool]:
     except UnicodeDecodeError as exc:
         raise EmoedgeError(f"boxes file {path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
     rows = _json_rows(path, text) if suffix == ".json" else _csv_rows(path, text)
-    frames: dict[int, tuple[list[list[float]], list[int]]] = {}
+    frames: dict[int | str, tuple[list[list[float]], list[int]]] = {}
     with_ids = {where for where, _, _, ident in rows if ident is not None}
     if with_ids and len(with_ids) != len({where for where, *_ in rows}):
         missing = next(where for where, _, _, ident in rows if ident is None)
@@ -207,14 +211,14 @@ def load_boxes(path: Path) -> tuple[dict[int, Persons], bool]:
     for where, index, box, ident in rows:
         boxes, ids = frames.setdefault(index, ([], []))
         if ident is not None and ident in ids:
-            raise EmoedgeError(f"boxes file {path}: {where}: track id {ident} appears twice in frame {index}")
+            raise EmoedgeError(f"boxes file {path}: {where}: track id {ident} appears twice in frame {index!r}")
         boxes.append(box)
         ids.append(len(ids) if ident is None else ident)
     persons = {index: Persons.from_arrays(boxes, ids) for index, (boxes, ids) in frames.items()}
     return persons, bool(with_ids)
 
 
-Row = tuple[str, int, list[float], "int | None"]  # (where, for messages), frame index, box, track id
+Row = tuple[str, "int | str", list[float], "int | None"]  # where (for messages), frame index or file name, box, id
 
 
 def _json_rows(path: Path, text: str) -> list[Row]:
@@ -225,20 +229,28 @@ def _json_rows(path: Path, text: str) -> list[Row]:
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise EmoedgeError(f"boxes file {path}: expected an object with a 'frames' list")
     rows: list[Row] = []
-    seen: set[int] = set()
+    seen: set[int | str] = set()
     for i, entry in enumerate(data["frames"]):
         where = f"frames[{i}]"
         if not isinstance(entry, dict):
-            raise EmoedgeError(f"boxes file {path}: {where}: expected an object with 'index' and 'boxes'")
-        unknown = sorted(set(entry) - {"index", "boxes", "ids"})
+            raise EmoedgeError(f"boxes file {path}: {where}: expected an object with 'index' (or 'file') and 'boxes'")
+        unknown = sorted(set(entry) - {"index", "file", "boxes", "ids"})
         if unknown:
-            raise EmoedgeError(f"boxes file {path}: {where}: unknown field(s) {unknown}; expected index, boxes, ids")
-        for key in ("index", "boxes"):
-            if key not in entry:
-                raise EmoedgeError(f"boxes file {path}: {where}: missing field '{key}'")
-        index = _frame_index(path, f"{where}.index", entry["index"])
+            raise EmoedgeError(
+                f"boxes file {path}: {where}: unknown field(s) {unknown}; expected index (or file), boxes, ids"
+            )
+        if ("index" in entry) == ("file" in entry):
+            raise EmoedgeError(f"boxes file {path}: {where}: expected one of 'index' (frame) or 'file' (image name)")
+        if "boxes" not in entry:
+            raise EmoedgeError(f"boxes file {path}: {where}: missing field 'boxes'")
+        if "file" in entry:
+            index = _file_name(path, f"{where}.file", entry["file"])
+        else:
+            index = _frame_index(path, f"{where}.index", entry["index"])
         if index in seen:
-            raise EmoedgeError(f"boxes file {path}: {where}.index: frame {index} is listed twice")
+            raise EmoedgeError(f"boxes file {path}: {where}: frame {index!r} is listed twice")
+        if seen and isinstance(index, str) != isinstance(next(iter(seen)), str):
+            raise EmoedgeError(f"boxes file {path}: {where}: entries by frame index and by file name mixed; use one")
         seen.add(index)
         boxes, ids = entry["boxes"], entry.get("ids")
         if not isinstance(boxes, list):
@@ -254,10 +266,15 @@ def _json_rows(path: Path, text: str) -> list[Row]:
 def _csv_rows(path: Path, text: str) -> list[Row]:
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip() for c in reader.fieldnames or []]
-    if columns[: len(CSV_FIELDS)] != list(CSV_FIELDS) or columns[len(CSV_FIELDS) :] not in ([], ["id"]):
+    key = columns[0] if columns and columns[0] in ("frame", "file") else "frame"
+    if (
+        columns[1 : len(CSV_FIELDS)] != list(CSV_FIELDS[1:])
+        or columns[:1] != [key]
+        or columns[len(CSV_FIELDS) :] not in ([], ["id"])
+    ):
         raise EmoedgeError(
             f"boxes file {path}: header {','.join(columns) or '(empty)'}; "
-            "expected frame,x1,y1,x2,y2 or frame,x1,y1,x2,y2,id"
+            "expected frame,x1,y1,x2,y2 (or file,x1,y1,x2,y2 for an image folder), optionally ,id"
         )
     reader.fieldnames = columns
     rows: list[Row] = []
@@ -265,7 +282,12 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
         where = f"line {line}"
         if None in record or any(record.get(c) is None for c in columns):
             raise EmoedgeError(f"boxes file {path}: {where}: expected {len(columns)} columns ({','.join(columns)})")
-        index = _frame_index(path, f"{where} column 'frame'", _parse(path, f"{where} column 'frame'", record["frame"]))
+        if key == "file":
+            index: int | str = _file_name(path, f"{where} column 'file'", record["file"])
+        else:
+            index = _frame_index(
+                path, f"{where} column 'frame'", _parse(path, f"{where} column 'frame'", record["frame"])
+            )
         box = [_parse(path, f"{where} column '{c}'", record[c]) for c in CSV_FIELDS[1:]]
         ident = None
         if "id" in columns:
@@ -287,6 +309,13 @@ def _frame_index(path: Path, where: str, value: Any) -> int:
 
 def _track_id(path: Path, where: str, value: Any) -> int:
     return _whole(path, where, value, "a track id")
+
+
+def _file_name(path: Path, where: str, value: Any) -> str:
+    """An image's file name (its folder's name order gives the frames), not a path."""
+    if not isinstance(value, str) or not value.strip() or "/" in value or "\\" in value:
+        raise EmoedgeError(f"boxes file {path}: {where}: {value!r} is not an image file name (such as img_0001.jpg)")
+    return value.strip()
 
 
 def _whole(path: Path, where: str, value: Any, what: str) -> int:

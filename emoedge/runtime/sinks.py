@@ -24,7 +24,8 @@ DIGITS = 4  # decimals kept for scores and weights in the log: well below any th
 
 
 class VideoSink:
-    """An MP4 (mp4v) of fixed size and rate; frames of another size are resized to it."""
+    """An MP4 (mp4v) of fixed size and rate; a frame of another size (an image folder of mixed sizes) is scaled to
+    fit and padded with black (letterbox), never stretched."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
@@ -38,7 +39,7 @@ class VideoSink:
 
     def write(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+            image = letterbox(image, self.size)
         self._writer.write(image)
         self.frames += 1
 
@@ -50,6 +51,18 @@ class VideoSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`image` scaled to fit `size` (width, height) with its aspect ratio kept, centred on black."""
+    width, height = size
+    scale = min(width / image.shape[1], height / image.shape[0])
+    w, h = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+    resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, 3), np.uint8)
+    top, left = (height - h) // 2, (width - w) // 2
+    out[top : top + h, left : left + w] = resized
+    return out
 
 
 class EventLog:

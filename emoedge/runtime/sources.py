@@ -93,17 +93,23 @@ def _check_seconds(name: str, value: object) -> None:
 class Frame:
     """One delivered frame. `eq=False`: frames compare by identity, never element-wise on the image."""
 
-    index: int  # 0-based count of frames delivered by this source
+    index: int  # 0-based: the frame's place in a file or stream; an image's place in its folder's name order
     timestamp: float  # seconds: wall clock (time.time()) at decoding for live sources; otherwise the position
     # in the video, index / fps, or the plain index where there is no frame rate (image folders)
     image: np.ndarray  # H×W×3 uint8, BGR
+    name: str | None = None  # the image's file name, for image folders
+
+
+# What a producer hands over: the image, its wall-clock time (live sources), its index if not the next one, its name.
+Decoded = tuple[np.ndarray, "float | None", "int | None", "str | None"]
+Put = Callable[..., bool]  # put(image, wall, index=None, name=None) -> False once the consumer has stopped
 
 
 class _Mailbox:
     """Hands decoded images from the producer thread to the consumer: a bounded FIFO, or one overwritten slot."""
 
     def __init__(self, capacity: int, keep_latest: bool) -> None:
-        self._items: collections.deque[tuple[np.ndarray, float | None]] = collections.deque()
+        self._items: collections.deque[Decoded] = collections.deque()
         self._capacity = capacity
         self._keep_latest = keep_latest
         self._cond = threading.Condition()
@@ -116,7 +122,7 @@ class _Mailbox:
         with self._cond:
             return len(self._items)
 
-    def put(self, item: tuple[np.ndarray, float | None]) -> bool:
+    def put(self, item: Decoded) -> bool:
         """Queue an item (blocking while a FIFO is full); False once closed, telling the producer to stop."""
         with self._cond:
             while not self._keep_latest and len(self._items) >= self._capacity and not self._closed:
@@ -130,7 +136,7 @@ class _Mailbox:
             self._cond.notify_all()
             return True
 
-    def get(self) -> tuple[np.ndarray, float | None] | None:
+    def get(self) -> Decoded | None:
         """The next item; None once finished and drained; the producer's error, if it failed."""
         with self._cond:
             while not self._items and not self._closed:
@@ -194,8 +200,9 @@ class FrameSource(ABC):
         return self._mailbox.dropped
 
     @abstractmethod
-    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
-        """Decode frames and `put` each (image, wall-clock time or None) until the end or until `put` is False."""
+    def _produce(self, put: Put) -> None:
+        """Decode frames and `put` each (image, wall-clock time or None[, index, name]) until the end or until `put`
+        is False."""
 
     def _release(self) -> None:  # noqa: B027 - an optional hook: a folder source holds no decoder
         """Free the decoder; called on the producer thread when it stops."""
@@ -203,7 +210,7 @@ class FrameSource(ABC):
     def _run(self) -> None:
         error: BaseException | None = None
         try:
-            self._produce(lambda image, wall: self._mailbox.put((image, wall)))
+            self._produce(lambda image, wall, index=None, name=None: self._mailbox.put((image, wall, index, name)))
         except BaseException as exc:  # handed to the consumer, who raises it: nothing fails silently here
             error = exc
         finally:
@@ -217,14 +224,14 @@ class FrameSource(ABC):
     def __iter__(self) -> Iterator[Frame]:
         try:
             while (item := self._mailbox.get()) is not None:
-                image, wall = item
-                index = self._delivered
+                image, wall, given, name = item
+                index = self._delivered if given is None else given
                 self._delivered += 1
                 if wall is not None:
                     timestamp = wall
                 else:
                     timestamp = index / self.fps if self.fps else float(index)
-                yield Frame(index=index, timestamp=timestamp, image=image)
+                yield Frame(index=index, timestamp=timestamp, image=image, name=name)
             if self._delivered == 0 and not self.live and not self._stop.is_set():
                 raise EmoedgeError(f"{self.name}: no frame could be decoded")
         finally:
@@ -290,7 +297,7 @@ class _CaptureSource(FrameSource):
         self._opener = opener if settings.reconnect else None
         self._capture: cv2.VideoCapture | None = capture
 
-    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
+    def _produce(self, put: Put) -> None:
         if self._capture is None and not self._connect():
             return
         while not self._stop.is_set():
@@ -356,19 +363,20 @@ class _CaptureSource(FrameSource):
 
 
 class _FolderSource(FrameSource):
-    """Images of a folder in name order; an unreadable image is skipped with a warning, not fatal."""
+    """Images of a folder in name order, each frame indexed by its place in that order and named by its file, so
+    that boxes given by index or by file name stay on their image; an unreadable image is skipped with a warning."""
 
     def __init__(self, folder: Path, paths: list[Path], settings: SourceSettings) -> None:
         super().__init__(str(folder), live=False, fps=None, size=None, total=len(paths), settings=settings)
         self._paths = paths
 
-    def _produce(self, put: Callable[[np.ndarray, float | None], bool]) -> None:
-        for path in self._paths:
+    def _produce(self, put: Put) -> None:
+        for index, path in enumerate(self._paths):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                log.warning("%s: skipping unreadable image", path)
+                log.warning("%s: skipping unreadable image (frame %d: its boxes, if any, are not used)", path, index)
                 continue
-            if not put(image, None):
+            if not put(image, None, index, path.name):
                 return
 
 

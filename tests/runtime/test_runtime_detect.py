@@ -50,7 +50,7 @@ def test_boxes_file_formats_give_the_same_persons(tmp_path: Path, name: str, tex
     [
         ("b.json", "{not json", "not valid JSON"),
         ("b.json", '{"boxes": []}', "'frames' list"),
-        ("b.json", '{"frames": [{"boxes": []}]}', "frames[0]: missing field 'index'"),
+        ("b.json", '{"frames": [{"boxes": []}]}', "frames[0]: expected one of 'index' (frame) or 'file'"),
         ("b.json", '{"frames": [{"index": -1, "boxes": []}]}', "frames[0].index"),
         ("b.json", '{"frames": [{"index": 0, "boxes": [[5, 5, 2, 9]]}]}', "frames[0].boxes[0]"),
         ("b.json", '{"frames": [{"index": 0, "boxes": [[1, 1, 4, 4]], "ids": [1, 2]}]}', "frames[0].ids"),

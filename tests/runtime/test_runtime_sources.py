@@ -108,7 +108,10 @@ def test_folder_skips_a_corrupt_image_with_a_warning(folder: Path, caplog: pytes
         assert (source.live, source.fps, source.total) == (False, None, 5)
         frames = list(source)
     assert [round(float(f.image.mean())) for f in frames] == [40, 80, 120, 160]  # a, c, d, e: name order
-    assert [(f.index, f.timestamp) for f in frames] == [(i, float(i)) for i in range(4)]
+    # each frame keeps its place in the folder: boxes given by index stay on their image
+    assert [(f.index, f.timestamp, f.name) for f in frames] == [
+        (i, float(i), name) for i, name in [(0, "a.png"), (2, "c.jpg"), (3, "d.PNG"), (4, "e.bmp")]
+    ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "b.png" in warnings[0]
 
