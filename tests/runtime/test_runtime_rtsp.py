@@ -112,3 +112,33 @@ def test_a_camera_that_never_comes_up_is_one_line_after_the_connect_timeout() ->
     with pytest.raises(EmoedgeError, match=r"cannot open stream .*no answer within 1 s \(connect_timeout_s\)"):
         for _ in source:
             pass
+
+
+def test_a_silent_stream_is_lost_after_the_read_timeout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A server that keeps its connection but sends nothing (paused with SIGSTOP): the outage shows after about
+    `read_timeout_s`, not twice that (OpenCV's FFmpeg reader tries twice; emoedge gives it half each time)."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    import signal
+    import time
+
+    port, timeout = free_port(), 2.0
+    server = start_server(port, tmp_path / "server.log")
+    source = open_source(f"rtsp://127.0.0.1:{port}/test", settings=SourceSettings(read_timeout_s=timeout))
+    reader = _Reader(source)
+    try:
+        with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"):
+            reader.start()
+            wait_until(lambda: reader.count >= 10 or not reader.is_alive(), 30, "the first frames")
+            server.send_signal(signal.SIGSTOP)
+            paused = time.monotonic()
+            wait_until(lambda: "stream lost" in caplog.text, 30, "the outage")
+            seconds = time.monotonic() - paused
+    finally:
+        server.send_signal(signal.SIGCONT)
+        source.close()
+        reader.join(20)
+        stop_server(server)
+    print(f"silent stream declared lost {seconds:.2f} s after the pause (read_timeout_s {timeout:g})")
+    assert seconds < 1.75 * timeout  # twice the timeout before the fix
