@@ -35,13 +35,20 @@ from emoedge.runtime.redact import redact_url
 log = logging.getLogger(__name__)
 
 
+LOG_LEVEL_ERROR = 2  # OpenCV's cv::utils::logging::LOG_LEVEL_ERROR
+
+
 def _quiet_native_logs() -> None:
     """FFmpeg and OpenCV print a line or two of their own for every failed open: every reconnect attempt of an
     outage (hundreds per hour), and the URL in some. emoedge reports what matters once per outage. A user who sets
     OPENCV_FFMPEG_LOGLEVEL or OPENCV_LOG_LEVEL (to debug a camera) keeps their choice."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg is first used
     if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        api = getattr(cv2.utils, "logging", None)  # OpenCV 5; OpenCV 4.x (JetPack's 4.10) has cv2.setLogLevel
+        if api is not None:
+            api.setLogLevel(api.LOG_LEVEL_ERROR)
+        else:
+            cv2.setLogLevel(LOG_LEVEL_ERROR)
 
 
 _quiet_native_logs()
