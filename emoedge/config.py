@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,9 @@ from emoedge.categories import BRANCHES
 from emoedge.errors import EmoedgeError
 
 LOSS_MODES = ("count", "probability", "fixed")
+# Seeds are mixed with the epoch and rank into torch generator seeds, which must fit in 64 bits.
+MAX_SEED = 2**32 - 1
+DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 @dataclass
@@ -71,8 +75,8 @@ class DataConfig:
         for key in ("mean", "std"):
             if len(getattr(self, key)) != 3:
                 raise EmoedgeError(f"data.{key} {getattr(self, key)}: expected 3 values (RGB)")
-        for i, value in enumerate(self.std):
-            _positive(f"data.std[{i}]", value)
+        if min(self.std) <= 0:
+            raise EmoedgeError(f"data.std {self.std}: expected 3 finite numbers > 0")
         _at_least("data.workers", self.workers, 0)
 
 
@@ -91,14 +95,14 @@ class LossConfig:
     def __post_init__(self) -> None:
         if self.mode not in LOSS_MODES:
             raise EmoedgeError(f"loss.mode {self.mode!r}: expected one of {', '.join(LOSS_MODES)}")
-        if not (math.isfinite(self.c) and self.c > 0):
-            raise EmoedgeError(f"loss.c {self.c}: expected a positive number (paper: 1.2)")
+        _positive("loss.c", self.c)
         if self.mode != "count" and self.c < 1:
             raise EmoedgeError(f"loss.c {self.c}: mode {self.mode!r} needs c >= 1 so that ln(c + p) > 0")
-        for key in ("alpha", "beta", "gamma", "delta", "vad"):
-            value = getattr(self, key)
-            if not (math.isfinite(value) and value >= 0):
-                raise EmoedgeError(f"loss.{key} {value}: expected a finite number >= 0")
+        terms = ("alpha", "beta", "gamma", "delta", "vad")
+        for key in terms:
+            _non_negative(f"loss.{key}", getattr(self, key))
+        if not any(getattr(self, key) > 0 for key in terms):
+            raise EmoedgeError(f"loss.{', loss.'.join(terms)}: all 0, nothing would be trained; expected one > 0")
 
 
 @dataclass
@@ -138,7 +142,8 @@ class RunConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _at_least("run.seed", self.seed, 0)
+        _at_least("run.seed", self.seed, 0, MAX_SEED)
+        check_device("run.device", self.device)
 
 
 @dataclass
@@ -156,9 +161,10 @@ class Recipe:
 
 # Range checks where a value enters (a recipe file, a key=value override, a checkpoint's recipe): each names the
 # key, the value and what was expected, so `optim.lr=.nan` stops before any data loads, not after an epoch.
-def _at_least(key: str, value: int, low: int) -> None:
-    if value < low:
-        raise EmoedgeError(f"{key} {value}: expected an integer >= {low}")
+def _at_least(key: str, value: int, low: int, high: int | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        expected = f">= {low}" if high is None else f"from {low} to {high}"
+        raise EmoedgeError(f"{key} {value}: expected an integer {expected}")
 
 
 def _positive(key: str, value: float) -> None:
@@ -174,6 +180,12 @@ def _non_negative(key: str, value: float) -> None:
 def _in_unit(key: str, value: float) -> None:
     if not 0.0 <= value < 1.0:  # False for NaN too
         raise EmoedgeError(f"{key} {value}: expected a number in [0, 1)")
+
+
+def check_device(key: str, value: str) -> None:
+    """The spelling of a training device (whether this machine has it is known only when training starts)."""
+    if not DEVICE.fullmatch(value):
+        raise EmoedgeError(f"{key} {value!r}: expected auto, cpu, cuda or cuda:K")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

@@ -63,3 +63,63 @@ def test_bad_recipes_name_the_key(tmp_path, text, needle):
     path.write_text(text)
     with pytest.raises(EmoedgeError, match=needle.replace("[", r"\[")):
         load_recipe(path)
+
+
+SAMPLE = RECIPES[0].parent / "sample.yaml"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=-0.1", "optim.lr -0.1: expected a finite number > 0"),
+        ("optim.lr=0", "optim.lr 0.0: expected a finite number > 0"),
+        ("optim.weight_decay=-0.0001", "optim.weight_decay -0.0001: expected a finite number >= 0"),
+        ("optim.momentum=1", "optim.momentum 1.0: expected a number in [0, 1)"),
+        ("optim.gamma=0", "optim.gamma 0.0: expected a finite number > 0"),
+        ("optim.epochs=0", "optim.epochs 0: expected an integer >= 1"),
+        ("optim.epochs=-5", "optim.epochs -5: expected an integer >= 1"),
+        ("optim.batch_size=0", "optim.batch_size 0: expected an integer >= 1"),
+        ("optim.accumulate=0", "optim.accumulate 0: expected an integer >= 1"),
+        ("optim.milestones=[0]", "optim.milestones [0]: expected increasing epochs >= 1"),
+        ("optim.milestones=[8, 4]", "optim.milestones [8, 4]: expected increasing epochs >= 1"),
+        ("data.workers=-1", "data.workers -1: expected an integer >= 0"),
+        ("data.std=[0.2, 0, 0.2]", "data.std [0.2, 0.0, 0.2]: expected 3 finite numbers > 0"),
+        ("data.image_size=[8, 8]", "data.image_size [8, 8]: expected [height, width], each >= 16"),
+        ("model.dropout=-0.1", "model.dropout -0.1: expected a number in [0, 1)"),
+        ("model.attention_hidden=0", "model.attention_hidden 0: expected an integer >= 1"),
+        ("model.fusion_dim=0", "model.fusion_dim 0: expected an integer >= 1"),
+        ("loss.c=-1", "loss.c -1.0: expected a finite number > 0"),
+        ("loss.alpha=-1", "loss.alpha -1.0: expected a finite number >= 0"),
+        ("run.seed=-1", "run.seed -1: expected an integer from 0 to 4294967295"),
+        ("run.seed=4294967296", "run.seed 4294967296: expected an integer from 0 to 4294967295"),
+        ("run.device=gpu7", "run.device 'gpu7': expected auto, cpu, cuda or cuda:K"),
+    ],
+)
+def test_numbers_out_of_range_name_the_override_key_and_value(override, message):
+    with pytest.raises(EmoedgeError) as exc:
+        load_recipe(SAMPLE, [override])
+    assert str(exc.value) == f"recipe {SAMPLE}, override {override}: {message}"
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("key", ["optim.lr", "optim.weight_decay", "optim.momentum", "loss.c", "data.mean"])
+def test_non_finite_numbers_stop_before_any_training(key, value):
+    override = f"{key}=[{value}, 0.5, 0.5]" if key == "data.mean" else f"{key}={value}"
+    with pytest.raises(
+        EmoedgeError, match=f"{key}.*expected a finite number, got {value.lstrip('.').replace('-.', '-')}"
+    ):
+        load_recipe(SAMPLE, [override])
+
+
+def test_a_recipe_file_value_out_of_range_names_the_file_key_and_value(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(f"base: {SAMPLE}\noptim:\n  epochs: 0\n")
+    with pytest.raises(EmoedgeError, match=rf"^recipe {path}: optim.epochs 0: expected an integer >= 1$"):
+        load_recipe(path)
+
+
+def test_a_loss_with_every_term_off_is_refused():
+    terms = ["loss.alpha=0", "loss.beta=0", "loss.gamma=0", "loss.delta=0", "loss.vad=0"]
+    with pytest.raises(EmoedgeError, match="all 0, nothing would be trained"):
+        load_recipe(SAMPLE, terms)
+    assert load_recipe(SAMPLE, terms[:-1]).loss.vad > 0  # the VAD term alone still trains

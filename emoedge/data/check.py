@@ -1,7 +1,9 @@
 """`emoedge data check DIR`: what a dataset holds per split and category, and what is wrong with it.
 
-Fatal problems (a split that cannot be read, image files that are missing) make training impossible; the
-others (a category without positives in a split, so its AP is undefined) are reported and tolerated.
+Fatal problems (a split that cannot be read, image files that are missing or are not images, persons whose box is
+unusable) make training impossible or silently lose persons; the others (a category without positives in a split,
+so its AP is undefined) are reported and tolerated. Every bad box and bad image file is listed once, with where it
+is annotated, so that the annotations can be fixed.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from emoedge.categories import CATEGORIES
-from emoedge.data.dataset import validate_images
-from emoedge.data.emotic import SPLITS, EmoticWarning, image_path, load_split, resolve_source
+from emoedge.data.dataset import missing_images, undecodable_images
+from emoedge.data.emotic import SPLITS, EmoticWarning, load_split, resolve_source
 from emoedge.errors import EmoedgeError
 
 
@@ -28,9 +29,11 @@ class SplitReport:
     images: int
     persons: int
     positives: tuple[int, ...]
-    skipped: int
+    skipped: int  # without category or with a non-finite VAD
     clipped: int
     missing_images: tuple[str, ...]
+    bad_boxes: tuple[str, ...] = ()  # persons skipped for an unusable box: "where: box [...] what is wrong"
+    undecodable_images: tuple[str, ...] = ()  # files that exist but are not images
 
 
 @dataclass
@@ -50,7 +53,7 @@ class DatasetReport:
 
 
 def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
-    """Read every split of the dataset at `root` and check its image files exist."""
+    """Read every split of the dataset at `root`, count it, and check its boxes and image files."""
     root = Path(root)
     if not root.is_dir():
         raise EmoedgeError(f"dataset {root}: no such directory")
@@ -68,8 +71,7 @@ def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
             positives = np.stack([r.multi_hot() for r in data.records]).sum(axis=0).astype(int)
         else:
             positives = np.zeros(len(CATEGORIES), dtype=int)
-        missing = tuple(validate_images(data.records, root))
-        report.splits[split] = SplitReport(
+        entry = SplitReport(
             split=split,
             source=str(source),
             images=len({(r.folder, r.filename) for r in data.records}),
@@ -77,23 +79,16 @@ def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
             positives=tuple(int(v) for v in positives),
             skipped=data.skipped,
             clipped=data.clipped,
-            missing_images=missing,
+            missing_images=tuple(missing_images(data.records, root)),
+            bad_boxes=data.bad_boxes,
+            undecodable_images=tuple(undecodable_images(data.records, root)),
         )
+        report.splits[split] = entry
         if not data.records:
             report._problem(f"{split}: no usable person", fatal=True)
-        if missing:
-            report._problem(f"{split}: {len(missing)} image file(s) missing, e.g. {missing[0]}", fatal=True)
-        unreadable = undecodable_images(data.records, root, set(missing))
-        if unreadable:
-            report._problem(
-                f"{split}: {len(unreadable)} image file(s) not decodable images, e.g. {unreadable[0]}", fatal=True
-            )
-        if data.bad_boxes:
-            report._problem(
-                f"{split}: {len(data.bad_boxes)} person(s) with an unusable box (skipped in training), e.g. "
-                f"{data.bad_boxes[0]}",
-                fatal=True,
-            )
+        for summary, _, found in _listed(entry):
+            if found:
+                report._problem(f"{split}: {len(found)} {summary}, e.g. {found[0]}", fatal=True)
         absent = [c for c, n in zip(CATEGORIES, positives) if n == 0]
         if data.records and absent:
             report._problem(
@@ -104,15 +99,18 @@ def check_dataset(root: Path, fmt: str = "auto") -> DatasetReport:
     return report
 
 
-def undecodable_images(records: list, root: Path, skip: set[str]) -> list[str]:
-    """Image files (each once, sorted) whose header no OpenCV decoder recognises: a text file named .jpg, a
-    truncated download. Headers only, so a whole release is checked in seconds, not decoded."""
-    paths = sorted({str(image_path(root, r)) for r in records} - skip)
-    return [p for p in paths if not cv2.haveImageReader(p)]
+def _listed(split: SplitReport) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """The fatal findings of a split that name one file or person each: (summary, label of one, the entries)."""
+    return (
+        ("image file(s) missing", "missing", split.missing_images),
+        ("image file(s) not decodable images", "not an image", split.undecodable_images),
+        ("person(s) with an unusable box (skipped in training)", "unusable box", split.bad_boxes),
+    )
 
 
 def format_report(report: DatasetReport) -> str:
-    """A readable text: a table of splits × counts, a table of categories × splits, then the problems."""
+    """A readable text: a table of splits × counts, a table of categories × splits, the problems, then every bad
+    box and image file to fix."""
     lines = [f"dataset {report.root} (format: {report.format})"]
     splits = list(report.splits.values())
     sources = {s.source for s in splits}
@@ -122,9 +120,13 @@ def format_report(report: DatasetReport) -> str:
         lines += [f"  {s.split}: {s.source}" for s in splits]
     if splits:
         lines.append("")
-        # images: those with at least one usable person
-        header = ("split", "images", "persons", "skipped", "clipped", "missing images")
-        rows = [(s.split, s.images, s.persons, s.skipped, s.clipped, len(s.missing_images)) for s in splits]
+        # images: those with at least one usable person; skipped: without category or with a non-finite VAD
+        header = ("split", "images", "persons", "skipped", "bad boxes", "clipped", "missing images", "undecodable")
+        rows = [
+            (s.split, s.images, s.persons, s.skipped, len(s.bad_boxes), s.clipped, len(s.missing_images),
+             len(s.undecodable_images))
+            for s in splits
+        ]  # fmt: skip
         lines += _table(header, rows)
         lines.append("")
         header = ("category", *(s.split for s in splits))
@@ -135,6 +137,9 @@ def format_report(report: DatasetReport) -> str:
         lines.append(f"problems ({len(report.fatal)} fatal):")
         fatal = set(report.fatal)
         lines += [f"  {'FATAL ' if p in fatal else ''}{p}" for p in report.problems]
+        details = [f"  {s.split}: {label}: {item}" for s in splits for _, label, found in _listed(s) for item in found]
+        if details:
+            lines += ["", "to fix (every one):", *details]
     else:
         lines.append("no problems found")
     return "\n".join(lines)

@@ -9,6 +9,8 @@ copies made when they start, so call it before iterating and do not use `persist
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -29,11 +31,19 @@ PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a process gets when its pare
 
 def die_with_parent(_worker_id: int = 0) -> None:
     """A loader worker's `worker_init_fn`: the worker gets SIGKILL the moment the process that started it dies
-    (Linux `PR_SET_PDEATHSIG`), so a trainer killed with -9 leaves no worker behind; torch's own watchdog would
-    notice only seconds later. Elsewhere a no-op."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    (Linux `PR_SET_PDEATHSIG`), so a trainer killed with -9 leaves no worker behind. torch offers nothing alike: its
+    workers poll `os.getppid()` only when their index queue has been idle for 5 s. Elsewhere a no-op.
+
+    The kernel sends the signal when the *thread* that forked the worker ends; loaders are iterated on the main
+    thread here. A parent that died before the `prctl` call is caught by comparing the parent's pid afterwards.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # orphaned already: the signal will never come
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -83,18 +93,25 @@ class EmoticDataset(Dataset):
         }
 
 
-def validate_images(records: Sequence[PersonRecord], root: Path) -> list[str]:
+def missing_images(records: Sequence[PersonRecord], root: Path) -> list[str]:
     """Paths (as strings, sorted, each once) of the records' image files that do not exist."""
     paths = {image_path(root, rec) for rec in records}
     return sorted(str(p) for p in paths if not p.is_file())
 
 
+def undecodable_images(records: Sequence[PersonRecord], root: Path) -> list[str]:
+    """Paths (sorted, each once) of the records' existing image files whose header no OpenCV decoder recognises: a
+    text file named .jpg, an empty or HTML download. Headers only, so a whole release is checked in seconds."""
+    paths = {image_path(root, rec) for rec in records}
+    return sorted(str(p) for p in paths if p.is_file() and not cv2.haveImageReader(str(p)))
+
+
 def checked_records(root: Path, split: str, fmt: str = "auto") -> list[PersonRecord]:
-    """The persons of a split, after checking every image file exists (one clear error before any work starts)."""
+    """The persons of a split, after checking every image file exists and is an image: one clear error before any
+    work starts, never a loader worker failing in the middle of an epoch."""
     records = load_split(root, split, fmt).records
-    missing = validate_images(records, root)
-    if missing:
-        raise EmoedgeError(
-            f"{len(missing)} image file(s) of the {split} split missing under {root}; first: {missing[0]}"
-        )
+    for problem, find in (("missing", missing_images), ("not decodable images", undecodable_images)):
+        bad = find(records, root)
+        if bad:
+            raise EmoedgeError(f"{len(bad)} image file(s) of the {split} split {problem} under {root}; first: {bad[0]}")
     return records

@@ -1,8 +1,10 @@
 """Readers for EMOTIC annotations: the official `Annotations.mat` and the preprocessed CSVs.
 
 Both return `SplitData` whose records compare equal for the same person, with the release's known defects
-handled the same way: boxes outside the image are clipped (counted), persons with no category or a NaN
-valence/arousal/dominance are skipped (counted), and one `EmoticWarning` line reports the counts.
+handled the same way: boxes partly outside the image are clipped (counted); persons with no category or a NaN (or
+infinite) valence/arousal/dominance, and persons whose box is unusable (not finite, x2 <= x1 or y2 <= y1, wholly outside the
+image: never swapped or shrunk to a made-up pixel) are skipped (counted, the boxes listed for `data check`); one
+`EmoticWarning` line reports the counts.
 Every problem a user can fix raises `EmoedgeError` with one line naming the file.
 """
 
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from emoedge.categories import VAD_NAMES
-from emoedge.data.records import PersonRecord, SplitData, box_problem, canonical_categories, clip_box
+from emoedge.data.records import PersonRecord, SplitData, box_problem, canonical_categories, clip_box, vad_usable
 from emoedge.errors import EmoedgeError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -124,7 +126,7 @@ def read_mat(mat_path: Path, split: str) -> SplitData:
             folder = _text(_get(image, "folder"))
             filename = _text(_get(image, "filename"))
             size = _get(image, "image_size")
-            width, height = int(_number(_get(size, "n_col"))), int(_number(_get(size, "n_row")))
+            image_size = (_number(_get(size, "n_col")), _number(_get(size, "n_row")))
         except (AttributeError, TypeError, ValueError) as exc:
             raise EmoedgeError(f"{where}: malformed image entry ({_first_line(exc)})") from None
         persons = _items(_get(image, "person", default=None))
@@ -142,7 +144,7 @@ def read_mat(mat_path: Path, split: str) -> SplitData:
                 f"{where}.person[{j}] ({filename})",
                 folder,
                 filename,
-                (width, height),
+                image_size,
                 box,
                 categories,
                 vad,
@@ -253,13 +255,13 @@ def read_csv(csv_path: Path, split: str) -> SplitData:
                 )
             reader.fieldnames = header
             for row in reader:
-                where = f"{csv_path} line {reader.line_num}"
-                width, height = _int_pair(_numbers(row, "Image Size", 2, where), where)
+                filename = (row["Filename"] or "").strip()
+                where = f"{csv_path} line {reader.line_num} ({filename})"
                 builder.add(
                     where,
                     (row["Folder"] or "").strip(),
-                    (row["Filename"] or "").strip(),
-                    (width, height),
+                    filename,
+                    tuple(_numbers(row, "Image Size", 2, where)),
                     tuple(_numbers(row, "BBox", 4, where)),
                     _category_list(row, where),
                     tuple(_numbers(row, "Continuous_Labels", 3, where)),
@@ -289,12 +291,6 @@ def _numbers(row: dict[str, str], column: str, count: int, where: str) -> list[f
     if len(numbers) != count:
         raise EmoedgeError(f"{where}: column {column!r}: expected {count} numbers, got {text[:60]!r}")
     return numbers
-
-
-def _int_pair(values: list[float], where: str) -> tuple[int, int]:
-    if any(math.isnan(v) or v <= 0 for v in values):
-        raise EmoedgeError(f"{where}: column 'Image Size': expected [width, height] > 0, got {values}")
-    return int(values[0]), int(values[1])
 
 
 def _category_list(row: dict[str, str], where: str) -> list[str]:
@@ -337,38 +333,40 @@ class _SplitBuilder:
         where: str,
         folder: str,
         filename: str,
-        image_size: tuple[int, int],
+        image_size: tuple[float, ...],
         box: tuple[float, ...],
         categories: Iterable[str],
         vad: tuple[float, ...],
         gender: str,
         age: str,
     ) -> None:
+        """One person: a malformed entry is an error; an unlabelled one or one with an unusable box is counted."""
         if not filename:
             raise EmoedgeError(f"{where}: empty file name")
         self.note_image(folder, filename)
         if len(box) != 4:
             raise EmoedgeError(f"{where}: body_bbox {list(box)}: expected 4 numbers [x1, y1, x2, y2]")
-        if min(image_size) <= 0:
-            raise EmoedgeError(f"{where}: image size {image_size}: expected (width, height) > 0")
+        if len(image_size) != 2 or not all(math.isfinite(v) and v >= 1 for v in image_size):
+            raise EmoedgeError(f"{where}: image size {list(image_size)}: expected [width, height], each >= 1")
+        width, height = int(image_size[0]), int(image_size[1])
         try:
             names = canonical_categories(categories)
         except ValueError as exc:
             raise EmoedgeError(f"{where}: {exc}") from None
-        if not names or len(vad) != 3 or any(math.isnan(v) for v in vad):
+        if not names or not vad_usable(vad):
             self.skipped += 1
             return
-        problem = box_problem(box, *image_size)  # type: ignore[arg-type]
+        problem = box_problem(box, width, height)
         if problem is not None:
             self.bad_boxes.append(f"{where}: box {[round(v, 1) for v in box]} {problem}")
             return
-        clipped_box, changed = clip_box(box, *image_size)  # type: ignore[arg-type]
+        clipped_box, changed = clip_box(box, width, height)  # type: ignore[arg-type]
         self.clipped += int(changed)
         self.records.append(
             PersonRecord(
                 folder=folder,
                 filename=filename,
-                image_size=(int(image_size[0]), int(image_size[1])),
+                image_size=(width, height),
                 bbox=clipped_box,
                 categories=names,
                 vad=(float(vad[0]), float(vad[1]), float(vad[2])),
@@ -383,8 +381,8 @@ class _SplitBuilder:
         if self.skipped or self.clipped or self.bad_boxes:
             bad = f", {len(self.bad_boxes)} with an unusable box (first: {self.bad_boxes[0]})" if self.bad_boxes else ""
             warnings.warn(
-                f"{self.source} [{self.split}]: skipped {self.skipped} person(s) without category or with NaN VAD"
-                f"{bad}, clipped {self.clipped} box(es) to the image; {len(self.records)} persons kept, "
+                f"{self.source} [{self.split}]: skipped {self.skipped} person(s) without category or with a "
+                f"non-finite VAD{bad}, clipped {self.clipped} box(es) to the image; {len(self.records)} persons kept, "
                 f"{unlabelled} image(s) without a labelled person",
                 EmoticWarning,
                 stacklevel=3,

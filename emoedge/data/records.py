@@ -50,16 +50,25 @@ def box_problem(box: tuple[float, ...], width: int, height: int) -> str | None:
     x1, y1, x2, y2 = box
     if not all(math.isfinite(v) for v in box):
         return "is not finite"
-    if x2 <= x1 or y2 <= y1:
-        return "has x2 <= x1 or y2 <= y1 (expected x1, y1, x2, y2 with x2 > x1, y2 > y1)"
+    for low, high, axis in ((x1, x2, "x"), (y1, y2, "y")):
+        if high <= low:
+            return f"has {axis}2 <= {axis}1 (expected [x1, y1, x2, y2] with x2 > x1 and y2 > y1)"
     if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
         return f"lies outside the {width}x{height} image"
     return None
 
 
+def vad_usable(vad: tuple[float, ...]) -> bool:
+    """Three finite numbers: a NaN (or an infinity) would turn the VAD loss and its metrics into NaN."""
+    return len(vad) == 3 and all(math.isfinite(v) for v in vad)
+
+
 @dataclass(frozen=True)
 class PersonRecord:
-    """One labelled person; `bbox` is already clipped to the image and `categories` are canonical."""
+    """One labelled person; `bbox` is clipped to the image and usable, `categories` canonical, `vad` finite.
+
+    The checks make the invariant structural: no reader can hand the training loader a box `box_problem` rejects.
+    """
 
     folder: str  # e.g. "mscoco/images", relative to <root>/emotic
     filename: str
@@ -75,10 +84,13 @@ class PersonRecord:
             raise ValueError(f"{self.filename}: image_size {self.image_size}: expected (width, height) > 0")
         if len(self.bbox) != 4:
             raise ValueError(f"{self.filename}: bbox {self.bbox}: expected 4 values")
+        problem = box_problem(self.bbox, *self.image_size)
+        if problem is not None:
+            raise ValueError(f"{self.filename}: bbox {self.bbox} {problem}")
         if not self.categories or canonical_categories(self.categories) != tuple(self.categories):
             raise ValueError(f"{self.filename}: categories {self.categories}: expected a non-empty canonical tuple")
-        if len(self.vad) != 3 or any(math.isnan(v) for v in self.vad):
-            raise ValueError(f"{self.filename}: vad {self.vad}: expected 3 numbers")
+        if not vad_usable(self.vad):
+            raise ValueError(f"{self.filename}: vad {self.vad}: expected 3 finite numbers")
 
     def multi_hot(self) -> np.ndarray:
         """Float32 vector of length 26 with ones at this person's categories."""
@@ -93,6 +105,6 @@ class SplitData:
 
     split: str
     records: list[PersonRecord] = field(default_factory=list)
-    skipped: int = 0  # persons without category or with NaN VAD
+    skipped: int = 0  # persons without category or with a NaN/infinite VAD
     clipped: int = 0  # boxes that had to be clipped to the image
     bad_boxes: tuple[str, ...] = ()  # persons skipped for an unusable box: "where: box [...] what is wrong"

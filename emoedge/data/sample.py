@@ -34,6 +34,7 @@ import numpy as np
 from emoedge.categories import CATEGORIES
 from emoedge.data.emotic import CSV_COLUMNS, SPLITS
 from emoedge.data.records import clip_box
+from emoedge.errors import EmoedgeError
 from emoedge.fileio import output_folder
 
 
@@ -119,11 +120,13 @@ def write_sample(
     """
     out_dir = Path(out_dir)
     if len(images) != 3 or min(images) < 8:
-        raise ValueError(f"images {images}: expected 3 counts (train, val, test), each >= 8")
+        raise EmoedgeError(f"images {images}: expected 3 counts (train, val, test), each >= 8")
     width, height = int(image_size[0]), int(image_size[1])
     if width < 64 or height < 48:
-        raise ValueError(f"image_size {image_size}: expected (width, height) of at least (64, 48)")
-    output_folder(out_dir, "sample folder")
+        raise EmoedgeError(f"image_size {image_size}: expected (width, height) of at least (64, 48)")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise EmoedgeError(f"seed {seed!r}: expected an integer >= 0")
+    output_folder(out_dir, "sample folder")  # one line before any file is written, not a traceback halfway
     for folder in FOLDERS:
         (out_dir / "emotic" / folder).mkdir(parents=True, exist_ok=True)
     (out_dir / "Annotations").mkdir(parents=True, exist_ok=True)

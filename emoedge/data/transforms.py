@@ -27,7 +27,9 @@ def crop_box(bbox: Sequence[float], width: int, height: int) -> tuple[int, int, 
     """Integer pixel box `x1, y1, x2, y2` (x2/y2 exclusive) covering `bbox`, inside the image, >= 1 px wide/high.
 
     Coordinates are continuous (pixel i spans [i, i+1)), so the box is floored/ceiled outward; a box of
-    zero area, or one lying outside the image, becomes the nearest 1-pixel crop.
+    zero area, or one lying outside the image, becomes the nearest 1-pixel crop. That fallback only keeps a
+    detector's degenerate box from failing a frame: annotated boxes are checked where they are read
+    (`records.box_problem`), so no training record reaches it.
     """
     x1, y1, x2, y2 = (float(v) for v in bbox)
     x1, x2 = min(x1, x2), max(x1, x2)

@@ -17,14 +17,20 @@ from tqdm import tqdm
 from emoedge.config import Recipe
 from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
+from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import Predictions
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present; anything else is passed to torch."""
+def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
+    """A device spelled as `config.check_device` allows: 'auto' picks CUDA when present; a CUDA device this machine
+    lacks is one line naming `key`, not torch's driver traceback when the first tensor moves."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device.type == "cuda" and (device.index or 0) >= found:
+        raise EmoedgeError(f"{key} {name!r}: this machine has {found} CUDA device(s); expected auto, cpu or cuda:K")
+    return device
 
 
 def eval_loader(recipe: Recipe, root: Path, split: str, *, batch_size: int, workers: int) -> DataLoader:

@@ -24,6 +24,7 @@ from emoedge.data.dataset import die_with_parent
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_torch_save, output_file
 from emoedge.model.backbones import create_classifier
+from emoedge.training.evaluate import resolve_device
 from emoedge.training.settings import PretrainSettings
 
 FORMAT = "emoedge-backbone"
@@ -55,7 +56,7 @@ def pretrain_backbone(data_dir: Path, out: Path, settings: PretrainSettings = Pr
     classes = list(folder.classes)
     train_idx, val_idx = _split(len(folder), s.val_fraction, s.seed)
     torch.manual_seed(s.seed)
-    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if s.device == "auto" else s.device)
+    dev = resolve_device(s.device)
     train_tf, val_tf = _transforms(s.image_size)
 
     def loader(indices: list[int], transform: Callable, train: bool) -> DataLoader:

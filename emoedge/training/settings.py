@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from emoedge.config import MAX_SEED, check_device
 from emoedge.errors import EmoedgeError
 
 Branch = Literal["place", "scene"]
@@ -37,6 +38,7 @@ class PretrainSettings:
         from emoedge.model.backbones import get_variant  # here: the registry imports torch
 
         get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
+        check_device("device", self.device)
         checks = (
             ("branch", self.branch in BRANCHES, f"one of {', '.join(BRANCHES)}"),
             ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
@@ -44,7 +46,7 @@ class PretrainSettings:
             ("lr", _is_number(self.lr) and self.lr > 0, "a finite number > 0"),
             ("image_size", _is_int(self.image_size) and self.image_size >= 16, "an integer >= 16"),
             ("workers", _is_int(self.workers) and self.workers >= 0, "an integer >= 0"),
-            ("seed", _is_int(self.seed), "an integer"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
             ("val_fraction", _is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "a number in [0, 1)"),
         )
         for name, ok, expected in checks:

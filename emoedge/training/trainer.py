@@ -72,7 +72,7 @@ def _init_distributed(device_name: str) -> _Dist:
 
 
 def _device(name: str, ctx: _Dist) -> torch.device:
-    device = resolve_device(name)
+    device = resolve_device(name, "run.device")
     if device.type == "cuda" and ctx.world > 1:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
@@ -99,6 +99,12 @@ def _check_resumable(saved: dict, recipe: Recipe, path: Path) -> None:
     for section in ("model", "data", "loss", "run"):
         if before[section] != now[section]:
             raise EmoedgeError(f"--resume {path}: the recipe's '{section}' section differs from the checkpoint's")
+    done = saved["epoch"] + 1
+    if recipe.optim.epochs < done:
+        raise EmoedgeError(
+            f"--resume {path}: optim.epochs {recipe.optim.epochs} is below the {done} epochs already trained; "
+            f"expected optim.epochs >= {done}"
+        )
 
 
 def train(
@@ -118,13 +124,12 @@ def train(
     root = Path(data_root or recipe.data.root or "")
     if not str(root):
         raise EmoedgeError("no dataset: give --data DIR or set data.root in the recipe")
-    out_dir = Path(out_dir)
+    out_dir = output_folder(out_dir, "run folder")  # before the data loads and the model builds, not after an epoch
     last_path, best_path = out_dir / LAST, out_dir / BEST
     if last_path.exists() and not resume:
         raise EmoedgeError(
             f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out"
         )
-    output_folder(out_dir, "run folder")  # before the data loads and the model builds, not after an epoch
 
     ctx = _init_distributed(recipe.run.device)
     device = _device(recipe.run.device, ctx)
@@ -275,7 +280,11 @@ def _validate_and_save(
     out_dir: Path,
     writer,
 ) -> float:
-    """Score the epoch on the validation split, log it, write last.pt (and best.pt when mAP improved)."""
+    """Score the epoch on the validation split, log it, write best.pt (when mAP improved) and then last.pt.
+
+    last.pt is written last: it is what a resumed run starts from, so a run killed before it redoes this epoch and
+    rewrites everything before it identically, and best.pt never lags behind the `best_map` that last.pt records.
+    """
     pred = predict(model, val_loader, device)
     aps = metrics.average_precisions(pred.scores, pred.labels)
     row["val_map"] = metrics.mean_ap(aps)
@@ -292,7 +301,6 @@ def _validate_and_save(
         "best_map": best_map,
         "history": history,
     }
-    save_checkpoint(out_dir / LAST, {**state, **optim_state})
     if improved:
         save_checkpoint(out_dir / BEST, state)
     atomic_write_text(out_dir / "metrics.csv", _history_csv(history))
@@ -300,6 +308,7 @@ def _validate_and_save(
         if key != "epoch":
             writer.add_scalar(key, value, epoch + 1)
     writer.flush()
+    save_checkpoint(out_dir / LAST, {**state, **optim_state})
     tqdm.write(
         f"epoch {epoch + 1}/{recipe.optim.epochs}  loss {row.get('train_total', float('nan')):.4f}  "
         f"val mAP {100 * row['val_map']:.2f}{'  (best)' if improved else ''}  {row['images_per_s']:.0f} img/s"

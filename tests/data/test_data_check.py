@@ -36,12 +36,14 @@ def test_counts_on_the_sample(sample_root: Path) -> None:
         assert (s.images, s.persons) == (images, persons)
         assert s.positives == tuple(positives)
         assert (s.skipped, s.clipped, s.missing_images) == (SAMPLE_SKIPPED[s.split], 1, ())
+        assert s.bad_boxes == s.undecodable_images == ()
         assert s.source.endswith("Annotations.mat")
     assert report.splits["train"].images == 95  # 96 images, one of them without a labelled person
     text = format_report(report)
     assert "no problems found" in text
     train = report.splits["train"]
-    assert any(line.split() == ["train", "95", str(train.persons), "3", "1", "0"] for line in text.splitlines())
+    row = ["train", "95", str(train.persons), "3", "0", "1", "0", "0"]  # skipped, bad boxes, clipped, missing, ...
+    assert row in [line.split() for line in text.splitlines()]
     assert any(line.startswith("Doubt/Confusion ") for line in text.splitlines())
 
 

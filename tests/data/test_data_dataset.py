@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from emoedge.data.dataset import EmoticDataset, item_seed, read_image, validate_images
+from emoedge.data.dataset import EmoticDataset, item_seed, missing_images, read_image
 from emoedge.data.emotic import EmoticWarning, image_path, load_split
 from emoedge.data.records import PersonRecord
 from emoedge.data.transforms import build_transform
@@ -76,7 +76,7 @@ def test_missing_image_names_the_file(data_sample_copy: Path) -> None:
     with pytest.raises(EmoedgeError) as exc:
         _dataset(data_sample_copy, records, train=False)[0]
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
-    assert validate_images(records, data_sample_copy) == [str(path)]
+    assert missing_images(records, data_sample_copy) == [str(path)]
 
 
 def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
@@ -103,5 +103,5 @@ def test_images_are_decoded_as_rgb(tmp_path: Path) -> None:
     assert read_image(path)[0, 0].tolist() == [255, 0, 0]
 
 
-def test_validate_images_finds_nothing_missing_on_the_sample(sample_root: Path) -> None:
-    assert validate_images(_records(sample_root, "test"), sample_root) == []
+def test_missing_images_finds_nothing_missing_on_the_sample(sample_root: Path) -> None:
+    assert missing_images(_records(sample_root, "test"), sample_root) == []

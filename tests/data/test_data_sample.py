@@ -21,6 +21,7 @@ from emoedge.data.sample import (
     write_sample,
 )
 from emoedge.data.transforms import crop_box
+from emoedge.errors import EmoedgeError
 
 SPLITS = ("train", "val", "test")
 
@@ -138,3 +139,20 @@ def test_labels_are_learnable_from_body_and_scene_pixels_and_need_both(sample_ro
     assert body_only[~is_scene].mean() > 0.9  # the figure tells its own categories...
     assert body_only[is_scene].mean() < 0.4  # ...but not the scene's: no background leaks into the crop
     assert fused[is_scene].mean() > 0.85
+
+
+@pytest.mark.parametrize(
+    ("where", "options", "needle"),
+    [
+        ("blocker/sample", {}, "blocker is a file, not a folder"),
+        ("ok", {"seed": -1}, "seed -1: expected an integer >= 0"),
+        ("ok", {"images": (96, 4, 48)}, "each >= 8"),
+        ("ok", {"image_size": (32, 24)}, "at least (64, 48)"),
+    ],
+)
+def test_bad_arguments_are_one_line_before_any_file_is_written(tmp_path: Path, where, options, needle) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(EmoedgeError) as exc:
+        write_sample(tmp_path / where, **options)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+    assert not (tmp_path / "ok").exists()

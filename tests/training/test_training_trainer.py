@@ -14,8 +14,10 @@ from cli_helpers import REPO, run_cli  # type: ignore[import-not-found]
 
 from emoedge.config import load_recipe
 from emoedge.data.emotic import load_split
+from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
 from emoedge.formats.checkpoint import read_checkpoint
+from emoedge.training.evaluate import resolve_device
 from emoedge.training.trainer import train
 
 SAMPLE = REPO / "train" / "sample.yaml"
@@ -133,3 +135,26 @@ def test_two_process_torchrun_gloo_trains_and_writes_one_checkpoint(sample_root,
     assert sorted(p.name for p in out.glob("*.pt")) == ["best.pt", "last.pt"]
     saved = read_checkpoint(out / "last.pt")
     assert saved["epoch"] == 0 and len(saved["history"]) == 1
+
+
+def test_an_unwritable_run_folder_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    recipe = load_recipe(SAMPLE)
+    with pytest.raises(EmoedgeError, match=r"run folder .*blocker/run: cannot write there \(.*blocker is a file"):
+        train(recipe, tmp_path / "blocker" / "run", data_root=tmp_path / "no-data-either", progress=False)
+
+
+def test_resuming_with_fewer_epochs_than_trained_names_the_value(runs, sample_root):
+    run = runs["attention"].parent
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    recipe = load_recipe(SAMPLE, ["optim.epochs=2"])
+    done = load_recipe(SAMPLE).optim.epochs
+    with pytest.raises(EmoedgeError, match=f"optim.epochs 2 is below the {done} epochs already trained") as exc:
+        train(recipe, run, data_root=sample_root, resume=True, progress=False)
+    assert "\n" not in str(exc.value)
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # nothing written
+
+
+def test_a_cuda_device_this_machine_lacks_is_one_line():
+    with pytest.raises(EmoedgeError, match=r"run.device 'cuda:99': this machine has \d+ CUDA device"):
+        resolve_device("cuda:99", "run.device")
