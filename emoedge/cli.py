@@ -5,17 +5,21 @@ folder, `--device`, `--quiet`. A command that takes a settings object (a recipe,
 settings) also takes `key=value` overrides of it, anywhere on the line, applied after its options. Every `--help`
 shows defaults, choices and examples. Each command below is its parser (`_add_*`) followed by what it runs (`_cmd_*`).
 
-Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted.
+Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted (SIGINT or
+SIGTERM, at any moment: the outputs are complete, and "emoedge: interrupted" is the last line on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import logging
 import os
 import signal
 import sys
 import threading
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +27,12 @@ from typing import Any, NoReturn, TypeVar
 
 from emoedge import __version__, resources, settings
 from emoedge.errors import EmoedgeError
+from emoedge.runtime.redact import redact_url
 
 T = TypeVar("T")
 Subparsers = argparse._SubParsersAction  # argparse's type of `add_subparsers()`, not exported under another name
 SPLITS = ("train", "val", "test")
+INTERRUPTED = 130  # the exit status of a stopped command (128 + SIGINT), its outputs complete
 
 
 # ------------------------------------------------------------------------------------------------- the machinery
@@ -50,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"emoedge: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"emoedge: error: {redact_url(message)} (see `{self.prog} --help`)\n")
 
 
 def _examples(*lines: str) -> str:
@@ -58,7 +64,7 @@ def _examples(*lines: str) -> str:
 
 
 def _command(
-    sub: Subparsers, name: str, summary: str, func: Callable[[argparse.Namespace], None] | None, *examples: str
+    sub: Subparsers, name: str, summary: str, func: Callable[[argparse.Namespace], int | None] | None, *examples: str
 ) -> argparse.ArgumentParser:
     """A (sub)command: its one-line summary (also its description), its examples, and what it runs."""
     p = sub.add_parser(name, help=summary, description=summary, epilog=_examples(*examples))
@@ -214,6 +220,39 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         vad = zip(("valence", "arousal", "dominance"), result.vad_mae)
         print("VAD MAE (1–10 scale): " + ", ".join(f"{name} {value:.2f}" for name, value in vad))
     print(f"{args.split} mAP {100 * result.m_ap:.2f} — report: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _add_explain(sub: Subparsers) -> None:
+    summary = "explain one person as the paper's Figure 1: where each branch looked, the modality weights, the scores"
+    examples = (
+        "emoedge explain runs/sample/best.pt --image street.jpg --box 120,40,260,400 -o why.png",
+        "emoedge explain runs/sample/best.pt --data data/sample --split test --index 3 -o why-3.png   # with truth",
+        "emoedge explain best.pt --image street.jpg --box 120,40,260,400 --category Happiness -o happy.png",
+    )
+    p = _command(sub, "explain", summary, _cmd_explain, *examples)
+    p.add_argument("model", type=Path, help="training checkpoint (.pt): Grad-CAM needs its gradients")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--image", type=Path, help="an image file (with --box)")
+    where.add_argument("--data", type=Path, help="dataset root (with --split and --index): shows the annotation too")
+    p.add_argument("--box", help="the person's box in --image: x1,y1,x2,y2 pixels")
+    p.add_argument("--split", default="test", choices=SPLITS, help="split of --data")
+    p.add_argument("--index", type=int, help="the person's 0-based place in the split's annotations")
+    p.add_argument("--category", help="category to explain (default: the person's top-scoring one)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output image (.png)")
+
+
+def _cmd_explain(args: argparse.Namespace) -> None:
+    from emoedge.explain.person import explain_annotated, explain_image, parse_box
+
+    if args.image is not None:
+        if args.box is None or args.index is not None:
+            args.parser.error("--image needs --box x1,y1,x2,y2 (and takes no --index)")
+        out = explain_image(args.model, args.image, parse_box(args.box), args.out, args.category)
+    else:
+        if args.index is None or args.box is not None:
+            args.parser.error("--data needs --index I (and takes no --box)")
+        out = explain_annotated(args.model, args.data, args.split, args.index, args.out, args.category)
+    print(f"explanation: {out}")
 
 
 def _add_pretrain(sub: Subparsers) -> None:
@@ -405,6 +444,7 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
 
 
 def _add_run(sub: Subparsers) -> None:
+    from emoedge.runtime.publish import DEFAULT_QUEUE
     from emoedge.runtime.settings import RunSettings
 
     examples = (
@@ -412,25 +452,37 @@ def _add_run(sub: Subparsers) -> None:
         "emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl",
         "emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0",
         "emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet",
+        "emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person",
+        "emoedge run --source rtsp://cam1/s --source rtsp://cam2/s --model model.engine -o videos/ "
+        "--publish mqtt://broker/emoedge/{stream}",
+        "emoedge run --sources cameras.yaml --model model.engine --events events.jsonl",
     )
     summary = "tag every person of a video, stream, webcam or image folder with emotions"
     p = _command(sub, "run", summary, _cmd_run, *examples)
     _overrides(p, f"run settings ({_keys(RunSettings)})", "every=2 smooth=0")
     d = RunSettings()
     p.add_argument(
-        "--source", required=True, help="webcam index (0), video file, rtsp:// or http(s):// URL, or image folder"
+        "--source",
+        action="append",
+        help="webcam index (0), video file, rtsp:// or http(s):// URL, or image folder; repeat it for several "
+        "streams in one process (ids cam0, cam1, ...)",
     )
+    p.add_argument("--sources", type=Path, help="streams file (YAML): streams: [{id, source, boxes?, out?}, ...]")
     p.add_argument(
         "--model", type=Path, required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"
     )
-    persons = p.add_mutually_exclusive_group()
-    persons.add_argument(
+    p.add_argument(
         "--detector",
         help="Ultralytics YOLO weights (.pt, .onnx, .engine), an official name or an http(s) URL; a missing official "
         ".pt is fetched by Ultralytics' downloader into this folder (default: yolo11n.pt)",
     )
-    persons.add_argument("--boxes", type=Path, help="per-frame person boxes (JSON or CSV) instead of a detector")
-    p.add_argument("-o", "--out", type=Path, help="annotated video (.mp4)")
+    p.add_argument(
+        "--boxes",
+        type=Path,
+        action="append",
+        help="per-frame person boxes (JSON or CSV) instead of the detector; repeatable, matched to --source by order",
+    )
+    p.add_argument("-o", "--out", type=Path, help="annotated video (.mp4); with several sources a folder: DIR/<id>.mp4")
     p.add_argument(
         "--events", type=Path, help="JSON Lines event log: one record per person per frame, a summary at the end"
     )
@@ -450,32 +502,77 @@ def _add_run(sub: Subparsers) -> None:
         dest="connect_timeout",
         type=float,
         default=d.connect_timeout,
-        help="seconds to wait for a live source that is not up yet at start (cameras often boot with the box; "
-        "0: fail at once)",
+        help="seconds to wait for a live source (camera, stream) that is not up yet at start, retrying like an "
+        "outage: an IP camera powered with the box streams some 20-30 s after power-on (0: fail at once)",
+    )
+    p.add_argument(
+        "--explain-every",
+        dest="explain_every",
+        type=int,
+        default=d.explain_every,
+        help="every K-th frame, one Figure-1 explanation image per person into --explain-dir (checkpoints only; "
+        "about a second per person on a CPU; 0: off)",
+    )
+    p.add_argument("--explain-dir", type=Path, help="folder of the explanation images (with --explain-every)")
+    p.add_argument(
+        "--publish",
+        help="send every person event to an MQTT broker: mqtt[s]://[user:pass@]host[:port]/topic/{stream} (QoS 1)",
+    )
+    p.add_argument(
+        "--publish-queue",
+        type=int,
+        default=DEFAULT_QUEUE,
+        help="events held while the broker is unreachable; past it they are dropped and counted",
     )
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
+def _cmd_run(args: argparse.Namespace) -> int:
     from emoedge.runtime.settings import RunSettings
+    from emoedge.runtime.streams import load_streams, streams_from_args
 
     run_settings = _settings(RunSettings, args, "run settings")
-    if args.boxes is None:  # before torch and the model load: a missing detector is one line within a second
+    if args.sources is not None:
+        if args.source or args.boxes or args.out:
+            args.parser.error("--sources FILE names every stream's source, boxes and video: no --source/--boxes/-o")
+        specs = load_streams(args.sources)
+    elif args.source:
+        specs = streams_from_args(args.source, args.boxes or [], args.out)
+    else:
+        args.parser.error("the following arguments are required: --source (or --sources FILE)")
+    if args.detector is not None and all(spec.boxes is not None for spec in specs):
+        args.parser.error("give either a detector (--detector WEIGHTS) or a boxes file (--boxes FILE), not both")
+    if any(spec.boxes is None for spec in specs):  # before torch and the model load: one line within a second
         from emoedge.runtime.weights import detector_weights
 
         args.detector = detector_weights(args.detector, download=run_settings.download)
-    from emoedge.runtime.pipeline import run
+    if len(specs) == 1 and args.sources is None and args.publish is None:
+        from emoedge.runtime.pipeline import run
 
-    summary = run(
-        args.source,
-        args.model,
-        detector=args.detector,
-        boxes=args.boxes,
-        out=args.out,
-        events=args.events,
-        settings=run_settings,
-    )
-    if summary.interrupted:
-        raise KeyboardInterrupt  # outputs are complete; the exit status still says the run was stopped
+        summary = run(
+            specs[0].source,
+            args.model,
+            detector=None if specs[0].boxes is not None else args.detector,
+            boxes=specs[0].boxes,
+            out=args.out,
+            events=args.events,
+            explain_dir=args.explain_dir,
+            settings=run_settings,
+        )
+    else:
+        from emoedge.runtime.multi import run_streams
+
+        if args.explain_dir is not None:
+            args.parser.error("--explain-dir takes a single source: explain one stream at a time")
+        summary = run_streams(
+            specs,
+            args.model,
+            detector=args.detector,
+            events=args.events,
+            publish=args.publish,
+            publish_queue=args.publish_queue,
+            settings=run_settings,
+        )
+    return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -521,7 +618,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"emoedge {__version__}", help="print the version")
     sub = _group(parser, "command")
-    for add in (_add_sample, _add_data, _add_train, _add_eval, _add_pretrain, _add_export, _add_run, _add_demo):
+    commands = (
+        _add_sample,
+        _add_data,
+        _add_train,
+        _add_eval,
+        _add_explain,
+        _add_pretrain,
+        _add_export,
+        _add_run,
+        _add_demo,
+    )
+    for add in commands:
         add(sub)
     return parser
 
@@ -530,7 +638,7 @@ def _one_line_warning(
     message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
 ) -> str:
     """Warnings for users are one line, without the source line Python adds by default."""
-    return f"emoedge: warning: {message}\n"
+    return f"emoedge: warning: {redact_url(str(message))}\n"
 
 
 # The optional packages of each extra (pyproject.toml), for the one line that says which extra a command needs.
@@ -543,52 +651,94 @@ EXTRAS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    # key=value overrides may follow options (`train R --data D optim.epochs=5`), which argparse cannot place:
-    # they come back unrecognised and join the overrides of a command that takes them.
-    args, extra = parser.parse_known_args(argv)
-    takes_overrides = hasattr(args, "overrides")
-    stray = [a for a in extra if not (takes_overrides and "=" in a and not a.startswith("-"))]
-    if stray:
-        args.parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
-    warnings.formatwarning = _one_line_warning
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread:
-        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C: the same clean exit 130
-    code = _run_command(args)
-    if main_thread:
-        # The command is over and its outputs complete: a late signal (a second Ctrl-C arriving during interpreter
-        # shutdown, where Python restores the default handlers) must not turn the status into "killed by a signal".
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
-    _exit_past_stuck_decoders(code)
+    """The `emoedge` command: parse `argv` (None: the process's command line) and run it; the exit status.
+
+    `main()`, as the `emoedge` script and `python -m emoedge` call it, owns the process: once the command is over
+    (its outputs closed) it flushes stdout and stderr and ends the process with `os._exit`, skipping the
+    interpreter's teardown. That teardown takes ~0.5 s with torch loaded, and in it a signal is either lost or,
+    once Python has put the default handlers back, kills the process; and a decoding thread still inside FFmpeg
+    (opening a camera that does not answer, for up to its open timeout) aborts it ("terminate called without an
+    active exception"). `main([...])`, for in-process callers, returns the status and restores the signal handlers.
+    """
+    signals = _Signals().install()  # first of all: a signal while Python imports torch is an interrupt too
+    try:
+        code = _run_command(argv, signals)
+    except Exception:  # an internal error: its traceback and status 1, the process ended like any other's
+        if argv is not None:
+            raise
+        traceback.print_exc()
+        code = 1
+    finally:
+        if argv is not None:
+            signals.restore()
+    if argv is None:
+        _flush()
+    if signals.received and code == 0:  # a signal after the work (while files closed): the status still says so
+        code = INTERRUPTED
+    if code == INTERRUPTED:
+        print("emoedge: interrupted", file=sys.stderr)  # stderr is line-buffered: written at once
+    if argv is None:
+        os._exit(code)
     return code
 
 
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+class _Signals:
+    """SIGINT and SIGTERM for the whole command: Ctrl-C and a service manager's stop mean the same.
 
-
-def _exit_past_stuck_decoders(code: int) -> None:
-    """End the process now if a video decoding thread is still inside FFmpeg (opening a camera that does not answer).
-
-    Every output is closed by then. Waiting would hold the exit for up to the open timeout, and letting the
-    interpreter tear down under a thread in native code aborts the process ("terminate called without an active
-    exception"); `os._exit` after flushing does neither.
+    A signal interrupts the command where it is (importing, loading a model, training) with a KeyboardInterrupt,
+    unless one is already being handled: then it only counts, so that the clean-up an earlier signal started (closing
+    files, saving a checkpoint) is never cut short and no second traceback appears, while a KeyboardInterrupt lost
+    somewhere (raised inside a `__del__`) does not leave the command deaf to the next signal. `emoedge run` stops on
+    its own terms while it runs (the pipeline takes the signals over and finishes its outputs) and hands them back
+    afterwards. Once the command is over (`settle`), a signal only makes the exit status 130.
     """
-    if any(t.name.startswith("emoedge-source") and t.is_alive() for t in threading.enumerate()):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._settled = False
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self, _signum: int, _frame: object) -> None:
+        self.received += 1
+        if not self._settled and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            raise KeyboardInterrupt
+
+    def install(self) -> _Signals:
+        """Take SIGINT and SIGTERM; only the main thread can (elsewhere the process's own handling stays)."""
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self) for signum in self.SIGNALS}
+        return self
+
+    def settle(self) -> None:
+        """The command is over: from now on signals only count."""
+        self._settled = True
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
-def _run_command(args: argparse.Namespace) -> int:
+def _flush() -> None:
+    """Flush what the command printed and logged, as the interpreter's teardown would before the process ends (see
+    `main`). A reader that went away (`emoedge ... | head`) cannot be written to; that is no reason to fail."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+
+
+def _run_command(argv: list[str] | None, signals: _Signals) -> int:
+    """Parse and run the command; its status. Usage errors, --help and --version end by argparse's SystemExit."""
     try:
-        args.func(args)
+        try:
+            args = _parse(argv)
+            return args.func(args) or 0
+        finally:
+            signals.settle()
     except EmoedgeError as exc:
-        print(f"emoedge: error: {exc}", file=sys.stderr)
+        print(f"emoedge: error: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an optional package of an extra this install left out
         extra = EXTRAS.get((exc.name or "").split(".")[0])
@@ -598,9 +748,22 @@ def _run_command(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
-        print("emoedge: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return INTERRUPTED
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command's arguments. key=value overrides may follow options (`train R --data D optim.epochs=5`), which
+    argparse cannot place: they come back unrecognised and join the overrides of a command that takes them."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    takes_overrides = hasattr(args, "overrides")
+    stray = [a for a in extra if not (takes_overrides and "=" in a and not a.startswith("-"))]
+    if stray:
+        args.parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    warnings.formatwarning = _one_line_warning
+    return args
 
 
 if __name__ == "__main__":  # `python -m emoedge.cli`, as torchrun's --module runs it

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import shutil
 import signal
@@ -72,7 +73,7 @@ def test_version():
 def test_every_command_is_covered():
     # A new command must be added here, and to the tests below, on purpose.
     assert {" ".join(path) for path in PARSERS} == {
-        "", "sample", "data", "data check", "train", "eval", "pretrain", "export", "export onnx",
+        "", "sample", "data", "data check", "train", "eval", "explain", "pretrain", "export", "export onnx",
         "export precision", "export engine", "run", "demo",
     }  # fmt: skip
 
@@ -110,7 +111,9 @@ def test_what_a_command_writes_is_always_o_out():
         for action in parser._actions
         if action.option_strings == ["-o", "--out"]
     }
-    assert writers == {"train", "eval", "pretrain", "export onnx", "export precision", "export engine", "run"}
+    assert writers == {
+        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "run"
+    }  # fmt: skip
     assert not [a for p in PARSERS.values() for a in p._actions if "--output" in a.option_strings]
 
 
@@ -176,6 +179,40 @@ def test_eval_writes_the_report_it_prints(trained, sample_root, tmp_path):
     }
     assert len(list((tmp_path / "gallery").glob("*.png"))) == 8
     assert "| **mAP** | 27.38 |" in proc.stdout  # the paper's reference columns, printed as in Table 1
+
+
+# ----------------------------------------------------------------------------------------------------- explain
+def test_explain_draws_a_dataset_person_and_an_image_person(trained, sample_root, tmp_path):
+    pytest.importorskip("captum")
+    _, run = trained
+    record = load_split(sample_root, "test").records[0]
+    box = ",".join(str(v) for v in record.bbox)
+    image = sample_root / "emotic" / record.folder / record.filename
+    annotated, file = run_cli_many([
+        ("explain", str(run / "best.pt"), "--data", str(sample_root), "--index", "2", "-o", str(tmp_path / "a.png")),
+        ("explain", str(run / "best.pt"), "--image", str(image), "--box", box, "--category", "Peace",
+         "-o", str(tmp_path / "b.png")),
+    ])  # fmt: skip
+    for proc, name in ((annotated, "a.png"), (file, "b.png")):
+        assert _ok(proc).stdout.strip() == f"explanation: {tmp_path / name}"
+        width, height = Image.open(tmp_path / name).size
+        assert width > 1000 and height > 600  # four panels side by side, legible
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+EXPLAIN_BAD = {
+    "image-without-box": (("--image", "x.jpg"), "--image needs --box x1,y1,x2,y2"),
+    "data-without-index": (("--data", "d"), "--data needs --index I"),
+    "both": (("--image", "x.jpg", "--data", "d"), "argument --data: not allowed with argument --image"),
+    "onnx": (("--image", "x.jpg", "--box", "1,2,3,4"), "explanations need the checkpoint (.pt)"),
+}
+
+
+@pytest.mark.parametrize("case", EXPLAIN_BAD)
+def test_explain_requests_it_cannot_serve_are_one_line(case, tmp_path):
+    model = "model.onnx" if case == "onnx" else "best.pt"
+    args, needle = EXPLAIN_BAD[case]
+    assert_one_line_error(run_cli("explain", model, *args, "-o", str(tmp_path / "x.png")), needle)
 
 
 # ---------------------------------------------------------------------------------------------------- pretrain
@@ -286,6 +323,71 @@ def test_run_options_and_overrides_are_the_same_settings(onnx_model, clip, tmp_p
     ]
 
 
+def test_run_takes_several_sources_by_option_or_file(onnx_model, tmp_path):
+    _, model = onnx_model
+    for i in range(2):
+        write_boxes_json(tmp_path / f"b{i}.json", write_clip(tmp_path / f"c{i}.mp4", frames=6 + 2 * i, persons=2))
+    (tmp_path / "cams.yaml").write_text(
+        "streams:\n  - {id: hall, source: c0.mp4, boxes: b0.json, out: v/hall.mp4}\n"
+        "  - {id: yard, source: c1.mp4, boxes: b1.json}\n"
+    )
+    by_options, by_file = run_cli_many([
+        ("run", "--model", str(model), "--source", str(tmp_path / "c0.mp4"), "--source", str(tmp_path / "c1.mp4"),
+         "--boxes", str(tmp_path / "b0.json"), "--boxes", str(tmp_path / "b1.json"), "-o", str(tmp_path / "out"),
+         "--events", str(tmp_path / "a.jsonl"), "--device", "cpu"),
+        ("run", "--model", str(model), "--sources", str(tmp_path / "cams.yaml"), "--events", str(tmp_path / "b.jsonl"),
+         "--device", "cpu", "--quiet"),
+    ])  # fmt: skip
+    assert re.search(
+        r"^2 streams: 14 frames in .* FPS in total; 28 person events, .* over 8 ticks", _ok(by_options).stdout, re.M
+    )
+    assert "  cam0: 6 frames" in by_options.stdout and "  cam1: 8 frames" in by_options.stdout
+    assert [video_frames(tmp_path / "out" / f"cam{i}.mp4")[0] for i in range(2)] == [6, 8]
+    assert _ok(by_file).stdout == "" and video_frames(tmp_path / "v" / "hall.mp4")[0] == 6
+    a, summary = read_events(tmp_path / "a.jsonl")
+    b, _ = read_events(tmp_path / "b.jsonl")
+    assert summary["engine_calls"] == summary["ticks"] == 8
+    assert [(e["frame"], e["track_id"], e["scores"]) for e in a] == [
+        (e["frame"], e["track_id"], e["scores"]) for e in b
+    ]
+    assert {e["stream"] for e in a} == {"cam0", "cam1"} and {e["stream"] for e in b} == {"hall", "yard"}
+
+
+def test_run_explains_every_kth_frame_of_a_checkpoint(trained, clip, tmp_path):
+    pytest.importorskip("captum")
+    _, run = trained
+    video, boxes = clip
+    proc = _ok(run_cli(
+        "run", "--source", str(video), "--model", str(run / "best.pt"), "--boxes", str(boxes), "--device", "cpu",
+        "--events", str(tmp_path / "ev.jsonl"), "--explain-every", "5", "--explain-dir", str(tmp_path / "why"),
+    ))  # fmt: skip
+    persons = {f["index"]: len(f["boxes"]) for f in json.loads(boxes.read_text())["frames"]}
+    written = {p.name for p in (tmp_path / "why").iterdir()}
+    events, summary = read_events(tmp_path / "ev.jsonl")
+    tracks = {(e["frame"], e["track_id"]) for e in events if e["frame"] in (0, 5, 10)}  # frames 0, K, 2K of 12
+    assert written == {f"frame{i:06d}-track{t}.png" for i, t in tracks}
+    assert len(written) == sum(persons.get(i, 0) for i in (0, 5, 10)) > 0
+    assert summary["explanations"] == len(written) and f"{len(written)} explanations" in proc.stdout
+    assert Image.open(tmp_path / "why" / sorted(written)[0]).size[0] > 1000
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--explain-every", "5"), "--explain-every K and --explain-dir DIR go together"),
+        (("--explain-dir", "why"), "--explain-every K and --explain-dir DIR go together"),
+        (("--explain-every", "-1", "--explain-dir", "why"), "explain_every -1: expected an integer >= 0"),
+        (("--explain-every", "5", "--explain-dir", "why"), "--explain-every: explanations need the checkpoint (.pt)"),
+    ],
+)
+def test_run_explanations_it_cannot_serve_are_one_line(onnx_model, clip, extra, needle, tmp_path):
+    _, model = onnx_model
+    video, boxes = clip
+    proc = run_cli("run", "--source", str(video), "--model", str(model), "--boxes", str(boxes), *extra, cwd=tmp_path)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "why").exists()  # refused before anything was written
+
+
 def test_interrupted_run_exits_130_with_its_outputs_complete(onnx_model, tmp_path):
     _, model = onnx_model
     write_boxes_json(tmp_path / "boxes.json", write_clip(tmp_path / "long.mp4", frames=1500, persons=2))
@@ -342,8 +444,15 @@ BAD = {
     "train-unknown-key": (("train", "sample", "optim.epoch=1"), "optim.epoch: unknown key (did you mean 'epochs'?)"),
     "eval-takes-no-overrides": (("eval", "best.pt", "--data", "d", "split=val"), "unrecognized arguments: split=val"),
     "missing-option": (("run", "--model", "m.onnx"), "the following arguments are required: --source"),
+    "sources-and-source": ((*RUN, "--sources", "s.yaml"), "--sources FILE names every stream's source"),
+    "boxes-beyond-sources": ((*RUN, "--boxes", "a.json", "--boxes", "b.json"), "--boxes given 2 times for 1 source"),
+    "detector-and-boxes": ((*RUN, "--boxes", "a.json", "--detector", "y.pt"), "give either a detector"),
+    "mp4-for-streams": ((*RUN, "--source", "b.mp4", "-o", "x.mp4"), "--out x.mp4: with 2 sources, expected a folder"),
     "bad-choice": (("eval", "best.pt", "--data", "d", "--split", "tst"), "argument --split: invalid choice: 'tst'"),
     "no-command": ((), "the following arguments are required: COMMAND (see `emoedge --help`)"),
+    # a URL's password never reaches the terminal, whichever message carries it
+    "url-as-override": ((*RUN, "rtsp://u:s3cret@cam/x"), "override 'rtsp://***@cam/x': expected key=value"),
+    "url-in-usage-error": ((*RUN, "--src=rtsp://u:pa?s3#cret@cam/x"), "unrecognized arguments: --src=rtsp://***@cam/x"),
 }
 
 
@@ -355,3 +464,41 @@ def bad_runs() -> dict[str, subprocess.CompletedProcess]:
 @pytest.mark.parametrize("case", BAD)
 def test_bad_arguments_are_one_line_errors(case, bad_runs):
     assert_one_line_error(bad_runs[case], BAD[case][1])
+    if case.startswith("url"):
+        assert "s3" not in bad_runs[case].stderr  # no part of the password
+
+
+def test_a_signal_interrupts_but_never_inside_the_clean_up_it_started():
+    """The command line's signal rule: a signal raises KeyboardInterrupt, except while one is being handled (the
+    clean-up is not cut short) and once the command is over (it only counts, for the exit status)."""
+    from emoedge.cli import _Signals
+
+    def signal_self(signum: int) -> None:
+        os.kill(os.getpid(), signum)
+        time.sleep(0.01)  # the handler runs at the next bytecode
+
+    signals = _Signals().install()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            signal_self(signal.SIGTERM)
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            signal_self(signal.SIGINT)  # a second Ctrl-C during the clean-up: counted only
+        with pytest.raises(KeyboardInterrupt):
+            signal_self(signal.SIGINT)  # the clean-up is over: the next one interrupts again
+        signals.settle()
+        signal_self(signal.SIGTERM)
+    finally:
+        signals.restore()
+    assert signals.received == 4
+
+
+def test_main_in_process_gives_the_signal_handlers_back(tmp_path, capsys):
+    """`main([...])` (an in-process caller) takes SIGINT and SIGTERM only while its command runs."""
+    from emoedge.cli import main
+
+    handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    assert main(["run", "--source", str(tmp_path / "none.mp4"), "--model", "m.onnx", "--boxes", "b.json"]) == 2
+    assert "video file not found" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

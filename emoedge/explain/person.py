@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emoedge.card import ModelCard
 from emoedge.categories import CATEGORIES
 from emoedge.data.dataset import checked_records, read_image
 from emoedge.data.emotic import image_path
@@ -16,6 +17,7 @@ from emoedge.explain.cam import explain_person
 from emoedge.explain.figure import draw_explanation
 from emoedge.fileio import output_file
 from emoedge.formats import CHECKPOINT_SUFFIXES
+from emoedge.model.net import EmotionNet
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -52,14 +54,26 @@ def explain_annotated(model: Path, root: Path, split: str, index: int, out: Path
     return draw_explanation(pixels, explanation, out, truth=truth, source=record.filename)
 
 
-def _network(model: Path, out: Path):  # -> (EmotionNet, ModelCard)
-    from emoedge.formats.checkpoint import load_trained_model
-
+def require_checkpoint(model: Path, what: str = "explanations") -> None:
+    """One line unless `model` is a checkpoint: ONNX files and engines carry no gradients (`what` names the
+    request in that line)."""
     if Path(model).suffix.lower() not in CHECKPOINT_SUFFIXES:
         raise EmoedgeError(
-            f"model {model}: explanations need the checkpoint (.pt) — Grad-CAM needs gradients, which ONNX files and "
+            f"model {model}: {what} need the checkpoint (.pt) — Grad-CAM needs gradients, which ONNX files and "
             "engines do not carry; explain the checkpoint the file was exported from"
         )
-    output_file(out, "explanation image")  # before the model loads
+
+
+def load_checkpoint(model: Path) -> tuple[EmotionNet, ModelCard]:
+    """The FP32 network and card of checkpoint `model`."""
+    from emoedge.formats.checkpoint import load_trained_model
+
+    require_checkpoint(model)
     net, card, _ = load_trained_model(model)
     return net, card
+
+
+def _network(model: Path, out: Path) -> tuple[EmotionNet, ModelCard]:
+    require_checkpoint(model)
+    output_file(out, "explanation image")  # before the model loads
+    return load_checkpoint(model)

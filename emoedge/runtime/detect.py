@@ -14,7 +14,8 @@ folder the index is the image's place in name order, or entries name the image f
           {"frames": [{"file": "img_0001.jpg", "boxes": [...]}, ...]}                          (image folders)
     CSV   header `frame,x1,y1,x2,y2[,id]`, or `file,x1,y1,x2,y2[,id]`, one row per person and frame
 Either every frame gives ids or none does; without ids the boxes are tracked by ByteTrack. Frames with no entry
-have no persons.
+have no persons; entries no frame asked for (an unreadable image's, a misspelt name's) are named in a warning at the
+end of the run.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 TRACKER = "bytetrack.yaml"
 PERSON = 0  # COCO class index
+TRACK_CONF = 0.1  # the detection confidence floor Ultralytics' `model.track` sets for ByteTrack
 CSV_FIELDS = ("frame", "x1", "y1", "x2", "y2")
 
 
@@ -47,6 +49,10 @@ class Detector(Protocol):
     name: str
 
     def __call__(self, frame: Frame) -> Persons: ...
+
+    def unused(self) -> list[str]:
+        """Given persons that no frame has asked for so far (a boxes file's entries), described for a warning."""
+        ...
 
 
 def open_detector(
@@ -123,6 +129,16 @@ class YoloDetector:
             return Persons.empty()
         return Persons.from_arrays(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(), boxes.conf.cpu().numpy())
 
+    def detect(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Person boxes [n,4] and confidences [n] of each image, in ONE batched prediction and untracked: a
+        multi-stream run tracks each stream apart (`BoxTracker`). The confidence floor is the one `model.track`
+        uses (0.1: ByteTrack's second stage matches low-confidence boxes), so tracks come out as `track`'s would."""
+        results = self.model.predict(images, **{**self._args, "conf": TRACK_CONF})  # same setup: no rebuild
+        return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy()) for r in results]
+
+    def unused(self) -> list[str]:
+        return []  # a detector finds persons, it is given none
+
 
 def _first_line(exc: Exception) -> str:
     """The gist of an Ultralytics error, whose messages run over several lines."""
@@ -167,16 +183,29 @@ class BoxesDetector:
     """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index or image file name."""
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self.frames, has_ids = load_boxes(path)
+        self._by_name = any(isinstance(key, str) for key in self.frames)
+        self._asked: set[int | str] = set()
         self._tracker = None if has_ids else _box_tracker(path)
-        self.name = f"boxes file {Path(path).name}" + ("" if has_ids else " + ByteTrack")
+        self.name = f"boxes file {self.path.name}" + ("" if has_ids else " + ByteTrack")
 
     def __call__(self, frame: Frame) -> Persons:
-        by_name = any(isinstance(key, str) for key in self.frames)
-        persons = self.frames.get(frame.name if by_name else frame.index, Persons.empty())
+        key = frame.name if self._by_name else frame.index
+        if key is None:
+            raise EmoedgeError(
+                f"boxes file {self.path} names image files, but the source is not an image folder; give frame "
+                "indices ('index' in JSON, a 'frame' column in CSV)"
+            )
+        self._asked.add(key)
+        persons = self.frames.get(key, Persons.empty())
         if self._tracker is None:
             return persons
         return self._tracker(persons.boxes, persons.confidences, frame.image.shape[:2])
+
+    def unused(self) -> list[str]:
+        left = sorted(key for key in self.frames if key not in self._asked)  # all of one type: indices or names
+        return [f"file {key!r}" if self._by_name else f"frame {key}" for key in left]
 
 
 def _box_tracker(path: Path) -> BoxTracker:
@@ -198,10 +227,15 @@ def load_boxes(path: Path) -> tuple[dict[int | str, Persons], bool]:
     suffix = path.suffix.lower()
     if suffix not in (".json", ".csv"):
         raise EmoedgeError(f"boxes file {path}: expected a .json or .csv file, not {suffix or 'a suffix-less file'}")
+    data = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8-sig")  # -sig: a spreadsheet's CSV may start with a byte-order mark
     except UnicodeDecodeError as exc:
-        raise EmoedgeError(f"boxes file {path}: not UTF-8 text (byte {exc.start} cannot be decoded)") from None
+        line = data[: exc.start].count(b"\n") + 1
+        raise EmoedgeError(
+            f"boxes file {path}: line {line}: not UTF-8 text (byte {exc.start}, 0x{data[exc.start]:02x}, cannot be "
+            "decoded); save the file as UTF-8"
+        ) from None
     rows = _json_rows(path, text) if suffix == ".json" else _csv_rows(path, text)
     frames: dict[int | str, tuple[list[list[float]], list[int]]] = {}
     with_ids = {where for where, _, _, ident in rows if ident is not None}

@@ -4,40 +4,47 @@ Per frame: decode (on the source's thread) → persons with track ids → the en
 due persons' crops as one batch) → ONE engine call → per-track reuse and smoothing → drawing and writing.
 With `every` k a track is re-inferred every k-th frame, so frames where no person is due skip the engine.
 
-Interrupting (Ctrl-C, SIGTERM) sets a flag the loop reads after each frame and interrupts a source waiting for a
-frame: the current frame is finished and logged, the video is finalised and the summary written, whatever the run
-is doing and however many signals come.
+Interrupting (Ctrl-C, SIGTERM) sets one stop request: the loop reads it after each frame, and it interrupts the
+source, whose every wait (for a frame, for a camera not up yet, between reconnect attempts) ends at once. The current
+frame is finished and logged, the decoder stopped, the video finalised and the summary written, whatever the run is
+doing and however many signals come: the video holds exactly the frames the summary counts.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emoedge.backends import Backend, load_model
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
-from emoedge.fileio import output_file
+from emoedge.fileio import output_file, output_folder
 from emoedge.runtime.detect import Detector, open_detector
+
+if TYPE_CHECKING:
+    from emoedge.explain.every import FrameExplainer
 from emoedge.runtime.persons import Persons
-from emoedge.runtime.preprocess import Preprocessor
+from emoedge.runtime.preprocess import EngineInputs, Preprocessor
 from emoedge.runtime.render import draw
 from emoedge.runtime.settings import SMOOTH, RunSettings
 from emoedge.runtime.sinks import EventLog, VideoSink, Window
 from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
-from emoedge.runtime.sources import Frame, SourceSettings, open_source
+from emoedge.runtime.sources import Frame, FrameSource, SourceSettings, open_source
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 25.0  # for the output video when the source does not say (image folders)
-STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
+STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write", "explain")
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,10 @@ class RunSummary:
     stages: dict[str, StageStats]
     backend: str
     detector: str
-    interrupted: bool
+    interrupted: bool  # a stop was requested (Ctrl-C, SIGTERM): frames may be missing at the end
     video: Path | None = None
     log: Path | None = None
+    explanations: int = 0  # Figure-1 images written (--explain-every)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
@@ -94,7 +102,11 @@ class RunSummary:
         lines = [head, f"{'stage':<11}{'mean ms':>9}{'p50':>9}{'p90':>9}{'frames':>8}"]
         for name, s in self.stages.items():
             lines.append(f"{name:<11}{s.mean_ms:>9.2f}{s.p50_ms:>9.2f}{s.p90_ms:>9.2f}{s.count:>8}")
-        outputs = [f"video {self.video}" if self.video else "", f"events {self.log}" if self.log else ""]
+        outputs = [
+            f"video {self.video}" if self.video else "",
+            f"events {self.log}" if self.log else "",
+            f"{self.explanations} explanations" if self.explanations else "",
+        ]
         if any(outputs):
             lines.append("written: " + ", ".join(o for o in outputs if o))
         return "\n".join(lines)
@@ -108,70 +120,147 @@ def run(
     boxes: Path | None = None,
     out: Path | None = None,
     events: Path | None = None,
+    explain_dir: Path | None = None,
     settings: RunSettings = RunSettings(),
 ) -> RunSummary:
     """Tag every person of every frame of `source` (webcam index, file, URL or image folder) with emotions.
 
     `model`: checkpoint, ONNX or engine file (or a loaded Backend). Persons come from `boxes` (JSON/CSV) or a YOLO
     `detector` (default yolo11n.pt, fetched when missing unless `settings.download` is off). Writes the annotated
-    video to `out` and JSON Lines events to `events`.
+    video to `out` and JSON Lines events to `events`; with `settings.explain_every` k, a Figure-1 image of every
+    person of every k-th frame to `explain_dir` (checkpoints only).
     """
     s = settings
-    every, smooth, max_frames, progress = s.every, s.smooth, s.max_frames, s.progress
     for path, what in ((out, "output video"), (events, "events file")):
         if path is not None:
             output_file(path, what)  # before the detector and model load, not after them
-    persons_of = open_detector(detector, boxes, device=s.device, download=s.download)  # a missing detector fails fast
-    backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
-    timer = _Timer()
-    tagger = FrameTagger(backend, persons_of, every=every, smooth=smooth, timer=timer)
-    stop = _StopRequest()
-    processed = events_written = 0
+    explain_into = _explain_request(model, s.explain_every, explain_dir)
     with ExitStack() as stack:
-        stack.enter_context(stop)  # first in, last out: a signal during shutdown cannot cut the video short
+        # The source first: its problems (a missing file, a bad URL) are one line before the model loads, and a
+        # camera connects while it loads.
         frames = stack.enter_context(
             open_source(str(source), settings=SourceSettings(connect_timeout_s=float(s.connect_timeout)))
         )
-        stop.on_stop(frames.interrupt)  # a source waiting for a frame (a live outage) gives up at once
-        sinks = stack.enter_context(_Sinks(backend.card, out, events, s.show, frames.fps or DEFAULT_FPS, timer))
-        if progress:
+        persons_of = open_detector(detector, boxes, device=s.device, download=s.download)
+        backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
+        explainer = None if explain_into is None else _explainer(Path(model), s.explain_every, explain_into)
+        timer = Timer()
+        tagger = FrameTagger(backend, persons_of, every=s.every, smooth=s.smooth, timer=timer)
+        stop = stack.enter_context(StopRequest())  # before the outputs, so that it outlives their closing
+        stop.on_stop(frames.interrupt)  # a source waiting (for a frame, a camera, a reconnect) gives up at once
+        sinks = stack.enter_context(_Sinks(backend.card, out, events, s.show, frames, timer))
+        if s.progress:
             print(f"model: {backend.reason}\npersons: {tagger.detector.name}", flush=True)
-        bar = stack.enter_context(_progress(frames.total, max_frames, progress, frames.name))
-        started = time.perf_counter()
-        stream = iter(frames)
-        while not stop.requested and (max_frames is None or processed < max_frames):
-            waited = time.perf_counter()
-            frame = next(stream, None)
-            if frame is None:
-                break
-            timer.seconds["decode"].append(time.perf_counter() - waited)  # the wait for the decoding thread
-            persons = tagger(frame)
-            if not sinks.write(frame, persons):
-                stop.requested = True  # the live window was closed
-            processed += 1
-            events_written += len(persons)
-            bar.update(1)
-        seconds = time.perf_counter() - started
+        bar = stack.enter_context(_progress(frames.total, s.max_frames, s.progress, frames.name))
+        done = _tag_frames(frames, tagger, sinks, stop, s.max_frames, bar, explainer)
+        if done.exhausted:
+            _warn_unused(tagger.detector)
+        # Decoder stopped and video finalised before the summary is decided, so that a signal meanwhile is in it.
+        frames.close()
+        sinks.close_video()
         summary = RunSummary(
             source=frames.name,
-            frames=processed,
-            events=events_written,
+            frames=done.frames,
+            events=done.events,
             inferences=tagger.inferences,
             engine_calls=tagger.engine_calls,
-            seconds=seconds,
-            fps=processed / seconds if seconds > 0 else 0.0,
+            seconds=done.seconds,
+            fps=done.frames / done.seconds if done.seconds > 0 else 0.0,
             stages={name: StageStats.of(timer.seconds[name]) for name in STAGES if timer.seconds[name]},
             backend=backend.reason,
             detector=tagger.detector.name,
             interrupted=stop.requested,
             video=None if out is None else Path(out),
             log=None if events is None else Path(events),
-            settings={"every": every, "smooth": float(smooth), "crops": tagger.preprocess.crop_method},
+            explanations=0 if explainer is None else explainer.written,
+            settings={"every": s.every, "smooth": float(s.smooth), "crops": tagger.preprocess.crop_method},
         )
         sinks.finish(summary)
-    if progress:
+    if stop.requested and not summary.interrupted:  # a signal after the record, while the log closed
+        summary = replace(summary, interrupted=True)
+    if s.progress:
         print(summary.describe())
     return summary
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What the frame loop did."""
+
+    frames: int
+    events: int
+    seconds: float
+    exhausted: bool  # the source ended by itself (not stopped, not cut at max_frames, not the window closed)
+
+
+def _tag_frames(
+    frames: FrameSource,
+    tagger: FrameTagger,
+    sinks: _Sinks,
+    stop: StopRequest,
+    max_frames: int | None,
+    bar: Any,
+    explainer: FrameExplainer | None = None,
+) -> _Done:
+    """Tag and write frames (explaining every k-th one's persons) until the source ends, `max_frames` are done, a
+    stop is requested (read after each frame: the current one is always finished) or the live window is closed."""
+    processed = events = 0
+    started = time.perf_counter()
+    stream = iter(frames)
+    while not stop.requested and (max_frames is None or processed < max_frames):
+        waited = time.perf_counter()
+        frame = next(stream, None)
+        if frame is None:
+            return _Done(processed, events, time.perf_counter() - started, exhausted=not stop.requested)
+        tagger.timer.seconds["decode"].append(time.perf_counter() - waited)  # the wait for the decoding thread
+        persons = tagger(frame)
+        shown = sinks.write(frame, persons)
+        if explainer is not None and explainer.due(processed) and len(persons):
+            with tagger.timer("explain"):
+                rgb = np.ascontiguousarray(frame.image[..., ::-1])
+                explainer(frame.index, rgb, persons.boxes, persons.ids, frame.name or frames.name)
+        processed += 1
+        events += len(persons)
+        bar.update(1)
+        if not shown:
+            break  # the live window was closed: the run ends as a finished video does
+    return _Done(processed, events, time.perf_counter() - started, exhausted=False)
+
+
+def _explain_request(model: Path | str | Backend, every: int, folder: Path | None) -> Path | None:
+    """Where explanations go (None: not asked for); a request that cannot be served is one line before anything
+    opens or loads."""
+    if not every and folder is None:
+        return None
+    if not every or folder is None:
+        raise EmoedgeError(
+            "--explain-every K and --explain-dir DIR go together: every K-th frame's persons explained into DIR"
+        )
+    if isinstance(model, Backend):
+        raise EmoedgeError("--explain-every: explanations need the checkpoint's path, not a loaded backend")
+    import captum  # noqa: F401  (the `explain` extra: its absence is one line before anything loads)
+
+    from emoedge.explain.person import require_checkpoint
+
+    require_checkpoint(Path(model), "--explain-every: explanations")
+    return output_folder(folder, "explanation folder")
+
+
+def _explainer(model: Path, every: int, folder: Path) -> FrameExplainer:
+    from emoedge.explain.every import FrameExplainer
+
+    return FrameExplainer(model, every, folder)
+
+
+def _warn_unused(detector: Detector) -> None:
+    """Given persons no frame asked for (a boxes file's entries for an unreadable image, a misspelt file name, a
+    frame past the end) are said once the whole source has been seen, instead of being silently left out."""
+    unused = detector.unused()
+    if unused:
+        shown = ", ".join(unused[:5]) + (f" and {len(unused) - 5} more" if len(unused) > 5 else "")
+        log.warning(
+            "%s: %d entr%s matched no frame: %s", detector.name, len(unused), "y" if len(unused) == 1 else "ies", shown
+        )
 
 
 class FrameTagger:
@@ -186,7 +275,7 @@ class FrameTagger:
         *,
         every: int = 1,
         smooth: float = SMOOTH,
-        timer: _Timer | None = None,
+        timer: Timer | None = None,
     ) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise EmoedgeError(f"every {every!r}: expected an integer >= 1 (re-infer each track every k-th frame)")
@@ -195,32 +284,53 @@ class FrameTagger:
         self.backend, self.detector = backend, detector
         self.preprocess = Preprocessor(backend.card, backend.input_device)
         self.cache, self.smoother = ResultCache(every), ScoreSmoother(float(smooth))
-        self.timer = timer or _Timer()
+        self.timer = timer or Timer()
         self.inferences = self.engine_calls = 0
 
     def __call__(self, frame: Frame) -> Persons:
         with self.timer("detect"):
             persons = self.detector(frame)
-        due = self.cache.due(persons)
+        job = self.prepare(frame, persons)
         outputs = self.backend.empty_outputs()
+        if job.inputs is not None:
+            with self.timer("engine"):
+                outputs = self.backend.infer(job.inputs.image, job.inputs.body)
+            self.engine_calls += 1
+        return self.finish(job, outputs)
+
+    def prepare(self, frame: Frame, persons: Persons) -> TaggingJob:
+        """The first half: which persons are due for the engine, and their inputs (None when none is due)."""
+        due = self.cache.due(persons)
+        inputs = None
         if due.any():
             with self.timer("preprocess"):
                 inputs = self.preprocess(frame.image, persons.boxes[due])
-            with self.timer("engine"):
-                outputs = self.backend.infer(inputs.image, inputs.body)
             self.inferences += int(due.sum())
-            self.engine_calls += 1
+        return TaggingJob(persons, due, inputs)
+
+    def finish(self, job: TaggingJob, outputs: dict[str, np.ndarray]) -> Persons:
+        """The second half: the engine's `outputs` for the due persons merged with reused results, smoothed."""
         with self.timer("smooth"):
-            return self.smoother(self.cache.merge(persons, due, outputs))
+            return self.smoother(self.cache.merge(job.persons, job.due, outputs))
+
+
+@dataclass(frozen=True, eq=False)
+class TaggingJob:
+    """A frame between `FrameTagger.prepare` and `finish`: its persons, those due (mask) and their engine inputs."""
+
+    persons: Persons
+    due: np.ndarray
+    inputs: EngineInputs | None
 
 
 class _Sinks:
-    """The run's outputs: annotated video (opened at the first frame, sized by it), event log, live window."""
+    """The run's outputs: annotated video (opened at the first frame, sized by it, at the source's rate), event log,
+    live window."""
 
     def __init__(
-        self, card: ModelCard, out: Path | None, events: Path | None, show: bool, fps: float, timer: _Timer
+        self, card: ModelCard, out: Path | None, events: Path | None, show: bool, source: FrameSource, timer: Timer
     ) -> None:
-        self.card, self.out, self.fps, self.timer = card, out, fps, timer
+        self.card, self.out, self.source, self.timer = card, out, source, timer
         self._stack = ExitStack()
         self.video: VideoSink | None = None
         try:
@@ -238,13 +348,19 @@ class _Sinks:
                 annotated = draw(frame.image, persons, self.card)
         with self.timer("write"):
             if self.out is not None:
-                if self.video is None:  # image folders do not say their size up front
+                if self.video is None:  # image folders do not say their size up front, nor live sources their rate
                     height, width = frame.image.shape[:2]
-                    self.video = self._stack.enter_context(VideoSink(Path(self.out), self.fps, (width, height)))
+                    fps = self.source.fps or DEFAULT_FPS
+                    self.video = self._stack.enter_context(VideoSink(Path(self.out), fps, (width, height)))
                 self.video.write(annotated)
             if self.log is not None:
                 self.log.write_frame(frame.index, frame.timestamp, persons)
             return self.window is None or self.window.show(annotated)
+
+    def close_video(self) -> None:
+        """Finalise the MP4 (its index is written on release); closing it again on exit does nothing."""
+        if self.video is not None:
+            self.video.close()
 
     def finish(self, summary: RunSummary) -> None:
         if self.log is not None:
@@ -257,7 +373,7 @@ class _Sinks:
         self._stack.close()  # releases the video writer (finalising the MP4) and closes the log, whatever happened
 
 
-class _Timer:
+class Timer:
     """Wall-clock durations per stage."""
 
     def __init__(self) -> None:
@@ -272,11 +388,11 @@ class _Timer:
             self.seconds[stage].append(time.perf_counter() - start)
 
 
-class _StopRequest:
-    """While entered, SIGINT and SIGTERM ask the run to stop: the loop ends after the current frame, a source waiting
-    for a frame (a live outage) is interrupted, and the outputs are finalised with the summary record. Every signal
-    does the same, so a second one (an impatient Ctrl-C) cannot cut the shutdown short; the wait it ends is at most
-    one frame's work.
+class StopRequest:
+    """While entered, SIGINT and SIGTERM ask the run to stop: the loop ends after the current frame, a waiting source
+    is interrupted (`on_stop`), and the outputs are finalised with the summary record. Every signal does the same and
+    none raises, so a second one (an impatient Ctrl-C) cannot cut the shutdown short; the stop takes one frame's work
+    and the source's bounded wait for its decoder (`sources.STOP_WAIT_S`).
 
     Signal handlers can only be installed from the main thread; elsewhere (a run started on a worker thread) the
     process's own handling applies and the context managers still close every file.
@@ -298,7 +414,7 @@ class _StopRequest:
         for callback in self._callbacks:
             callback()
 
-    def __enter__(self) -> _StopRequest:
+    def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handle)

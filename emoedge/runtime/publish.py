@@ -88,6 +88,7 @@ class MqttPublisher:
 
         self.broker = Broker.parse(url)
         self.published = self.dropped = self.undelivered = 0
+        self._closed = False
         self._pending: set[int] = set()  # message ids the broker has not acknowledged yet
         self._acked: deque[int] = deque()  # ids acknowledged, appended on paho's network thread
         self._down_since: float | None = time.monotonic()  # not connected yet
@@ -121,7 +122,10 @@ class MqttPublisher:
         return True
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
-        """Wait up to `timeout` s for the broker to acknowledge what is queued, then disconnect."""
+        """Wait up to `timeout` s for the broker to acknowledge what is queued, then disconnect (once)."""
+        if self._closed:
+            return
+        self._closed = True
         deadline = time.monotonic() + timeout
         while self._collect() and time.monotonic() < deadline:
             time.sleep(0.05)

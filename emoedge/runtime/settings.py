@@ -19,7 +19,8 @@ class RunSettings:
     `device` is the model's ("auto", "cpu", "cuda[:K]", "tensorrt[:K]"); `max_frames` stops after that many frames;
     `show` opens a live window; `progress` prints a progress bar and the summary; `download` lets a missing official
     Ultralytics detector (yolo11n.pt, ...) be fetched by Ultralytics' downloader (off: never download);
-    `connect_timeout` is how long a live source not up at start is waited for (seconds; 0: fail at once).
+    `connect_timeout` is how long a live source not up at start is waited for (seconds; 0: fail at once);
+    `explain_every` k writes a Figure-1 explanation of every person of every k-th frame (0: off; checkpoints only).
     """
 
     every: int = 1
@@ -30,6 +31,7 @@ class RunSettings:
     progress: bool = True
     download: bool = True
     connect_timeout: float = CONNECT_TIMEOUT
+    explain_every: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -39,6 +41,9 @@ class RunSettings:
         wait = self.connect_timeout
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait < float("inf"):
             raise EmoedgeError(f"connect_timeout {wait!r}: expected seconds >= 0 (0: fail at once)")
+        k = self.explain_every
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise EmoedgeError(f"explain_every {k!r}: expected an integer >= 0 (explain every k-th frame; 0: off)")
         frames = self.max_frames
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")

@@ -3,12 +3,15 @@
 Decoding runs on a producer thread, so reading and decoding overlap with the consumer's inference. Files and
 folders go through a bounded FIFO whose producer blocks: every frame arrives, in order. Live sources go through
 a one-slot mailbox the producer overwrites: a slow consumer always gets the newest frame instead of a growing
-lag, and the overwritten frames are counted in `dropped`. A live stream that drops is reopened with exponential
-back-off, and each outage is logged once when it starts and once when it ends. Timeouts, back-off, buffering and
-reconnecting are a `SourceSettings`, passed to `open_source`.
+lag, and the overwritten frames are counted in `dropped`. A live source is opened on the producer thread too: one
+not up yet at start is waited for, and one that drops is reopened, with exponential back-off, each outage logged once
+when it starts and once when it ends. Timeouts, back-off, buffering and reconnecting are a `SourceSettings`, passed
+to `open_source`.
 
-The capture belongs to the producer thread (OpenCV captures are not safe to release while another thread reads
-them); the thread releases it in `finally`, whichever way it stops.
+One stop flag per source (`interrupt`) ends every wait: the consumer's wait for a frame, the producer's wait for
+room in the queue, for a camera and between reconnect attempts. The capture belongs to the producer thread (OpenCV
+captures are not safe to release while another thread reads them); the thread releases it in `finally`, whichever
+way it stops.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import cv2
 import numpy as np
 
 from emoedge.errors import EmoedgeError
-from emoedge.runtime.redact import redact_url
+from emoedge.runtime.redact import redact_url, userinfo
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class _Mailbox:
         self._items: collections.deque[Decoded] = collections.deque()
         self._capacity = capacity
         self._keep_latest = keep_latest
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())  # reentrant: `close` may run in a signal handler
         self._closed = False
         self._error: BaseException | None = None
         self.dropped = 0
@@ -131,6 +134,11 @@ class _Mailbox:
         """Items waiting for the consumer; lets a test see that a FIFO's producer is blocked."""
         with self._cond:
             return len(self._items)
+
+    def ready(self) -> bool:
+        """Whether `get` would return at once: an item waits, or the producer has finished."""
+        with self._cond:
+            return bool(self._items) or self._closed
 
     def put(self, item: Decoded) -> bool:
         """Queue an item (blocking while a FIFO is full); False once closed, telling the producer to stop."""
@@ -179,7 +187,7 @@ class FrameSource(ABC):
 
     name: str  # printable, credentials redacted
     live: bool
-    fps: float | None
+    fps: float | None  # None where unknown; a live source's are known once it is up (by its first frame)
     size: tuple[int, int] | None  # (width, height)
     total: int | None  # frames (files) or images (folders); None for live sources
 
@@ -208,6 +216,11 @@ class FrameSource(ABC):
     def dropped(self) -> int:
         """Live frames overwritten before the consumer took them (always 0 for files and folders)."""
         return self._mailbox.dropped
+
+    def ready(self) -> bool:
+        """Whether the next frame (or the end) can be taken without waiting: a multi-stream run takes a live
+        source's frame only when one has arrived, so that one slow camera never holds the others."""
+        return self._mailbox.ready()
 
     @abstractmethod
     def _produce(self, put: Put) -> None:
@@ -248,17 +261,18 @@ class FrameSource(ABC):
             self.close()
 
     def interrupt(self) -> None:
-        """Stop waiting: the iterator ends at once, the producer stops at its next step. Safe in a signal handler
-        (sets flags, never blocks)."""
+        """Stop waiting: the iterator ends at once, and the producer at its next step (whatever it waits for: room in
+        the queue, the next reconnect attempt, a camera not up yet). Safe in a signal handler: it sets flags and
+        takes the mailbox's lock only for an instant (reentrant, so the interrupted thread may hold it)."""
         self._stop.set()
         self._mailbox.close()
 
     def close(self) -> None:
         """Stop the producer and wait (bounded) for it to release the capture; safe to call more than once.
 
-        After an interrupt the wait is short: a producer blocked inside FFmpeg (opening a camera that does not
-        answer) cannot be woken, and the run must not hang on it; `emoedge.cli` then ends the process without
-        waiting for that thread (see `cli.main`).
+        After an interrupt (or when leaving the `with` block on an error) the wait is short: a producer blocked
+        inside FFmpeg (opening a camera that does not answer) cannot be woken, and the run must not hang on it;
+        `emoedge.cli` then ends the process without waiting for that thread (see `cli.main`).
         """
         interrupted = self._stop.is_set()
         self.interrupt()
@@ -269,7 +283,9 @@ class FrameSource(ABC):
     def __enter__(self) -> FrameSource:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None:  # leaving on an error or a Ctrl-C: no reason to wait for a decoder stuck in FFmpeg
+            self.interrupt()
         self.close()
 
     def __repr__(self) -> str:
@@ -277,8 +293,13 @@ class FrameSource(ABC):
 
 
 class _CaptureSource(FrameSource):
-    """A cv2.VideoCapture: a file (every frame), or a webcam/stream (newest frame; reopened with `opener` when it
-    drops, if given and `settings.reconnect`)."""
+    """A cv2.VideoCapture: a file (every frame, opened by the caller), or a webcam/stream (newest frame).
+
+    A live source is opened with `opener` on the producer thread, so that a camera that does not answer never holds
+    the consumer (nor its signal handling) inside FFmpeg: one not up yet is waited for with the reconnect back-off
+    for `settings.connect_timeout_s`, and one that drops is reopened the same way (if `settings.reconnect`).
+    `unavailable` says why a live source cannot be opened, for the error once the wait is over.
+    """
 
     def __init__(
         self,
@@ -288,24 +309,24 @@ class _CaptureSource(FrameSource):
         live: bool,
         settings: SourceSettings,
         opener: Callable[[], cv2.VideoCapture | None] | None = None,
+        unavailable: str = "",
     ) -> None:
-        known = capture is not None  # None: a live source not up yet, waited for by the producer
-        fps = capture.get(cv2.CAP_PROP_FPS) if known else 0.0
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) if known else 0
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) if known else 0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if known else 0
-        super().__init__(
-            name,
-            live=live,
-            # Streams report nonsense when they do not know (0, or the 90 kHz RTP clock): keep plausible values.
-            fps=fps if 0 < fps <= 1000 else None,
-            size=(width, height) if width > 0 and height > 0 else None,
-            total=count if count > 0 and not live else None,
-            settings=settings,
-        )
-        self._first_opener = opener  # waits for a source not up at start, even when reconnecting is off
-        self._opener = opener if settings.reconnect else None
+        super().__init__(name, live=live, fps=None, size=None, total=None, settings=settings)
+        self._opener = opener
+        self._unavailable = unavailable
         self._capture: cv2.VideoCapture | None = capture
+        if capture is not None:
+            self._describe(capture)
+
+    def _describe(self, capture: cv2.VideoCapture) -> None:
+        """Frame rate, size and (files) frame count, as far as the capture knows them."""
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        # Streams report nonsense when they do not know (0, or the 90 kHz RTP clock): keep plausible values.
+        self.fps = fps if 0 < fps <= 1000 else None
+        self.size = (width, height) if width > 0 and height > 0 else None
+        self.total = count if count > 0 and not self.live else None
 
     def _produce(self, put: Put) -> None:
         if self._capture is None and not self._connect():
@@ -316,7 +337,7 @@ class _CaptureSource(FrameSource):
                 if not put(image, time.time() if self.live else None):
                     return
                 continue
-            if self._opener is None:
+            if self._opener is None or not self.settings.reconnect:
                 if self.live:
                     log.warning("%s: stream ended", self.name)
                 return
@@ -324,47 +345,52 @@ class _CaptureSource(FrameSource):
                 return
 
     def _connect(self) -> bool:
-        """Wait for a live source that was not up at start, with the reconnect back-off, for `connect_timeout_s`;
-        False if stopped meanwhile, an EmoedgeError once the time is up."""
-        limit, first_wait = self.settings.connect_timeout_s, self.settings.backoff_s[0]
-        log.warning("%s: not up yet; waiting up to %g s for it (connect_timeout_s)", self.name, limit)
-        started, delay = time.monotonic(), first_wait
-        while not self._stop.wait(delay):
-            self._capture = self._first_opener() if self._first_opener else None
-            waited = time.monotonic() - started
-            if self._capture is not None:
-                log.warning("%s: up after %.1f s", self.name, waited)
-                return True
-            if waited >= limit:
-                raise EmoedgeError(
-                    f"cannot open stream {self.name}: no answer within {limit:g} s (connect_timeout_s); unreachable, "
-                    "refused or not a video stream"
-                )
-            delay = min(delay * 2, self.settings.backoff_s[1], max(limit - waited, 0.0))
-        return False
+        """Open a live source: at once, or (not up yet: appliances boot with their cameras) with the reconnect
+        back-off for `connect_timeout_s`, like an outage. False if stopped meanwhile."""
+        self._capture = self._opener()
+        if self._capture is None:
+            limit = self.settings.connect_timeout_s
+            if limit == 0:
+                raise EmoedgeError(f"{self._unavailable} (timeout {self.settings.open_timeout_s:g} s)")
+            log.warning("%s: not up yet; waiting up to %g s for it (connect_timeout_s)", self.name, limit)
+            waited = self._retry(
+                limit, lambda _: f"{self._unavailable}; no answer within {limit:g} s (connect_timeout_s)"
+            )
+            if waited is None:
+                return False
+            log.warning("%s: up after %.1f s", self.name, waited)
+        self._describe(self._capture)
+        return True
 
     def _reopen(self) -> bool:
-        """Reopen a dropped stream with exponential back-off; False if stopped meanwhile; raise after max_outage_s."""
+        """Reopen a dropped stream with the back-off; False if stopped meanwhile; an error after max_outage_s."""
         self._release()
         first, longest = self.settings.backoff_s
-        max_outage_s = self.settings.max_outage_s
-        started = time.monotonic()
+        limit = self.settings.max_outage_s
         log.warning("%s: stream lost; reconnecting (back-off %g s to %g s)", self.name, first, longest)
-        delay = first
+        outage = self._retry(
+            limit, lambda waited: f"{self.name}: stream lost for {waited:.1f} s (max_outage_s={limit:g}); giving up"
+        )
+        if outage is None:
+            return False
+        log.warning("%s: stream back after a %.1f s outage", self.name, outage)
+        return True
+
+    def _retry(self, limit: float | None, give_up: Callable[[float], str]) -> float | None:
+        """Open again and again, waiting `backoff_s` (doubling) between attempts, until the source opens (the
+        seconds it took), the stop flag is set (None), or `limit` seconds pass (EmoedgeError `give_up(seconds)`)."""
+        started, delay = time.monotonic(), self.settings.backoff_s[0]
         while not self._stop.wait(delay):
             self._capture = self._opener()
-            outage = time.monotonic() - started
+            waited = time.monotonic() - started
             if self._capture is not None:
-                log.warning("%s: stream back after a %.1f s outage", self.name, outage)
-                return True
-            if max_outage_s is not None and outage >= max_outage_s:
-                raise EmoedgeError(
-                    f"{self.name}: stream lost for {outage:.1f} s (max_outage_s={max_outage_s:g}); giving up"
-                )
-            delay = min(delay * 2, longest)
-            if max_outage_s is not None:
-                delay = min(delay, max(max_outage_s - outage, 0.0))
-        return False
+                return waited
+            if limit is not None and waited >= limit:
+                raise EmoedgeError(give_up(waited))
+            delay = min(delay * 2, self.settings.backoff_s[1])
+            if limit is not None:
+                delay = min(delay, max(limit - waited, 0.0))
+        return None
 
     def _release(self) -> None:
         if self._capture is not None:
@@ -421,6 +447,10 @@ def _milliseconds(seconds: float) -> int:
 
 def _open_stream(url: str, settings: SourceSettings) -> FrameSource:
     name = redact_url(url)
+    raw = [c for c in "/?#" if c in (userinfo(url) or "")]
+    if raw:  # FFmpeg, like every URL parser, would end the host at it and try to reach a host named after the user
+        encoded = ", ".join(f"{c} as %{ord(c):02X}" for c in raw)
+        raise EmoedgeError(f"bad stream URL {name}: the user name or password holds {' '.join(raw)}; write {encoded}")
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - raises on a malformed port
@@ -429,14 +459,14 @@ def _open_stream(url: str, settings: SourceSettings) -> FrameSource:
     if not parts.hostname:
         raise EmoedgeError(f"bad stream URL {name}: expected scheme://host[:port]/path")
 
-    opener = functools.partial(_open_capture, url, settings)
-    capture = opener()
-    if capture is None and settings.connect_timeout_s == 0:
-        raise EmoedgeError(
-            f"cannot open stream {name}: unreachable, refused or not a video stream "
-            f"(timeout {settings.open_timeout_s:g} s)"
-        )
-    return _CaptureSource(name, capture, live=True, settings=settings, opener=opener)  # None: waited for
+    return _CaptureSource(
+        name,
+        None,
+        live=True,
+        settings=settings,
+        opener=functools.partial(_open_capture, url, settings),
+        unavailable=f"cannot open stream {name}: unreachable, refused or not a video stream",
+    )
 
 
 def _open_folder(folder: Path, settings: SourceSettings) -> FrameSource:
@@ -450,21 +480,26 @@ def _open_folder(folder: Path, settings: SourceSettings) -> FrameSource:
 def open_source(spec: str, *, settings: SourceSettings | None = None) -> FrameSource:
     """Open a webcam index ("0"), a video file, an rtsp:// / http(s):// URL or an image folder (name order).
 
-    Live sources (webcam, URL) reconnect when they drop unless `settings.reconnect` is False (then the stream's end
-    is the source's end), and give up with an EmoedgeError raised by the iterator after `settings.max_outage_s`
-    seconds without a stream (None: never; the last attempt may overrun it by up to `open_timeout_s`). A stream
-    counts as dropped when a read fails or stays silent for `read_timeout_s`. Decoding starts at once; a spec of
-    digits is a webcam index, never a file name. `settings` defaults to `SourceSettings()`.
+    Files and folders are checked here; live sources (webcam, URL) are opened on the decoding thread, waited for up
+    to `settings.connect_timeout_s` when not up yet, and reconnect when they drop unless `settings.reconnect` is
+    False (then the stream's end is the source's end). Their problems (never up, or down for longer than
+    `settings.max_outage_s`; None: never give up) are EmoedgeErrors raised by the iterator; a wait may overrun its
+    limit by up to `open_timeout_s` (the last attempt). A stream counts as dropped when a read fails or stays silent
+    for `read_timeout_s`. Decoding starts at once; a spec of digits is a webcam index, never a file name. `settings`
+    defaults to `SourceSettings()`.
     """
     settings = SourceSettings() if settings is None else settings
     spec = str(spec).strip()
     if spec.isdigit():
         index = int(spec)
-        capture = _open_capture(index)
-        if capture is None:
-            raise EmoedgeError(f"cannot open webcam {index}: no such camera, or it is in use")
-        opener = functools.partial(_open_capture, index)
-        return _CaptureSource(f"webcam {index}", capture, live=True, settings=settings, opener=opener)._start()
+        return _CaptureSource(
+            f"webcam {index}",
+            None,
+            live=True,
+            settings=settings,
+            opener=functools.partial(_open_capture, index),
+            unavailable=f"cannot open webcam {index}: no such camera, or it is in use",
+        )._start()
     scheme, sep, _ = spec.partition("://")
     if sep:
         if scheme.lower() not in STREAM_SCHEMES:

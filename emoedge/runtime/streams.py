@@ -62,7 +62,8 @@ def streams_from_args(sources: list[str], boxes: list[Path], out: Path | None) -
 
 
 def load_streams(path: Path) -> list[StreamSpec]:
-    """Streams of a YAML file: `streams: [{id, source, boxes?, out?}, ...]`; paths relative to the file."""
+    """Streams of a YAML file: `streams: [{id, source, boxes?, out?}, ...]`; paths (a source file or folder too,
+    not a URL or webcam index) relative to the file."""
     path = Path(path)
     if not path.is_file():
         raise EmoedgeError(f"streams file {path}: file not found")
@@ -75,8 +76,18 @@ def load_streams(path: Path) -> list[StreamSpec]:
     except EmoedgeError as exc:
         raise EmoedgeError(f"streams file {path}: {redact_url(str(exc))}") from None
     base = path.parent
-    specs = [StreamSpec(s.id, s.source, _relative(base, s.boxes), _relative(base, s.out)) for s in parsed.streams]
+    specs = [
+        StreamSpec(s.id, _source(base, s.source), _relative(base, s.boxes), _relative(base, s.out))
+        for s in parsed.streams
+    ]
     return _checked(specs, f"streams file {path}")
+
+
+def _source(base: Path, source: str) -> str:
+    text = str(source).strip()
+    if text.isdigit() or "://" in text:
+        return text
+    return str(_relative(base, Path(text)))
 
 
 def _relative(base: Path, value: Path | None) -> Path | None:

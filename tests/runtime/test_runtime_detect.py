@@ -66,6 +66,13 @@ def test_boxes_file_formats_give_the_same_persons(tmp_path: Path, name: str, tex
         ("b.csv", "frame,x1,y1,x2,y2\n0,1,2,abc,4\n", "line 2 column 'x2'"),
         ("b.csv", "frame,x1,y1,x2,y2,id\n0,1,2,3,4\n", "line 2: expected 6 columns"),
         ("b.txt", "", "expected a .json or .csv file"),
+        ("b.json", '{"frames": [{"index": NaN, "boxes": []}]}', "frames[0].index: nan is not a frame index"),
+        ("b.json", '{"frames": [{"index": Infinity, "boxes": []}]}', "frames[0].index: inf is not a frame index"),
+        ("b.json", '{"frames": [{"index": 0, "boxes": [[1,1,4,4]], "ids": [-Infinity]}]}', "frames[0].ids[0]: -inf"),
+        ("b.json", '{"frames": [{"index": 0, "boxes": [[1,1,NaN,4]]}]}', "frames[0].boxes[0]"),
+        ("b.csv", "frame,x1,y1,x2,y2\nnan,1,2,3,4\n", "line 2 column 'frame': nan is not a frame index"),
+        ("b.csv", "frame,x1,y1,x2,y2,id\n0,1,2,3,4,inf\n", "line 2 column 'id': inf is not a track id"),
+        ("b.csv", "frame,x1,y1,x2,y2\n0,1,2,1e999,4\n", "line 2: [1.0, 2.0, inf, 4.0] is not a box"),
     ],
 )
 def test_malformed_boxes_files_name_the_field(tmp_path: Path, name: str, text: str, needle: str) -> None:
@@ -73,6 +80,18 @@ def test_malformed_boxes_files_name_the_field(tmp_path: Path, name: str, text: s
     with pytest.raises(EmoedgeError) as info:
         load_boxes(tmp_path / name)
     assert needle in str(info.value) and str(tmp_path / name) in str(info.value), str(info.value)
+
+
+def test_boxes_files_that_are_not_utf8_name_the_line_and_a_byte_order_mark_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_bytes("frame,x1,y1,x2,y2\n0,1,2,30,40\n1,1,2,30,40 caf\xe9\n".encode("latin-1"))
+    with pytest.raises(EmoedgeError) as info:
+        load_boxes(path)
+    assert str(info.value) == (
+        f"boxes file {path}: line 3: not UTF-8 text (byte 45, 0xe9, cannot be decoded); save the file as UTF-8"
+    )
+    path.write_bytes("\ufeffframe,x1,y1,x2,y2\n0,1,2,30,40\n".encode())  # as spreadsheets save CSV
+    assert list(load_boxes(path)[0]) == [0]
 
 
 def test_missing_and_foreign_detector_files_are_one_line(tmp_path: Path) -> None:

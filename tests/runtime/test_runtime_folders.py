@@ -13,7 +13,7 @@ import pytest
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.detect import BoxesDetector, load_boxes
 from emoedge.runtime.sinks import letterbox
-from emoedge.runtime.sources import open_source
+from emoedge.runtime.sources import Frame, open_source
 
 
 def _folder(root: Path) -> Path:
@@ -43,6 +43,37 @@ def test_boxes_by_file_name_go_to_their_image(tmp_path: Path) -> None:
     csv = tmp_path / "b.csv"
     csv.write_text("file,x1,y1,x2,y2,id\nimg_0002.png,1,1,50,60,4\n")
     assert list(load_boxes(csv)[0]) == ["img_0002.png"]
+
+
+def _entries(key: str, values: list) -> list[dict]:
+    return [{key: value, "boxes": [[1, 1, 9, 9]], "ids": [1]} for value in values]
+
+
+@pytest.mark.parametrize(
+    ("entries", "unused"),
+    [
+        (_entries("index", [0, 1, 2, 3, 4]), ["frame 1", "frame 4"]),  # unreadable, past the end
+        (
+            _entries("file", ["img_0001.png", "img_0003.png", "img_0009.png"]),
+            ["file 'img_0001.png'", "file 'img_0009.png'"],
+        ),
+    ],
+)
+def test_boxes_no_frame_asked_for_are_named(tmp_path: Path, entries: list, unused: list[str]) -> None:
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps({"frames": entries}))
+    detector = BoxesDetector(boxes)
+    with open_source(str(_folder(tmp_path / "f"))) as frames:
+        for frame in frames:
+            detector(frame)
+    assert detector.unused() == unused
+
+
+def test_boxes_by_file_name_need_an_image_folder(tmp_path: Path) -> None:
+    boxes = tmp_path / "b.json"
+    boxes.write_text(json.dumps({"frames": [{"file": "img_0000.png", "boxes": [[1, 1, 9, 9]], "ids": [1]}]}))
+    with pytest.raises(EmoedgeError, match="names image files, but the source is not an image folder"):
+        BoxesDetector(boxes)(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8)))
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ with `every`, the demo clip, the YOLO path, a clean stop on SIGINT, and one-line
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from cli_helpers import REPO  # type: ignore[import-not-found]
@@ -123,6 +125,29 @@ def test_every_k_reuses_results_and_still_infers_new_tracks(tmp_path: Path, back
     assert inferred[12] == [(3, True)]  # new tracks are always inferred
     assert summary.inferences == 3 + 3 + 1 and summary.engine_calls == 3
     assert summary.events == 15
+
+
+def test_an_image_folder_keeps_each_image_in_its_place_and_shape(
+    tmp_path: Path, backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mixed sizes and an unreadable image: every other image gets its own boxes (given by file name), the video
+    letterboxes the odd-shaped one into the first one's size, and the boxes of the unreadable image are named."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, (w, h) in enumerate([(160, 120), (160, 120), (120, 160), (160, 120)]):
+        cv2.imwrite(str(folder / f"img_{i}.png"), np.full((h, w, 3), 90, np.uint8))
+    (folder / "img_1.png").write_bytes(b"truncated")
+    boxes = tmp_path / "boxes.json"
+    given = {f"img_{i}.png": [[10.0 + i, 10.0, 60.0, 90.0]] for i in range(4)}
+    boxes.write_text(json.dumps({"frames": [{"file": n, "boxes": b, "ids": [5]} for n, b in given.items()]}))
+    with caplog.at_level(logging.WARNING):
+        summary = run(str(folder), backend, boxes=boxes, out=tmp_path / "o.mp4", events=tmp_path / "e.jsonl",
+                      settings=QUIET)  # fmt: skip
+    persons, record = read_events(tmp_path / "e.jsonl")
+    assert [(e["frame"], e["box"]) for e in persons] == [(i, given[f"img_{i}.png"][0]) for i in (0, 2, 3)]
+    assert summary.frames == record["frames"] == 3
+    assert video_frames(tmp_path / "o.mp4") == (3, (160, 120))
+    assert "boxes file boxes.json: 1 entry matched no frame: file 'img_1.png'" in caplog.messages
 
 
 def test_onnx_model_gives_the_checkpoint_scores(demo, model: Path, backend, tmp_path: Path) -> None:

@@ -133,20 +133,30 @@ def _closed_port() -> int:
         ("rtsp://user:secret@127.0.0.1:99999/x", "bad stream URL rtsp://***@127.0.0.1:99999/x: the port"),
         ("rtsp://user:secret@127.0.0.1:{port}/x", "cannot open stream rtsp://***@127.0.0.1:{port}/x"),
         ("http://user:secret@127.0.0.1:{port}/x", "cannot open stream http://***@127.0.0.1:{port}/x"),
+        (
+            "rtsp://user:se?cr#et/x@127.0.0.1:{port}/x",
+            "bad stream URL rtsp://***@127.0.0.1:{port}/x: the user name "
+            "or password holds / ? #; write / as %2F, ? as %3F, # as %23",
+        ),
+        ("rtsp://user:se@cr%2Fet@127.0.0.1:{port}/x", "cannot open stream rtsp://***@127.0.0.1:{port}/x"),
+        ("63", "cannot open webcam 63: no such camera"),
     ],
 )
 def test_errors_are_one_line_and_name_the_source(
     spec: str, expected: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
+    """Files fail when opened; live sources, opened on the decoding thread, when iterated. Neither prints a native
+    FFmpeg or OpenCV line of its own."""
     (tmp_path / "text.mp4").write_text("this is a text file, not a video\n" * 20)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
     port = _closed_port()
     with pytest.raises(EmoedgeError) as caught:
-        open_source(spec.format(tmp=tmp_path, port=port), settings=SourceSettings(connect_timeout_s=0))
+        list(open_source(spec.format(tmp=tmp_path, port=port), settings=SourceSettings(connect_timeout_s=0)))
     message = str(caught.value)
     assert message.startswith(expected.format(tmp=tmp_path, port=port)) and "\n" not in message
-    assert "secret" not in message and "secret" not in "".join(capfd.readouterr())
+    assert "secret" not in message and "cr#et" not in message
+    assert "".join(capfd.readouterr()) == ""
     assert not _source_threads()
 
 
@@ -158,8 +168,75 @@ def test_silent_stream_fails_after_the_connect_timeout(capfd: pytest.CaptureFixt
         with pytest.raises(
             EmoedgeError, match=r"cannot open stream rtsp://\*\*\*@127\.0\.0\.1:\d+/live.*timeout 0\.5 s"
         ):
-            open_source(url, settings=SourceSettings(open_timeout_s=0.5, connect_timeout_s=0))
-    assert "secret" not in "".join(capfd.readouterr())
+            list(open_source(url, settings=SourceSettings(open_timeout_s=0.5, connect_timeout_s=0)))
+    assert "".join(capfd.readouterr()) == ""
+
+
+def test_a_live_source_not_up_is_retried_quietly_until_the_connect_timeout(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Every attempt fails (a refused port): emoedge says once that it waits and once that it gives up; the attempts
+    themselves print nothing (FFmpeg and OpenCV would print two lines each)."""
+    attempts = []
+    url = f"rtsp://u:secret@127.0.0.1:{_closed_port()}/x"
+
+    def opener() -> cv2.VideoCapture | None:
+        attempts.append(url)
+        return sources._open_capture(url, SourceSettings())
+
+    settings = SourceSettings(backoff_s=(0.01, 0.02), connect_timeout_s=0.3)
+    source = sources._CaptureSource("cam", None, live=True, settings=settings, opener=opener, unavailable="no cam")
+    with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"), pytest.raises(EmoedgeError) as caught:
+        list(source._start())
+    assert str(caught.value) == "no cam; no answer within 0.3 s (connect_timeout_s)"
+    assert len(attempts) > 3 and [r.getMessage() for r in caplog.records] == [
+        "cam: not up yet; waiting up to 0.3 s for it (connect_timeout_s)"
+    ]
+    assert "".join(capfd.readouterr()) == ""
+
+
+class _BlockingCapture:
+    """A capture whose read never returns until released: a stream stuck inside FFmpeg."""
+
+    def __init__(self) -> None:
+        self.unblock = threading.Event()
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def read(self) -> tuple[bool, None]:
+        self.unblock.wait()
+        return False, None
+
+    def release(self) -> None:
+        self.unblock.set()
+
+
+@pytest.mark.parametrize("wait", ["connect", "reconnect back-off", "frame"])
+def test_an_interrupt_ends_every_wait_of_a_live_source(wait: str) -> None:
+    """The one stop flag: whatever a live source waits for (a camera not up yet, the next reconnect attempt, a frame
+    from a stream gone silent), `interrupt` ends its iterator at once. Every wait here would last a minute."""
+    stuck = _BlockingCapture()
+    settings = SourceSettings(backoff_s=(60.0, 60.0), connect_timeout_s=60.0)
+    capture, opener = {
+        "connect": (None, lambda: None),
+        "reconnect back-off": (_FakeCapture(2), lambda: None),
+        "frame": (stuck, lambda: None),
+    }[wait]
+    source = sources._CaptureSource("cam", capture, live=True, settings=settings, opener=opener)._start()
+    frames: list[int] = []
+    reader = threading.Thread(target=lambda: frames.extend(f.index for f in source), daemon=True)
+    reader.start()
+    try:
+        time.sleep(0.2)  # into the wait
+        assert reader.is_alive()
+        source.interrupt()
+        reader.join(10.0)
+        assert not reader.is_alive(), f"the {wait} wait did not end"
+    finally:
+        stuck.unblock.set()
+        source.close()
+    assert frames[-1:] == ([1] if wait == "reconnect back-off" else [])  # a live source may skip to the newest
 
 
 @pytest.mark.parametrize(
@@ -168,7 +245,13 @@ def test_silent_stream_fails_after_the_connect_timeout(capfd: pytest.CaptureFixt
         ("rtsp://user:pass@host:554/s", "rtsp://***@host:554/s"),
         ("rtsp://user@host/s", "rtsp://***@host/s"),
         ("RTSP://u:p@h", "RTSP://***@h"),
-        ("rtsp://user:p@ss@10.0.0.1/s?mail=a@b", "rtsp://***@10.0.0.1/s?mail=a@b"),  # unencoded @ in password
+        ("rtsp://user:p@ss@10.0.0.1/s?ch=1", "rtsp://***@10.0.0.1/s?ch=1"),  # unencoded @ in password
+        ("rtsp://u:p@ss/x@cam/live", "rtsp://***@cam/live"),  # unencoded @ and / in password
+        ("rtsp://user:p@ss@10.0.0.1/s?mail=a@b", "rtsp://***@b"),  # hides too much rather than too little
+        ("rtsp://u:p@ss@cam/s?mail=a@b!c", "rtsp://***@cam/s?mail=a@b!c"),
+        ("rtsp://u:p@[fe80::1]:554/s", "rtsp://***@[fe80::1]:554/s"),
+        ("http://cam/video.cgi?user=admin&pwd=1234&ch=1", "http://cam/video.cgi?user=admin&pwd=***&ch=1"),
+        ("https://h/w.pt?X-Amz-Signature=ab&t=1", "https://h/w.pt?X-Amz-Signature=***&t=1"),
         ("failed: 'http://a:b@cam/x' and https://c:d@cam2", "failed: 'http://***@cam/x' and https://***@cam2"),
         ("rtsp://host:554/no-credentials", "rtsp://host:554/no-credentials"),
         ("/videos/user@home.mp4", "/videos/user@home.mp4"),

@@ -1,0 +1,192 @@
+"""Several streams in one process: each stream's events are those of a run of it alone, one engine call per tick
+(not per frame), streams of different lengths end on their own, outputs per stream, events to MQTT; and YOLO's
+batched detection tracks each stream as `model.track` would."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+from runtime.runtime_media import (  # type: ignore[import-not-found]
+    read_events,
+    video_frames,
+    write_boxes_json,
+    write_clip,
+    write_tiny_checkpoint,
+)
+
+from emoedge.backends import load_model
+from emoedge.errors import EmoedgeError
+from emoedge.runtime.multi import run_streams
+from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.sources import Frame
+from emoedge.runtime.streams import StreamSpec
+
+QUIET = RunSettings(progress=False)
+LENGTHS = (10, 14, 8, 12)  # frames per stream: they end at different ticks
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory):
+    return load_model(
+        write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt"), device="cpu", precision="fp32"
+    )
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory: pytest.TempPathFactory) -> list[StreamSpec]:
+    """Four clips of 2 moving persons each, different lengths and sizes, with boxes files."""
+    folder = tmp_path_factory.mktemp("streams")
+    specs = []
+    for i, frames in enumerate(LENGTHS):
+        size = (160, 120) if i % 2 else (192, 144)
+        boxes = write_clip(folder / f"s{i}.mp4", frames=frames, persons=2, size=size)
+        specs.append(StreamSpec(f"door-{i}", str(folder / f"s{i}.mp4"), write_boxes_json(folder / f"s{i}.json", boxes)))
+    return specs
+
+
+def _key(record: dict) -> tuple[int, int]:
+    return record["frame"], record["track_id"]
+
+
+def test_four_streams_give_the_events_of_four_single_runs_in_one_call_per_tick(backend, streams, tmp_path) -> None:
+    specs = [StreamSpec(s.id, s.source, s.boxes, tmp_path / "videos" / f"{s.id}.mp4") for s in streams]
+    summary = run_streams(specs, backend, events=tmp_path / "all.jsonl", settings=QUIET)
+    persons, record = read_events(tmp_path / "all.jsonl")
+
+    assert summary.ticks == max(LENGTHS) and summary.engine_calls == summary.ticks  # not sum(LENGTHS) calls
+    assert summary.frames == sum(LENGTHS) == record["frames"] and summary.events == 2 * sum(LENGTHS)
+    assert [(s.id, s.frames, s.outcome) for s in summary.streams] == [
+        (spec.id, n, "ended") for spec, n in zip(specs, LENGTHS)
+    ]
+    for spec, frames in zip(specs, LENGTHS):
+        alone = run(spec.source, backend, boxes=spec.boxes, events=tmp_path / f"{spec.id}.jsonl", settings=QUIET)
+        single, _ = read_events(tmp_path / f"{spec.id}.jsonl")
+        mine = [r for r in persons if r["stream"] == spec.id]
+        assert alone.engine_calls == frames and len(mine) == len(single) == 2 * frames
+        assert [_key(r) for r in mine] == [_key(r) for r in single]
+        assert len({_key(r) for r in mine}) == len(mine)  # ids unique within the stream's frames
+        for a, b in zip(mine, single):
+            assert a["box"] == b["box"] and a["inferred"] == b["inferred"]
+            np.testing.assert_allclose(list(a["scores"].values()), list(b["scores"].values()), atol=1e-5)
+            np.testing.assert_allclose(
+                list(a["modality_weights"].values()), list(b["modality_weights"].values()), atol=1e-5
+            )
+        assert video_frames(spec.out)[0] == frames  # type: ignore[arg-type]
+
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(resources.files("emoedge").joinpath("schemas/events.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for line in (tmp_path / "all.jsonl").read_text().splitlines():
+        assert not list(validator.iter_errors(json.loads(line))), line
+
+
+def test_every_and_max_frames_apply_per_stream(backend, streams, tmp_path) -> None:
+    settings = RunSettings(progress=False, every=3, max_frames=9)
+    summary = run_streams(streams, backend, events=tmp_path / "e.jsonl", settings=settings)
+    assert [s.frames for s in summary.streams] == [min(n, 9) for n in LENGTHS]
+    assert [s.outcome for s in summary.streams] == ["stopped", "stopped", "ended", "stopped"]
+    for spec in streams[:2]:
+        run(spec.source, backend, boxes=spec.boxes, events=tmp_path / f"{spec.id}.jsonl", settings=settings)
+        single, _ = read_events(tmp_path / f"{spec.id}.jsonl")
+        persons, _ = read_events(tmp_path / "e.jsonl")
+        mine = [r for r in persons if r["stream"] == spec.id]
+        assert [(_key(r), r["inferred"]) for r in mine] == [(_key(r), r["inferred"]) for r in single]
+    assert summary.engine_calls < summary.ticks  # with every=3 most ticks reuse results
+
+
+def test_requests_a_multi_stream_run_cannot_serve_are_one_line(backend, streams, tmp_path) -> None:
+    with pytest.raises(EmoedgeError, match="--show opens one window"):
+        run_streams(streams, backend, settings=RunSettings(progress=False, show=True))
+    with pytest.raises(EmoedgeError, match="--explain-every takes a single source"):
+        run_streams(streams, backend, settings=RunSettings(progress=False, explain_every=2))
+    (tmp_path / "file").write_text("x")
+    bad = [StreamSpec("a", streams[0].source, streams[0].boxes, tmp_path / "file" / "a.mp4")]
+    with pytest.raises(EmoedgeError, match="output video of stream a"):
+        run_streams(bad, backend, settings=QUIET)
+
+
+def test_batched_yolo_tracks_each_stream_as_track_would() -> None:
+    """One predict call over two streams' frames, ByteTrack per stream, equals each stream's own `model.track`."""
+    from emoedge.runtime.yolo import import_ultralytics
+
+    try:
+        import_ultralytics()
+    except EmoedgeError as exc:
+        pytest.skip(str(exc))
+    import torch
+
+    from emoedge.runtime.detect import BoxTracker, YoloDetector
+
+    def biased() -> YoloDetector:  # an untrained head sees nothing: bias it so that some anchors score 'person'
+        detector = YoloDetector("yolo11n.yaml", device="cpu")
+        torch.manual_seed(0)
+        with torch.no_grad():
+            for branch in detector.model.predictor.model.model.model[-1].cv3:
+                branch[-1].bias[0] = 2.0
+        return detector
+
+    rng = np.random.default_rng(0)
+    clips = [[rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)] for _ in range(2)]
+    batched, alone = biased(), [biased(), biased()]
+    predictor = batched.model.predictor
+    trackers = [BoxTracker(), BoxTracker()]
+    found = 0
+    for t in range(3):
+        frames = [Frame(t, t / 25, clip[t]) for clip in clips]
+        detections = batched.detect([f.image for f in frames])
+        for s, (frame, (boxes, confidences)) in enumerate(zip(frames, detections)):
+            mine = trackers[s](boxes, confidences, frame.image.shape[:2])
+            theirs = alone[s](frame)
+            np.testing.assert_allclose(mine.boxes, theirs.boxes, atol=1e-3)
+            assert mine.ids.tolist() == theirs.ids.tolist()
+            found += len(mine)
+    assert found > 0 and batched.model.predictor is predictor  # persons found; the predictor never rebuilt
+
+
+def _mosquitto():  # the broker helpers, or skip where paho or mosquitto is missing
+    pytest.importorskip("paho.mqtt.client")
+    from runtime.mqtt_broker import Mosquitto, Subscriber  # type: ignore[import-not-found]
+
+    return Mosquitto, Subscriber
+
+
+def test_events_reach_an_mqtt_broker_restarted_mid_run(backend, streams, tmp_path, monkeypatch) -> None:
+    Mosquitto, Subscriber = _mosquitto()
+    from emoedge.runtime.publish import MqttPublisher
+
+    broker = Mosquitto(tmp_path).start()
+    subscriber = Subscriber(broker.port, "emoedge/#")
+    original, restarts, sent = MqttPublisher.publish, [], []
+
+    def publish(self: MqttPublisher, record: dict, stream: str = "") -> bool:
+        if record["frame"] == 4 and not restarts:  # the broker restarts (SIGTERM, then up again) mid-run,
+            subscriber.wait_for(len(sent))  # once it has passed on what it acknowledged (its own persistence aside)
+            restarts.append(record["stream"])
+            broker.stop()
+            broker.start()
+        sent.append(record)
+        return original(self, record, stream)
+
+    monkeypatch.setattr(MqttPublisher, "publish", publish)
+    try:
+        summary = run_streams(
+            streams[:2], backend, events=tmp_path / "e.jsonl",
+            publish=f"mqtt://user:s3cret@127.0.0.1:{broker.port}/emoedge/{{stream}}", settings=QUIET,
+        )  # fmt: skip
+        persons, record = read_events(tmp_path / "e.jsonl")
+        received = subscriber.wait_for(len(persons), timeout=30)
+    finally:
+        subscriber.close()
+        broker.stop()
+    assert restarts and summary.dropped == 0 and summary.undelivered == 0
+    assert summary.published == len(persons) == record["published"]
+    by_topic: dict[str, dict] = {}
+    for topic, payload in received:
+        message = json.loads(payload)
+        by_topic.setdefault(topic, {})[_key(message)] = message  # QoS 1 is at least once: a resend is a duplicate
+    for spec in streams[:2]:  # across the outage the order may change (resends); every record is there, unchanged
+        mine = {_key(r): r for r in persons if r["stream"] == spec.id}
+        assert by_topic[f"emoedge/{spec.id}"] == mine
