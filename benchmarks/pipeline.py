@@ -58,8 +58,8 @@ class PerPerson(Backend):
         self.name, self.card, self.device, self.precision = inner.name, inner.card, inner.device, inner.precision
         self.reason = inner.reason + "; one call per person"
 
-    def _infer(self, image: Any, body: Any) -> dict[str, np.ndarray]:
-        calls = [self.inner.infer(image, body[i : i + 1]) for i in range(body.shape[0])]
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        calls = [self.inner.infer(image[frame[i] : frame[i] + 1], body[i : i + 1]) for i in range(body.shape[0])]
         return {name: np.concatenate([c[name] for c in calls]) for name in calls[0]}
 
 
@@ -72,16 +72,18 @@ def make_model(name: str, out: Path) -> tuple[Path, Path]:
     return checkpoint, export_onnx(checkpoint, out / f"{name}.onnx").path
 
 
-def make_clip(out: Path, size: tuple[int, int], persons: int) -> tuple[Path, Path]:
+def make_clip(
+    out: Path, size: tuple[int, int], persons: int, *, frames: int = CLIP_FRAMES, seed: int | None = None
+) -> tuple[Path, Path]:
     """A clip of `persons` figures walking across a textured scene, and its boxes file (with ids)."""
     width, height = size
-    rng = np.random.default_rng(persons)
+    rng = np.random.default_rng(persons if seed is None else seed)
     scene = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
     box_w, box_h = width // (persons + 2), int(height * 0.7)
     video = out / f"clip_{width}x{height}_{persons}.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
-    frames = []
-    for t in range(CLIP_FRAMES):
+    entries = []
+    for t in range(frames):
         image, boxes = scene.copy(), []
         for p in range(persons):
             x1 = int(box_w * (p + 0.5) + 2 * t) % (width - box_w)
@@ -89,10 +91,10 @@ def make_clip(out: Path, size: tuple[int, int], persons: int) -> tuple[Path, Pat
             cv2.rectangle(image, (x1, y1), (x1 + box_w - 1, y1 + box_h - 1), (40 + 50 * p % 200, 90, 200), -1)
             boxes.append([x1, y1, x1 + box_w, y1 + box_h])
         writer.write(image)
-        frames.append({"index": t, "boxes": boxes, "ids": list(range(1, persons + 1))})
+        entries.append({"index": t, "boxes": boxes, "ids": list(range(1, persons + 1))})
     writer.release()
     boxes_file = out / f"clip_{width}x{height}_{persons}.json"
-    boxes_file.write_text(json.dumps({"frames": frames}))
+    boxes_file.write_text(json.dumps({"frames": entries}))
     return video, boxes_file
 
 
