@@ -227,12 +227,12 @@ class _Loop:
                 time.sleep(IDLE_S)
                 continue
             self.ticks += 1
-            persons = self._detect(batch)
-            jobs = [stream.tagger.prepare(frame, found) for (stream, frame), found in zip(batch, persons)]
+            found = self._detect(batch, active)
+            jobs = [stream.tagger.prepare(frame, persons) for stream, frame, persons in found]
             outputs = self._infer(jobs)
-            for (stream, frame), job, out in zip(batch, jobs, outputs):
+            for (stream, frame, _), job, out in zip(found, jobs, outputs):
                 self._write(stream, frame, stream.tagger.finish(job, out))
-            for stream, _ in batch:
+            for stream, _, _ in found:
                 if self.max_frames is not None and stream.count >= self.max_frames:
                     self._drop(active, stream, "stopped")
         for stream in list(active):  # left by a stop request
@@ -248,8 +248,7 @@ class _Loop:
             try:
                 frame = next(stream.frames, None)
             except EmoedgeError as exc:
-                log.warning("stream %s: %s; the other streams go on", stream.spec.id, exc)
-                self._drop(active, stream, f"failed: {exc}")
+                self._fail(active, stream, exc)
                 continue
             if frame is None:
                 self._drop(active, stream, "ended" if not stream.source.live else "lost")
@@ -260,23 +259,35 @@ class _Loop:
         return batch
 
     def _drop(self, active: list[_Stream], stream: _Stream, outcome: str) -> None:
+        stream.source.interrupt()  # its decoder stops now; the run closes it at the end
         active.remove(stream)
         stream.outcome = outcome
         stream.seconds = time.perf_counter() - self._started
 
-    def _detect(self, batch: list[tuple[_Stream, Frame]]) -> list[Persons]:
-        """Persons of each frame: boxes files read per stream, YOLO once for all the other streams' frames."""
+    def _detect(
+        self, batch: list[tuple[_Stream, Frame]], active: list[_Stream]
+    ) -> list[tuple[_Stream, Frame, Persons]]:
+        """Persons of each frame: boxes files read per stream (a stream whose boxes fail it is dropped with one
+        line), YOLO once for all the other streams' frames."""
         with self.timer("detect"):
-            found: list[Persons | None] = [
-                stream.tagger.detector(frame) if stream.tracker is None else None for stream, frame in batch
-            ]
-            wanted = [i for i, f in enumerate(found) if f is None]
+            found: dict[int, Persons] = {}
+            for i, (stream, frame) in enumerate(batch):
+                if stream.tracker is None:
+                    try:
+                        found[i] = stream.tagger.detector(frame)
+                    except EmoedgeError as exc:
+                        self._fail(active, stream, exc)
+            wanted = [i for i, (stream, _) in enumerate(batch) if stream.tracker is not None]
             if wanted and self.yolo is not None:
                 detections = self.yolo.detect([batch[i][1].image for i in wanted])
                 for i, (boxes, confidences) in zip(wanted, detections):
                     stream, frame = batch[i]
                     found[i] = stream.tracker(boxes, confidences, frame.image.shape[:2])  # type: ignore[misc]
-            return [f if f is not None else Persons.empty() for f in found]
+            return [(*batch[i], found[i]) for i in sorted(found)]
+
+    def _fail(self, active: list[_Stream], stream: _Stream, exc: EmoedgeError) -> None:
+        log.warning("stream %s: %s; the other streams go on", stream.spec.id, exc)
+        self._drop(active, stream, f"failed: {exc}")
 
     def _infer(self, jobs: list[TaggingJob]) -> list[dict[str, np.ndarray]]:
         """ONE engine call for the due persons of every frame; each job's share of the outputs."""

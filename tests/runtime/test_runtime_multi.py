@@ -97,6 +97,19 @@ def test_every_and_max_frames_apply_per_stream(backend, streams, tmp_path) -> No
     assert summary.engine_calls < summary.ticks  # with every=3 most ticks reuse results
 
 
+def test_a_failing_stream_is_dropped_with_one_line_and_the_others_go_on(backend, streams, tmp_path, caplog) -> None:
+    wrong = tmp_path / "by-name.json"  # boxes by image file name, for a video: this stream fails at its first frame
+    wrong.write_text(json.dumps({"frames": [{"file": "a.jpg", "boxes": [[1, 1, 20, 20]], "ids": [1]}]}))
+    specs = [streams[0], StreamSpec("broken", streams[1].source, wrong), streams[2]]
+    summary = run_streams(specs, backend, events=tmp_path / "e.jsonl", settings=QUIET)
+    outcomes = {s.id: (s.frames, s.outcome) for s in summary.streams}
+    assert outcomes[streams[0].id] == (LENGTHS[0], "ended") and outcomes[streams[2].id] == (LENGTHS[2], "ended")
+    assert outcomes["broken"][0] == 0 and outcomes["broken"][1].startswith("failed: boxes file")
+    assert "stream broken: boxes file" in caplog.text and "the other streams go on" in caplog.text
+    persons, _ = read_events(tmp_path / "e.jsonl")
+    assert {r["stream"] for r in persons} == {streams[0].id, streams[2].id}
+
+
 def test_requests_a_multi_stream_run_cannot_serve_are_one_line(backend, streams, tmp_path) -> None:
     with pytest.raises(EmoedgeError, match="--show opens one window"):
         run_streams(streams, backend, settings=RunSettings(progress=False, show=True))
@@ -151,6 +164,28 @@ def _mosquitto():  # the broker helpers, or skip where paho or mosquitto is miss
     from runtime.mqtt_broker import Mosquitto, Subscriber  # type: ignore[import-not-found]
 
     return Mosquitto, Subscriber
+
+
+def test_run_publishes_from_the_command_line_without_showing_credentials(backend, streams, tmp_path) -> None:
+    """A broker that never comes up: the video work finishes, the records are counted undelivered, the one warning
+    names the broker without its password."""
+    pytest.importorskip("paho.mqtt.client")
+    from cli_helpers import run_cli  # type: ignore[import-not-found]
+    from runtime.mqtt_broker import free_port  # type: ignore[import-not-found]
+
+    model = tmp_path / "tiny.pt"
+    write_tiny_checkpoint(model)
+    spec = streams[2]
+    proc = run_cli(
+        "run", "--source", spec.source, "--boxes", str(spec.boxes), "--model", str(model), "--device", "cpu",
+        "--events", str(tmp_path / "e.jsonl"), "--publish", f"mqtt://cam:s3cret@127.0.0.1:{free_port()}/site/{{stream}}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    persons, summary = read_events(tmp_path / "e.jsonl")
+    assert summary["frames"] == LENGTHS[2] and summary["published"] == 0
+    assert summary["undelivered"] == len(persons) > 0 and summary["dropped"] == 0
+    assert "MQTT broker mqtt://***@127.0.0.1:" in proc.stderr and "not reachable" in proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout + (tmp_path / "e.jsonl").read_text()
 
 
 def test_events_reach_an_mqtt_broker_restarted_mid_run(backend, streams, tmp_path, monkeypatch) -> None:
