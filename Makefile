@@ -16,7 +16,7 @@ CONSTRAINTS ?= constraints-jetpack6.txt
 EXTRAS ?= train,runtime,explain,dev
 EXTRA_PACKAGES ?= onnxslim
 TESTS ?= tests/runtime tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
-	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py
+	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py tests/bench
 # On a Jetson: JetPack's TensorRT lives in the system Python, and CUDA builds of torch come from NVIDIA's index.
 VENV_FLAGS ?= $(if $(JETSON),--system-site-packages,)
 PIP_INDEX ?= $(if $(JETSON),--index-url https://pypi.jetson-ai-lab.io/jp6/cu126,)

@@ -23,7 +23,6 @@ import argparse
 import functools
 import importlib.metadata
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -31,10 +30,11 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from emoedge.backends import load_model
+from emoedge.bench.machine import cpu_name
+from emoedge.bench.timing import interleaved, per_person, summarise
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
 from emoedge.data.sample import write_sample
@@ -48,7 +48,6 @@ from emoedge.resources import shipped_folder
 from emoedge.training.trainer import train
 
 OFFLINE = ["model.weights={}"]  # no downloads: latency does not depend on the weights
-MIN_CALLS, MAX_CALLS = 7, 50  # timed rounds per model
 CALIB_IMAGES = 16  # enough for scales of random-weight models; the sample model calibrates on its val split
 # key -> (label, file kind, load_model precision); the files are made per model in `prepare`
 PATHS = {
@@ -72,42 +71,6 @@ def make_checkpoint(name: str, out: Path) -> Path:
     return save_checkpoint(out / f"{name}.pt", state)
 
 
-def interleaved(points: dict, budget: float) -> dict[tuple, list[float]]:
-    """Per-call wall times (ms) of every point, measured in rounds that time each point once, after two warm-ups.
-
-    Why rounds: the cores may be shared with other jobs whose load comes and goes; interleaving spreads it over all
-    points alike, so the ratios between paths stay fair even when absolute times drift. Each timed call follows an
-    untimed one of the same point, so it finds that model's weights in the caches as a running pipeline would.
-    """
-    for call in points.values():
-        call()
-        call()
-    times: dict[tuple, list[float]] = {key: [] for key in points}
-    start = time.perf_counter()
-    for done in range(MAX_CALLS):
-        if done >= MIN_CALLS and time.perf_counter() - start >= budget:
-            break
-        for key, call in points.items():
-            call()
-            t0 = time.perf_counter()
-            call()
-            times[key].append(1000 * (time.perf_counter() - t0))
-    return times
-
-
-def summarise(times: list[float], persons: int) -> dict:
-    """Percentiles (ms) and throughput at the median latency (a mean would carry other jobs' interference)."""
-    p50, p90, p99 = (float(np.percentile(times, q)) for q in (50, 90, 99))
-    return {
-        "p50_ms": p50,
-        "p90_ms": p90,
-        "p99_ms": p99,
-        "calls": len(times),
-        "frames_per_s": 1000 / p50,
-        "persons_per_s": 1000 * persons / p50,
-    }
-
-
 def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> list[dict]:
     """One row per (path, way, N): the shared-context call, and the per-person way for PER_PERSON paths."""
     points = {}
@@ -123,11 +86,6 @@ def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> li
         rows.append({"path": key, "label": PATHS[key][0], "way": way, "persons": n, **summarise(times, n)})
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
     return rows
-
-
-def per_person(backend, image: np.ndarray, body: np.ndarray) -> list[dict]:
-    """The popular reimplementation's way: one call per person, each with its own copy of the frame."""
-    return [backend.infer(image.copy(), body[i : i + 1]) for i in range(len(body))]
 
 
 def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
@@ -309,16 +267,6 @@ def markdown(
                 f"{r['p99_ms']:.1f} | {r['frames_per_s']:.2f} | {r['persons_per_s']:.1f} | {speedup:.2f}× |"
             )
     return "\n".join(lines) + "\n"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

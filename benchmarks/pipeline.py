@@ -32,6 +32,8 @@ import torch
 
 from emoedge.backends import Backend, load_model
 from emoedge.backends.torch import cpu_bf16_feature
+from emoedge.bench.clip import make_clip
+from emoedge.bench.machine import QUIET, cpu_busy, wait_for_quiet
 from emoedge.config import load_recipe
 from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
@@ -45,7 +47,6 @@ CLIP_FRAMES, MIN_FRAMES, WARMUP_FRAMES = 40, 3, 2
 TARGETS = {"paper": 6.0, "edge": 25.0}  # FPS at 640×480, 4 persons, given boxes, 2 CPU cores (the issue's)
 TARGET_SIZE, TARGET_PERSONS = "640x480", 4
 REUSE = 2  # `every` of the reuse point: each track re-inferred every other frame
-QUIET = 0.15  # CPU busy fraction (other processes) under which a point is measured
 LABELS = {"onnxruntime": "ONNX Runtime {}", "torch": "PyTorch {} channels_last"}
 STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
 
@@ -70,62 +71,6 @@ def make_model(name: str, out: Path) -> tuple[Path, Path]:
     state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
     checkpoint = save_checkpoint(out / f"{name}.pt", state)
     return checkpoint, export_onnx(checkpoint, out / f"{name}.onnx").path
-
-
-def make_clip(
-    out: Path, size: tuple[int, int], persons: int, *, frames: int = CLIP_FRAMES, seed: int | None = None
-) -> tuple[Path, Path]:
-    """A clip of `persons` figures walking across a textured scene, and its boxes file (with ids)."""
-    width, height = size
-    rng = np.random.default_rng(persons if seed is None else seed)
-    scene = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3)
-    box_w, box_h = width // (persons + 2), int(height * 0.7)
-    video = out / f"clip_{width}x{height}_{persons}.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, size)
-    entries = []
-    for t in range(frames):
-        image, boxes = scene.copy(), []
-        for p in range(persons):
-            x1 = int(box_w * (p + 0.5) + 2 * t) % (width - box_w)
-            y1 = (height - box_h) // 2 + (p % 3) * 4
-            cv2.rectangle(image, (x1, y1), (x1 + box_w - 1, y1 + box_h - 1), (40 + 50 * p % 200, 90, 200), -1)
-            boxes.append([x1, y1, x1 + box_w, y1 + box_h])
-        writer.write(image)
-        entries.append({"index": t, "boxes": boxes, "ids": list(range(1, persons + 1))})
-    writer.release()
-    boxes_file = out / f"clip_{width}x{height}_{persons}.json"
-    boxes_file.write_text(json.dumps({"frames": entries}))
-    return video, boxes_file
-
-
-def cpu_busy(interval: float = 0.5) -> float | None:
-    """Fraction of the machine's CPU time spent busy over `interval` while this process sleeps (Linux), else None."""
-
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return sum(values), values[3] + values[4]  # total, idle + iowait
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(interval)
-        total1, idle1 = sample()
-    except OSError:
-        return None
-    return 1.0 - (idle1 - idle0) / max(total1 - total0, 1)
-
-
-def wait_for_quiet(limit: float) -> float | None:
-    """Wait (at most `limit` s) until other work leaves the CPU nearly idle; returns the busy fraction measured last.
-
-    Why: PyTorch's OpenMP threads, one per core, stall at every barrier when another process takes a core, which
-    makes a shared machine's figures meaningless (measured: 10–50× slower), not just noisier.
-    """
-    deadline = time.monotonic() + limit
-    busy = cpu_busy()
-    while busy is not None and busy > QUIET and time.monotonic() < deadline:
-        time.sleep(2.0)
-        busy = cpu_busy()
-    return busy
 
 
 def measure(video: Path, boxes: Path, backend: Backend, seconds: float, tmp: Path, every: int) -> dict[str, Any]:

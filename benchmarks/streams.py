@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pipeline import make_clip, make_model, wait_for_quiet  # type: ignore[import-not-found]
+from pipeline import make_model  # type: ignore[import-not-found]
 
 from emoedge.backends.torch import cpu_bf16_feature
+from emoedge.bench.clip import make_clip
+from emoedge.bench.machine import wait_for_quiet
 from emoedge.fileio import atomic_write_text
 
 STREAMS, PERSONS, SIZE = 4, 2, (640, 480)

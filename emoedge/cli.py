@@ -491,6 +491,19 @@ def _add_run(sub: Subparsers) -> None:
         "--every", type=int, default=d.every, help="re-infer each track every K frames (reuse its result between)"
     )
     p.add_argument("--smooth", type=float, default=d.smooth, help="EMA weight of a track's past scores (0: off)")
+    p.add_argument(
+        "--detect-every",
+        dest="detect_every",
+        type=int,
+        default=d.detect_every,
+        help="run the detector every K-th frame; ByteTrack's Kalman filter carries the tracks between",
+    )
+    p.add_argument(
+        "--detect-size",
+        dest="detect_size",
+        type=int,
+        help="detector inference size in pixels, e.g. 320 (default: the model's own, 640 for Ultralytics')",
+    )
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
     p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames (default: all)")
     p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or summary")
@@ -575,6 +588,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 
+def _add_bench(sub: Subparsers) -> None:
+    from emoedge.bench.plan import BenchPlan
+
+    d = BenchPlan()
+    summary = "measure a model file here: the engine alone, end to end with the detector, several streams"
+    examples = (
+        "emoedge bench model.onnx -o bench/",
+        "emoedge bench model.engine --detector yolo11n.engine --persons 1 4 16 --streams 4 -o bench-orin/",
+        "emoedge bench best.pt --source street.mp4 --detector yolo11n.pt --device cpu -o bench-cpu/",
+    )
+    p = _command(sub, "bench", summary, _cmd_bench, *examples)
+    p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="report folder: bench.md and bench.json")
+    p.add_argument("--detector", help="YOLO weights for the end-to-end rows (every frame and every 3rd frame)")
+    p.add_argument("--persons", type=int, nargs="+", default=list(d.persons), help="persons per engine call")
+    p.add_argument("--streams", type=int, default=d.streams, help="also measure this many streams in one process")
+    p.add_argument("--source", type=Path, help="your clip for the end-to-end rows (default: a generated 640x480 one)")
+    p.add_argument("--boxes", type=Path, help="person boxes of --source (JSON or CSV)")
+    p.add_argument("--seconds", type=float, default=d.seconds, help="timed seconds per engine point, about")
+    p.add_argument("--frames", type=int, default=d.frames, help="frames per end-to-end point")
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from emoedge.bench.plan import BenchPlan
+    from emoedge.bench.run import bench
+
+    plan = BenchPlan(
+        persons=tuple(args.persons), streams=args.streams, source=args.source, boxes=args.boxes,
+        detector=args.detector, seconds=args.seconds, frames=args.frames, device=args.device,
+    )  # fmt: skip
+    paths = bench(args.model, args.out, plan, progress=not args.quiet)
+    print(f"report: {paths['markdown']}, {paths['json']}")
+
+
 def _add_demo(sub: Subparsers) -> None:
     summary = "the offline main job: sample → train → evaluate → export ONNX → tag a clip"
     examples = ("emoedge demo", "emoedge demo /tmp/demo --epochs 2 --detector yolo11n.pt")
@@ -627,6 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_pretrain,
         _add_export,
         _add_run,
+        _add_bench,
         _add_demo,
     )
     for add in commands:

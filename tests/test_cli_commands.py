@@ -74,7 +74,7 @@ def test_every_command_is_covered():
     # A new command must be added here, and to the tests below, on purpose.
     assert {" ".join(path) for path in PARSERS} == {
         "", "sample", "data", "data check", "train", "eval", "explain", "pretrain", "export", "export onnx",
-        "export precision", "export engine", "run", "demo",
+        "export precision", "export engine", "run", "bench", "demo",
     }  # fmt: skip
 
 
@@ -112,7 +112,7 @@ def test_what_a_command_writes_is_always_o_out():
         if action.option_strings == ["-o", "--out"]
     }
     assert writers == {
-        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "run"
+        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "run", "bench"
     }  # fmt: skip
     assert not [a for p in PARSERS.values() for a in p._actions if "--output" in a.option_strings]
 
@@ -444,6 +444,8 @@ BAD = {
     "train-unknown-key": (("train", "sample", "optim.epoch=1"), "optim.epoch: unknown key (did you mean 'epochs'?)"),
     "eval-takes-no-overrides": (("eval", "best.pt", "--data", "d", "split=val"), "unrecognized arguments: split=val"),
     "missing-option": (("run", "--model", "m.onnx"), "the following arguments are required: --source"),
+    "bad-detect-every": ((*RUN, "--detect-every", "0"), "run settings: detect_every 0: expected an integer >= 1"),
+    "bad-detect-size": ((*RUN, "detect_size=8"), "run settings: detect_size 8: expected pixels from 32 to 4096"),
     "sources-and-source": ((*RUN, "--sources", "s.yaml"), "--sources FILE names every stream's source"),
     "boxes-beyond-sources": ((*RUN, "--boxes", "a.json", "--boxes", "b.json"), "--boxes given 2 times for 1 source"),
     "detector-and-boxes": ((*RUN, "--boxes", "a.json", "--detector", "y.pt"), "give either a detector"),

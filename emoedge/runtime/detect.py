@@ -31,6 +31,7 @@ import numpy as np
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
+from emoedge.runtime.settings import check_detect_every, check_detect_size
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.weights import detector_weights
 from emoedge.runtime.yolo import INSTALL_HINT, import_ultralytics
@@ -56,22 +57,31 @@ class Detector(Protocol):
 
 
 def open_detector(
-    detector: Path | str | None, boxes: Path | None, *, device: str = "auto", download: bool = True
+    detector: Path | str | None,
+    boxes: Path | None,
+    *,
+    device: str = "auto",
+    download: bool = True,
+    detect_every: int = 1,
+    detect_size: int | None = None,
 ) -> Detector:
     """A boxes-file detector if `boxes` is given, else a YOLO detector (default weights: yolo11n.pt, fetched by
-    Ultralytics' downloader when missing and `download` allows it)."""
+    Ultralytics' downloader when missing and `download` allows it) run every `detect_every`-th frame at
+    `detect_size` pixels (None: the model's own)."""
     if detector is not None and boxes is not None:
         raise EmoedgeError("give either a detector (--detector WEIGHTS) or a boxes file (--boxes FILE), not both")
     if boxes is not None:
-        return BoxesDetector(boxes)
-    return YoloDetector(detector, device=device, download=download)
+        return BoxesDetector(boxes, detect_every=detect_every)
+    return YoloDetector(detector, device=device, download=download, detect_every=detect_every, size=detect_size)
 
 
 # ------------------------------------------------------------------------------------------------ YOLO
 
 
 class YoloDetector:
-    """`model.track(persist=True)` with ByteTrack, class person only; one instance per video (it holds the tracks).
+    """Persons by an Ultralytics YOLO model, tracked by ByteTrack (`BoxTracker`); one instance per video (it holds
+    the tracks). With `detect_every` K the model runs on every K-th frame and the tracker's Kalman filter carries
+    the tracks through the frames between (DeepStream's `interval`); `detect` serves several streams in one call.
 
     Ultralytics sets up its predictor on the first predict or track call, and that setup (`select_device` in
     utils/torch_utils.py) sets torch to (cores - 1) threads for CPU inference: 1 on a 2-core machine, halving the
@@ -80,8 +90,19 @@ class YoloDetector:
     setup argument (device, tracker, ...) changes, and every call passes the same ones.
     """
 
-    def __init__(self, weights: Path | str | None = None, *, device: str = "auto", download: bool = True) -> None:
-        """`weights`: a path, an official Ultralytics name or a URL (see `detector_weights`); None: yolo11n.pt."""
+    def __init__(
+        self,
+        weights: Path | str | None = None,
+        *,
+        device: str = "auto",
+        download: bool = True,
+        detect_every: int = 1,
+        size: int | None = None,
+    ) -> None:
+        """`weights`: a path, an official Ultralytics name or a URL (see `detector_weights`); None: yolo11n.pt;
+        `size`: inference size in pixels (None: the model's own, 640 for Ultralytics' detectors)."""
+        check_detect_every(detect_every)
+        check_detect_size(size)
         weights = detector_weights(weights, download=download)
         suffix = weights.suffix.lower()
         ultralytics = import_ultralytics()
@@ -101,16 +122,22 @@ class YoloDetector:
             raise EmoedgeError(
                 f"detector {weights}: class {PERSON} is {first!r}, expected 'person' (a COCO-trained YOLO model)"
             )
-        self._args = {"classes": [PERSON], "tracker": TRACKER, "verbose": False, "device": _ultralytics_device(device)}
+        self._args: dict[str, Any] = {
+            "classes": [PERSON], "conf": TRACK_CONF, "verbose": False, "device": _ultralytics_device(device)
+        }  # fmt: skip
+        if size is not None:
+            self._args["imgsz"] = size
         self._set_up_predictor(weights)
-        self.name = f"YOLO {weights.name} + ByteTrack"
+        self.tracker = BoxTracker(detect_every)
+        at = f" at {size} px" if size is not None else ""
+        every = f", every {detect_every} frames" if detect_every > 1 else ""
+        self.name = f"YOLO {weights.name}{at}{every} + ByteTrack"
 
     def _set_up_predictor(self, weights: Path) -> None:
         """Build Ultralytics' predictor with one prediction on a blank frame, keeping torch's thread count.
 
-        `predict`, not `track`: it builds the same predictor (same setup arguments) but no tracker, so the tracker
-        `track` creates on the first frame starts with fresh ids. A device or backend Ultralytics cannot use fails
-        here, as one line, not on the first frame.
+        Every later call passes the same arguments, so the predictor is never rebuilt. A device or backend
+        Ultralytics cannot use fails here, as one line, not on the first frame.
         """
         import torch
 
@@ -123,17 +150,17 @@ class YoloDetector:
             torch.set_num_threads(threads)
 
     def __call__(self, frame: Frame) -> Persons:
-        result = self.model.track(frame.image, persist=True, **self._args)[0]
-        boxes = result.boxes
-        if boxes is None or boxes.id is None:  # nothing the tracker has confirmed (yet)
-            return Persons.empty()
-        return Persons.from_arrays(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(), boxes.conf.cpu().numpy())
+        shape = frame.image.shape[:2]
+        if not self.tracker.detects():
+            return self.tracker.coast(shape)
+        boxes, confidences = self.detect([frame.image])[0]
+        return self.tracker(boxes, confidences, shape)
 
     def detect(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Person boxes [n,4] and confidences [n] of each image, in ONE batched prediction and untracked: a
-        multi-stream run tracks each stream apart (`BoxTracker`). The confidence floor is the one `model.track`
-        uses (0.1: ByteTrack's second stage matches low-confidence boxes), so tracks come out as `track`'s would."""
-        results = self.model.predict(images, **{**self._args, "conf": TRACK_CONF})  # same setup: no rebuild
+        """Person boxes [n,4] and confidences [n] of each image, in ONE batched prediction and untracked (a
+        multi-stream run tracks each stream apart). The confidence floor is the one `model.track` uses (0.1:
+        ByteTrack's second stage matches low-confidence boxes), so tracks come out as `track`'s would."""
+        results = self.model.predict(images, **self._args)
         return [(r.boxes.xyxy.cpu().numpy(), r.boxes.conf.cpu().numpy()) for r in results]
 
     def unused(self) -> list[str]:
@@ -154,26 +181,57 @@ def _ultralytics_device(device: str) -> str | None:
 
 
 class BoxTracker:
-    """ByteTrack on given boxes: the tracker `model.track` uses, fed with boxes instead of detections."""
+    """ByteTrack on given boxes: the tracker `model.track` uses, fed with boxes instead of detections.
 
-    def __init__(self) -> None:
+    With `detect_every` K, boxes come on every K-th frame (`detects`) and `coast` carries the tracks through the
+    frames between: the tracker steps with no detections, so its Kalman filter predicts every track one frame on
+    (its tracks turn "lost", and the next detections find them again, ids kept, as they find a briefly hidden
+    person), and the tracks confirmed at the last detection are given at their predicted boxes.
+    """
+
+    def __init__(self, detect_every: int = 1) -> None:
+        check_detect_every(detect_every)
         import_ultralytics()
         from ultralytics.trackers.byte_tracker import BYTETracker
         from ultralytics.utils import YAML, IterableSimpleNamespace
         from ultralytics.utils.checks import check_yaml
 
         self._tracker = BYTETracker(IterableSimpleNamespace(**YAML.load(check_yaml(TRACKER))))
+        self.detect_every = detect_every
+        self._frames = 0
+        self._detected_at = 0  # the tracker's frame id at the last detection
+
+    def detects(self) -> bool:
+        """Whether this frame needs boxes: the first, then every `detect_every`-th."""
+        return self._frames % self.detect_every == 0
 
     def __call__(self, boxes: np.ndarray, confidences: np.ndarray, shape: tuple[int, int]) -> Persons:
         """Persons for the boxes the tracker confirms this frame (a new box appears from its second frame on)."""
-        from ultralytics.engine.results import Boxes
-
-        data = np.concatenate([boxes, confidences[:, None], np.full((len(boxes), 1), PERSON)], axis=1)
-        tracks = self._tracker.update(Boxes(data.astype(np.float32), shape), None)
+        tracks = self._step(np.concatenate([boxes, confidences[:, None], np.full((len(boxes), 1), PERSON)], 1), shape)
+        self._detected_at = self._tracker.frame_id
         if len(tracks) == 0:
             return Persons.empty()
         index = tracks[:, -1].astype(np.int64)  # the detection each track matched: keep the given box, not Kalman's
         return Persons(boxes[index], tracks[:, 4].astype(np.int64), confidences[index])
+
+    def coast(self, shape: tuple[int, int]) -> Persons:
+        """A frame without boxes: the tracks confirmed at the last detection, at their predicted boxes."""
+        self._step(np.zeros((0, 6)), shape)
+        carried = [t for t in self._tracker.lost_stracks if t.frame_id == self._detected_at and t.is_activated]
+        if not carried:
+            return Persons.empty()
+        height, width = shape
+        boxes = np.array([t.xyxy for t in carried], np.float32)
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # a track predicted out of the frame: gone
+        ids = np.array([t.track_id for t in carried], np.int64)[keep]
+        return Persons(boxes[keep], ids, np.array([t.score for t in carried], np.float32)[keep])
+
+    def _step(self, data: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        from ultralytics.engine.results import Boxes
+
+        self._frames += 1
+        return self._tracker.update(Boxes(data.astype(np.float32), shape), None)
 
 
 # ------------------------------------------------------------------------------------------- boxes file
@@ -182,13 +240,17 @@ class BoxTracker:
 class BoxesDetector:
     """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index or image file name."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, detect_every: int = 1) -> None:
+        """`detect_every` K: a file without ids is read on every K-th frame only, ByteTrack carrying the tracks
+        between, as with a detector (a file with ids gives every frame as it is)."""
+        check_detect_every(detect_every)
         self.path = Path(path)
         self.frames, has_ids = load_boxes(path)
         self._by_name = any(isinstance(key, str) for key in self.frames)
         self._asked: set[int | str] = set()
-        self._tracker = None if has_ids else _box_tracker(path)
-        self.name = f"boxes file {self.path.name}" + ("" if has_ids else " + ByteTrack")
+        self._tracker = None if has_ids else _box_tracker(path, detect_every)
+        every = f", every {detect_every} frames" if detect_every > 1 and not has_ids else ""
+        self.name = f"boxes file {self.path.name}" + ("" if has_ids else f"{every} + ByteTrack")
 
     def __call__(self, frame: Frame) -> Persons:
         key = frame.name if self._by_name else frame.index
@@ -201,6 +263,8 @@ class BoxesDetector:
         persons = self.frames.get(key, Persons.empty())
         if self._tracker is None:
             return persons
+        if not self._tracker.detects():
+            return self._tracker.coast(frame.image.shape[:2])
         return self._tracker(persons.boxes, persons.confidences, frame.image.shape[:2])
 
     def unused(self) -> list[str]:
@@ -208,9 +272,9 @@ class BoxesDetector:
         return [f"file {key!r}" if self._by_name else f"frame {key}" for key in left]
 
 
-def _box_tracker(path: Path) -> BoxTracker:
+def _box_tracker(path: Path, detect_every: int) -> BoxTracker:
     try:
-        return BoxTracker()
+        return BoxTracker(detect_every)
     except EmoedgeError:
         raise EmoedgeError(
             f"boxes file {path} gives no track ids: add them ('ids' in JSON, an 'id' column in CSV), or install "

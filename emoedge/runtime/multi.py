@@ -146,14 +146,15 @@ def run_streams(
         sources = [stack.enter_context(open_source(spec.source, settings=waits)) for spec in specs]
         yolo = None
         if any(spec.boxes is None for spec in specs):
-            yolo = YoloDetector(detector, device=s.device, download=s.download)
+            yolo = YoloDetector(detector, device=s.device, download=s.download, size=s.detect_size)
         backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
         timer = Timer()
         streams = []
         for spec, source in zip(specs, sources):
-            finder = BoxesDetector(spec.boxes) if spec.boxes is not None else yolo
+            finder = BoxesDetector(spec.boxes, detect_every=s.detect_every) if spec.boxes is not None else yolo
             tagger = FrameTagger(backend, finder, every=s.every, smooth=s.smooth, timer=timer)  # type: ignore[arg-type]
-            streams.append(_Stream(spec, source, tagger, BoxTracker() if spec.boxes is None else None))
+            tracker = BoxTracker(s.detect_every) if spec.boxes is None else None
+            streams.append(_Stream(spec, source, tagger, tracker))
         stop = stack.enter_context(StopRequest())
         for source in sources:
             stop.on_stop(source.interrupt)
@@ -190,7 +191,13 @@ def run_streams(
             dropped=0 if publisher is None else publisher.dropped,
             undelivered=0 if publisher is None else publisher.undelivered,
             log=None if events is None else Path(events),
-            settings={"every": s.every, "smooth": float(s.smooth), "max_frames": s.max_frames},
+            settings={
+                "every": s.every,
+                "smooth": float(s.smooth),
+                "max_frames": s.max_frames,
+                "detect_every": s.detect_every,
+                "detect_size": s.detect_size,
+            },
         )
         if log_file is not None:
             log_file.write(summary.to_record())
@@ -268,7 +275,7 @@ class _Loop:
         self, batch: list[tuple[_Stream, Frame]], active: list[_Stream]
     ) -> list[tuple[_Stream, Frame, Persons]]:
         """Persons of each frame: boxes files read per stream (a stream whose boxes fail it is dropped with one
-        line), YOLO once for all the other streams' frames."""
+        line), YOLO once for the other streams' frames that are due for detection (`detect_every`)."""
         with self.timer("detect"):
             found: dict[int, Persons] = {}
             for i, (stream, frame) in enumerate(batch):
@@ -277,7 +284,12 @@ class _Loop:
                         found[i] = stream.tagger.detector(frame)
                     except EmoedgeError as exc:
                         self._fail(active, stream, exc)
-            wanted = [i for i, (stream, _) in enumerate(batch) if stream.tracker is not None]
+            wanted = []
+            for i, (stream, frame) in enumerate(batch):
+                if stream.tracker is not None and stream.tracker.detects():
+                    wanted.append(i)
+                elif stream.tracker is not None:  # between detections: the tracker carries the tracks
+                    found[i] = stream.tracker.coast(frame.image.shape[:2])
             if wanted and self.yolo is not None:
                 detections = self.yolo.detect([batch[i][1].image for i in wanted])
                 for i, (boxes, confidences) in zip(wanted, detections):

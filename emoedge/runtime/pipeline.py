@@ -116,7 +116,7 @@ def run(
     source: str,
     model: Path | str | Backend,
     *,
-    detector: Path | str | None = None,
+    detector: Path | str | Detector | None = None,
     boxes: Path | None = None,
     out: Path | None = None,
     events: Path | None = None,
@@ -126,7 +126,7 @@ def run(
     """Tag every person of every frame of `source` (webcam index, file, URL or image folder) with emotions.
 
     `model`: checkpoint, ONNX or engine file (or a loaded Backend). Persons come from `boxes` (JSON/CSV) or a YOLO
-    `detector` (default yolo11n.pt, fetched when missing unless `settings.download` is off). Writes the annotated
+    `detector` (default yolo11n.pt, fetched when missing unless `settings.download` is off; or a built Detector). Writes the annotated
     video to `out` and JSON Lines events to `events`; with `settings.explain_every` k, a Figure-1 image of every
     person of every k-th frame to `explain_dir` (checkpoints only).
     """
@@ -141,7 +141,17 @@ def run(
         frames = stack.enter_context(
             open_source(str(source), settings=SourceSettings(connect_timeout_s=float(s.connect_timeout)))
         )
-        persons_of = open_detector(detector, boxes, device=s.device, download=s.download)
+        if detector is None or isinstance(detector, (str, Path)):
+            persons_of = open_detector(
+                detector,
+                boxes,
+                device=s.device,
+                download=s.download,
+                detect_every=s.detect_every,
+                detect_size=s.detect_size,
+            )
+        else:
+            persons_of = detector  # a Detector built by the caller (a benchmark's, a custom tracker)
         backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
         explainer = None if explain_into is None else _explainer(Path(model), s.explain_every, explain_into)
         timer = Timer()
@@ -173,7 +183,13 @@ def run(
             video=None if out is None else Path(out),
             log=None if events is None else Path(events),
             explanations=0 if explainer is None else explainer.written,
-            settings={"every": s.every, "smooth": float(s.smooth), "crops": tagger.preprocess.crop_method},
+            settings={
+                "every": s.every,
+                "smooth": float(s.smooth),
+                "crops": tagger.preprocess.crop_method,
+                "detect_every": s.detect_every,
+                "detect_size": s.detect_size,
+            },
         )
         sinks.finish(summary)
     if stop.requested and not summary.interrupted:  # a signal after the record, while the log closed

@@ -20,7 +20,9 @@ class RunSettings:
     `show` opens a live window; `progress` prints a progress bar and the summary; `download` lets a missing official
     Ultralytics detector (yolo11n.pt, ...) be fetched by Ultralytics' downloader (off: never download);
     `connect_timeout` is how long a live source not up at start is waited for (seconds; 0: fail at once);
-    `explain_every` k writes a Figure-1 explanation of every person of every k-th frame (0: off; checkpoints only).
+    `explain_every` k writes a Figure-1 explanation of every person of every k-th frame (0: off; checkpoints only);
+    `detect_every` k runs the detector on every k-th frame, the tracker carrying the tracks between (as DeepStream's
+    `interval`); `detect_size` is the detector's inference size in pixels (None: the model's own).
     """
 
     every: int = 1
@@ -32,6 +34,8 @@ class RunSettings:
     download: bool = True
     connect_timeout: float = CONNECT_TIMEOUT
     explain_every: int = 0
+    detect_every: int = 1
+    detect_size: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -44,6 +48,20 @@ class RunSettings:
         k = self.explain_every
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise EmoedgeError(f"explain_every {k!r}: expected an integer >= 0 (explain every k-th frame; 0: off)")
+        check_detect_every(self.detect_every)
+        check_detect_size(self.detect_size)
         frames = self.max_frames
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")
+
+
+def check_detect_every(every: object) -> None:
+    """One line unless `every` is an integer >= 1 (checked here for the CLI and again where detectors are built)."""
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise EmoedgeError(f"detect_every {every!r}: expected an integer >= 1 (run the detector every k-th frame)")
+
+
+def check_detect_size(size: object) -> None:
+    """One line unless `size` is None or pixels from 32 to 4096."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 4096):
+        raise EmoedgeError(f"detect_size {size!r}: expected pixels from 32 to 4096 (None: the model's own)")

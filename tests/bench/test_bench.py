@@ -1,0 +1,87 @@
+"""`emoedge bench`: the report holds every point it promises, with the machine described; the FLOP count and the
+GEMM rate it divides by are right."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from runtime.runtime_media import write_tiny_checkpoint  # type: ignore[import-not-found]
+
+from emoedge.bench.peak import gemm_rate, model_gflop
+from emoedge.bench.plan import BenchPlan
+from emoedge.bench.run import bench
+from emoedge.card import ModelCard
+from emoedge.errors import EmoedgeError
+
+
+def _has_ultralytics() -> bool:
+    from emoedge.runtime.yolo import import_ultralytics
+
+    try:
+        import_ultralytics()
+    except EmoedgeError:
+        return False
+    return True
+
+
+def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: Path) -> None:
+    model = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    detector = "yolo11n.yaml" if _has_ultralytics() else None
+    plan = BenchPlan(persons=(1, 3), streams=2, detector=detector, seconds=0.05, frames=6, device="cpu")
+    paths = bench(model, tmp_path / "report", plan, progress=False)
+    result = json.loads(paths["json"].read_text())
+
+    engine = {(r["way"], r["persons"]): r for r in result["engine"]}
+    assert set(engine) == {("shared", 1), ("per person", 1), ("shared", 3), ("per person", 3)}
+    for row in engine.values():
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["calls"] >= 7
+        assert row["gflop"] > 0 and row["gemm_gflop_per_s"] > 0
+        assert row["of_peak"] == pytest.approx(row["gflop_per_s"] / row["gemm_gflop_per_s"])
+    # the shared call computes the context once: less arithmetic than three single-person calls
+    assert (
+        engine["shared", 3]["gflop"]
+        < engine["per person", 3]["gflop"]
+        == pytest.approx(3 * engine["shared", 1]["gflop"])
+    )
+
+    ways = [r["way"] for r in result["pipeline"]]
+    assert ways == ["boxes given"] + (["detector, every 1", "detector, every 3"] if detector else [])
+    for row in result["pipeline"]:
+        assert row["frames"] == 6 and row["fps"] > 0 and row["events"] > 0 and "engine" in row["stages"]
+    if detector:
+        detect_calls = {r["way"]: r["stages"]["detect"] for r in result["pipeline"][1:]}
+        assert detect_calls["detector, every 3"]["mean_ms"] < detect_calls["detector, every 1"]["mean_ms"]
+    assert result["streams"]["frames"] == 12 and result["streams"]["engine_calls"] == result["streams"]["ticks"]
+
+    machine = result["machine"]
+    assert machine["cores"] >= 1 and machine["libraries"]["torch"] and machine["cpu"]
+    assert machine["commit"] is None or len(machine["commit"]) >= 7
+    text = paths["markdown"].read_text()
+    for heading in ("## Engine alone", "## End to end", "## 2 streams in one process", "| shared | 3 |"):
+        assert heading in text
+
+
+def test_the_paper_model_counts_as_three_resnet50s() -> None:
+    """ResNet50 at 224 px is 4.1 GMAC (8.2 GFLOP): the paper model is three of them, plus a small fusion."""
+    card = ModelCard(
+        name="paper", branches=("body", "place", "scene"),
+        backbones={"body": "resnet50", "place": "resnet50", "scene": "resnet50"},
+        fusion="attention", image_size=(224, 224), body_size=(224, 224),
+    )  # fmt: skip
+    one, four = model_gflop(card, 1), model_gflop(card, 4)
+    assert 23.5 < one < 25.5
+    assert four - one == pytest.approx(3 * one / 3, rel=0.02)  # three more body passes: one branch each
+
+
+def test_gemm_rates_and_plans() -> None:
+    assert gemm_rate("fp32") > 1 and gemm_rate("bf16") > 1 and gemm_rate("nf4") is None
+    for kwargs, needle in (
+        ({"persons": (0,)}, "--persons [0]"),
+        ({"streams": 0}, "--streams 0"),
+        ({"source": Path("clip.mp4")}, "give its --boxes or a --detector"),
+    ):
+        with pytest.raises(EmoedgeError, match=re.escape(needle)):
+            BenchPlan(**kwargs)  # type: ignore[arg-type]
