@@ -21,6 +21,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -422,9 +423,11 @@ def _open_capture(target: str | int, stream: SourceSettings | None = None) -> cv
 
     Streams decode on one thread: FFmpeg's frame threading holds back one frame per extra thread, which is
     latency on a live stream and, when a stream stalls, one read timeout per held frame before the outage shows.
+    Webcams open through V4L2 on Linux: OpenCV's automatic choice also probes its Orbbec depth-camera backend,
+    which prints a native error line of its own for every index that is not a camera.
     """
     if isinstance(target, int):
-        capture = cv2.VideoCapture(target)
+        capture = cv2.VideoCapture(target, cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY)
     elif stream is not None:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _milliseconds(stream.open_timeout_s),
