@@ -20,10 +20,12 @@ end of the run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,8 +88,9 @@ class YoloDetector:
     Ultralytics sets up its predictor on the first predict or track call, and that setup (`select_device` in
     utils/torch_utils.py) sets torch to (cores - 1) threads for CPU inference: 1 on a 2-core machine, halving the
     emotion model's speed. That setting is for Ultralytics' own training loop; the runtime keeps the process's. So
-    the predictor is set up here, once, and the thread count restored once; Ultralytics rebuilds it only when a
-    setup argument (device, tracker, ...) changes, and every call passes the same ones.
+    the predictor is set up here, once (for an exported model reading its class names sets one up too), and the
+    thread count restored; Ultralytics rebuilds it only when a setup argument (device, ...) changes, and every
+    call passes the same ones.
     """
 
     def __init__(
@@ -113,8 +116,9 @@ class YoloDetector:
 
             claim_logging(import_tensorrt())
         try:
-            self.model = ultralytics.YOLO(str(weights), task="detect")
-            names = self.model.names
+            with _torch_threads_kept():  # reading `names` of an exported model sets up a predictor too
+                self.model = ultralytics.YOLO(str(weights), task="detect")
+                names = self.model.names
         except Exception as exc:  # Ultralytics raises many types for unreadable or foreign files
             raise EmoedgeError(f"detector {weights}: Ultralytics cannot load it ({_first_line(exc)})") from None
         first = str(names.get(PERSON, "")) if isinstance(names, dict) else ""
@@ -139,15 +143,11 @@ class YoloDetector:
         Every later call passes the same arguments, so the predictor is never rebuilt. A device or backend
         Ultralytics cannot use fails here, as one line, not on the first frame.
         """
-        import torch
-
-        threads = torch.get_num_threads()
         try:
-            self.model.predict(np.zeros((32, 32, 3), np.uint8), **self._args)
+            with _torch_threads_kept():
+                self.model.predict(np.zeros((32, 32, 3), np.uint8), **self._args)
         except Exception as exc:  # as for loading: many types, for unusable devices and missing backends
             raise EmoedgeError(f"detector {weights}: Ultralytics cannot run it ({_first_line(exc)})") from None
-        finally:
-            torch.set_num_threads(threads)
 
     def __call__(self, frame: Frame) -> Persons:
         shape = frame.image.shape[:2]
@@ -165,6 +165,18 @@ class YoloDetector:
 
     def unused(self) -> list[str]:
         return []  # a detector finds persons, it is given none
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Ultralytics' predictor set-up (`select_device`) sets torch to one thread per core less; put the count back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _first_line(exc: Exception) -> str:

@@ -5,8 +5,8 @@ as `YOLO("yolo11n.pt")` does; emoedge does the same through Ultralytics' downloa
 published only when complete). Before that it asks, with the standard library only and within `PROBE_SECONDS`,
 whether the download host answers: a machine that is offline gets one line before torch, Ultralytics or the emotion
 model is loaded, not a stack of retries. `download=False` (`--no-download`) never downloads. Exported detectors
-(.onnx, .engine) are never downloaded: they are made from .pt weights with Ultralytics' exporter, and the message
-says how.
+(.onnx, .engine, and the folders Ultralytics' exporter writes for OpenVINO — fastest on x86 CPUs — and NCNN — for
+ARM CPUs) are never downloaded: they are made from .pt weights with Ultralytics' exporter, and the message says how.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from emoedge.runtime.redact import redact_url
 
 DEFAULT_WEIGHTS = "yolo11n.pt"
 WEIGHT_SUFFIXES = (".pt", ".onnx", ".engine")
+EXPORTED_FOLDERS = {"_openvino_model": "openvino", "_ncnn_model": "ncnn"}  # folder name ending → export format
 CONFIG_SUFFIXES = (".yaml", ".yml")  # an architecture file: an untrained model, for tests and smoke runs
 RELEASES = ("github.com", 443)  # where Ultralytics' downloader fetches official weights
 PROBE_SECONDS = 0.8  # DNS and TCP connect to the download host; a dead resolver can hang far longer
@@ -42,10 +43,19 @@ def detector_weights(weights: str | Path | None, *, download: bool = True) -> Pa
     suffix = path.suffix.lower()
     if suffix in CONFIG_SUFFIXES and url is None:
         return path
+    folder_format = next((f for end, f in EXPORTED_FOLDERS.items() if path.name.rstrip("/").endswith(end)), None)
+    if folder_format is not None and url is None:
+        if path.is_dir():
+            return path
+        stem = path.name[: -len(next(e for e in EXPORTED_FOLDERS if path.name.endswith(e)))]
+        raise EmoedgeError(
+            f"detector {shown} not found: export it from PyTorch weights with Ultralytics' exporter "
+            f"(yolo export model={stem}.pt format={folder_format}), then pass --detector {path.name}"
+        )
     if suffix not in WEIGHT_SUFFIXES:
         raise EmoedgeError(
-            f"detector {shown}: expected Ultralytics YOLO weights ({', '.join(WEIGHT_SUFFIXES)}), "
-            f"not a {suffix or 'suffix-less'} file"
+            f"detector {shown}: expected Ultralytics YOLO weights ({', '.join(WEIGHT_SUFFIXES)}) or an exported "
+            f"folder (*{', *'.join(EXPORTED_FOLDERS)}), not a {suffix or 'suffix-less'} file"
         )
     if path.is_file():
         return path

@@ -207,6 +207,29 @@ def test_yolo_detector_sets_up_once_and_never_touches_torch_threads(monkeypatch:
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("kind", ["onnx", "openvino"])
+def test_exported_detectors_load_and_keep_torch_threads(tmp_path: Path, kind: str) -> None:
+    """Ultralytics' exporter's files (ONNX; the OpenVINO folder where openvino is installed) run as detectors, and
+    loading them leaves torch's thread count alone (reading an exported model's names sets up a predictor)."""
+    _needs_ultralytics()
+    if kind == "openvino":
+        pytest.importorskip("openvino")
+    import torch
+
+    ultralytics = import_ultralytics()
+    ultralytics.YOLO("yolo11n.yaml").save(tmp_path / "yolo11n.pt")
+    threads = torch.get_num_threads()
+    try:
+        exported = Path(ultralytics.YOLO(str(tmp_path / "yolo11n.pt")).export(format=kind, imgsz=160, verbose=False))
+        torch.set_num_threads(threads)  # the exporter's own setting, not the detector's
+        detector = YoloDetector(exported, device="cpu", size=160)
+        assert torch.get_num_threads() == threads
+        assert len(detector(Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8)))) == 0  # untrained: nobody
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_yolo_detector_ids_start_fresh_after_the_set_up() -> None:
     _needs_ultralytics()
     import torch

@@ -99,6 +99,9 @@ def test_files_on_disk_and_architecture_files_are_used_as_given(tmp_path: Path) 
     weights.write_bytes(b"x")
     assert detector_weights(weights, download=False) == weights
     assert detector_weights("yolo11n.yaml", download=False) == Path("yolo11n.yaml")
+    for folder in ("yolo11n_openvino_model", "yolo11n_ncnn_model"):  # what Ultralytics' exporter writes
+        (tmp_path / folder).mkdir()
+        assert detector_weights(tmp_path / folder, download=False) == tmp_path / folder
 
 
 @pytest.mark.parametrize(
@@ -108,7 +111,8 @@ def test_files_on_disk_and_architecture_files_are_used_as_given(tmp_path: Path) 
         ("yolo11n.pt", False, "downloads are off (--no-download)"),
         ("{tmp}/yolo11n.onnx", True, "yolo export model=yolo11n.pt format=onnx"),
         ("yolo11s.engine", True, "yolo export model=yolo11s.pt format=engine"),
-        ("weights.bin", True, "expected Ultralytics YOLO weights (.pt, .onnx, .engine)"),
+        ("weights.bin", True, "expected Ultralytics YOLO weights (.pt, .onnx, .engine) or an exported folder"),
+        ("{tmp}/yolo11n_openvino_model", True, "yolo export model=yolo11n.pt format=openvino"),
     ],
 )
 def test_missing_or_foreign_weights_are_one_line(tmp_path: Path, weights: str, download: bool, needle: str) -> None:
