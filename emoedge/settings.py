@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +27,21 @@ import yaml
 from emoedge.errors import EmoedgeError
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), except that `1e-4` and `3E5` are numbers, as YAML 1.2, JSON and Python read
+    them: YAML 1.1 wants a dot (`1.0e-4`), so a recipe's `lr: 1e-4` would otherwise arrive as the string '1e-4'."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text → Python data with the safe loader, exponents without a dot read as numbers (see `_Loader`)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
@@ -127,7 +143,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         if not sep or not key or any(not part for part in key.split(".")):
             raise EmoedgeError(f"override {item!r}: expected key=value, e.g. optim.epochs=10")
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError:
             raise EmoedgeError(f"override {item!r}: value is not valid YAML") from None
         node = out
@@ -149,7 +165,7 @@ def load(cls: type[T], path: str | Path, what: str, overrides: list[str] | tuple
     try:
         return from_dict(cls, data)
     except EmoedgeError as exc:
-        given = [o for o in overrides if str(exc).startswith(o.partition("=")[0].strip() + " ")]
+        given = [o for o in overrides if re.match(re.escape(o.partition("=")[0].strip()) + r"[ :\[]", str(exc))]
         source = f"{what} {path}" + (f", override {given[0]}" if given else "")  # where the bad value came from
         raise EmoedgeError(f"{source}: {exc}") from None
 
@@ -179,7 +195,7 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise EmoedgeError(f"{what} {path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise EmoedgeError(f"{what} {path}: not a text file (expected UTF-8 YAML)") from None
     except yaml.YAMLError as exc:

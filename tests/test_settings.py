@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,6 +19,16 @@ from emoedge.export.targets import load_target
 class Inner:
     size: tuple[int, int]
     mode: Literal["fast", "exact"] = "fast"
+
+
+@dataclass(frozen=True)
+class Finite:
+    inner: Inner
+    rate: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.rate):
+            raise EmoedgeError(f"rate {self.rate}: expected a finite number")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,22 @@ def test_overrides_reach_nested_keys_and_parse_as_yaml():
     for bad in ("novalue", "=1", "a..b=1"):
         with pytest.raises(EmoedgeError, match="expected key=value"):
             settings.apply_overrides({}, [bad])
+
+
+def test_exponents_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
+    """YAML 1.1 reads `1e-4` as a string; recipes write learning rates that way, so emoedge reads it as 1.2 does."""
+    (tmp_path / "s.yaml").write_text("inner: {size: [2, 3]}\nrate: 1e-4\nnames: [1e3x, 2e]\n")
+    loaded = settings.load(Outer, tmp_path / "s.yaml", "settings")
+    assert loaded.rate == 1e-4 and loaded.names == ("1e3x", "2e")  # only whole numbers with exponents change
+    assert settings.load(Outer, tmp_path / "s.yaml", "settings", ["rate=-2.5E+3"]).rate == -2500.0
+    assert settings.parse_yaml("[1_000, .5, 3e5, 1.0e-2, 0x10]") == [1000, 0.5, 3e5, 0.01, 16]
+
+
+@pytest.mark.parametrize("override", ["rate=abc", "inner.size=[1, x]", "rate=.nan"])
+def test_a_bad_override_is_named_whatever_the_fault(tmp_path, override):
+    (tmp_path / "s.yaml").write_text("inner: {size: [2, 3]}\n")
+    with pytest.raises(EmoedgeError, match=rf"^settings {tmp_path / 's.yaml'}, override {re.escape(override)}: "):
+        settings.load(Finite, tmp_path / "s.yaml", "settings", [override])
 
 
 def test_targets_inherit_with_base_and_take_overrides(tmp_path):

@@ -68,7 +68,7 @@ def load_streams(path: Path) -> list[StreamSpec]:
     if not path.is_file():
         raise EmoedgeError(f"streams file {path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = settings.parse_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise EmoedgeError(f"streams file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     try:
