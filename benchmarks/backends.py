@@ -34,6 +34,7 @@ import torch
 
 from emoedge.backends import load_model
 from emoedge.bench.machine import cpu_name
+from emoedge.bench.peak import gemm_rate, model_gflop
 from emoedge.bench.timing import interleaved, per_person, summarise
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
@@ -72,18 +73,27 @@ def make_checkpoint(name: str, out: Path) -> Path:
 
 
 def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> list[dict]:
-    """One row per (path, way, N): the shared-context call, and the per-person way for PER_PERSON paths."""
-    points = {}
+    """One row per (path, way, N): the shared-context call, and the per-person way for PER_PERSON paths; each with
+    its effective GFLOP/s (GOP/s for INT8) beside the matrix-multiply rate at its precision, measured here."""
+    points, precisions, card = {}, {}, None
     for key, (_, kind, precision) in PATHS.items():
         backend = load_model(files[kind], device="cpu", precision=precision)
+        precisions[key], card = backend.precision, backend.card
         for n in persons:
             image, body = (t.numpy() for t in example_inputs(backend.card, n, seed=n))
             points[key, "shared", n] = functools.partial(backend.infer, image, body)
             if key in PER_PERSON:
                 points[key, "per-person", n] = functools.partial(per_person, backend, image, body)
+    times_of = interleaved(points, seconds * len(points))
+    gemm = {p: gemm_rate(p) for p in set(precisions.values())}
+    gflop = {n: model_gflop(card, n) for n in (1, *persons)}
     rows = []
-    for (key, way, n), times in interleaved(points, seconds * len(points)).items():
-        rows.append({"path": key, "label": PATHS[key][0], "way": way, "persons": n, **summarise(times, n)})
+    for (key, way, n), times in times_of.items():
+        stats = summarise(times, n)
+        work = gflop[n] if way == "shared" else n * gflop[1]
+        rate, peak = work / (stats["p50_ms"] / 1000), gemm[precisions[key]]
+        rows.append({"path": key, "label": PATHS[key][0], "way": way, "persons": n, **stats, "gflop": work,
+                     "gflop_per_s": rate, "gemm_gflop_per_s": peak, "of_gemm": rate / peak if peak else None})  # fmt: skip
         print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
     return rows
 
@@ -257,14 +267,18 @@ def markdown(
             "",
             f"## Latency — {model} model",
             "",
-            "| path | way | N | p50 ms | p90 ms | p99 ms | frames/s | persons/s | × PyTorch FP32 |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| path | way | N | p50 ms | p90 ms | p99 ms | frames/s | persons/s | × PyTorch FP32 | GFLOP/s | "
+            "GEMM GFLOP/s at its precision | of GEMM |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in (r for r in rows if r["model"] == model):
             speedup = p50(rows, model, "torch-fp32", r["persons"]) / r["p50_ms"]
+            peak = f"{r['gemm_gflop_per_s']:.0f}" if r["gemm_gflop_per_s"] else "n/a"
+            share = f"{100 * r['of_gemm']:.0f}%" if r["of_gemm"] else "n/a"
             lines.append(
                 f"| {r['label']} | {r['way']} | {r['persons']} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-                f"{r['p99_ms']:.1f} | {r['frames_per_s']:.2f} | {r['persons_per_s']:.1f} | {speedup:.2f}× |"
+                f"{r['p99_ms']:.1f} | {r['frames_per_s']:.2f} | {r['persons_per_s']:.1f} | {speedup:.2f}× | "
+                f"{r['gflop_per_s']:.0f} | {peak} | {share} |"
             )
     return "\n".join(lines) + "\n"
 

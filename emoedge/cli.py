@@ -445,7 +445,7 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
 
 def _add_run(sub: Subparsers) -> None:
     from emoedge.runtime.publish import DEFAULT_QUEUE
-    from emoedge.runtime.settings import RunSettings
+    from emoedge.runtime.settings import OVERLAP, RunSettings
 
     examples = (
         "emoedge run --source 0 --model model.engine --show",
@@ -497,6 +497,12 @@ def _add_run(sub: Subparsers) -> None:
         type=int,
         default=d.detect_every,
         help="run the detector every K-th frame; ByteTrack's Kalman filter carries the tracks between",
+    )
+    p.add_argument(
+        "--overlap",
+        choices=OVERLAP,
+        default=d.overlap,
+        help="detect one frame ahead on a thread of its own (auto: when the model runs on a CUDA device)",
     )
     p.add_argument(
         "--detect-size",

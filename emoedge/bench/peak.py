@@ -37,10 +37,11 @@ def model_gflop(card: ModelCard, persons: int) -> float:
 
 
 def gemm_rate(precision: str, device: str = "cpu") -> float | None:
-    """GFLOP/s (GOP/s for int8) of large matrix products at `precision` on `device`; None where torch cannot run
-    that precision there (FP16 on most CPUs' builds, int8 without `torch._int_mm`)."""
+    """GFLOP/s (GOP/s for int8) of large matrix products at `precision` on `device`; None where there is no fair
+    reference: an unknown precision, int8 without `torch._int_mm`, and FP16 on a CPU (torch's CPU FP16 product is a
+    slow conversion fallback on CPUs without AVX512-FP16 or AMX-FP16, not the rate an FP16 ONNX graph gets)."""
     dtype = DTYPES.get(precision)
-    if dtype is None:
+    if dtype is None or (dtype == torch.float16 and not device.startswith("cuda")):
         return None
     n = GEMM_SIZE
     gen = torch.Generator().manual_seed(0)

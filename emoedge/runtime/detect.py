@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import logging
 import math
@@ -199,9 +200,12 @@ class BoxTracker:
     frames between: the tracker steps with no detections, so its Kalman filter predicts every track one frame on
     (its tracks turn "lost", and the next detections find them again, ids kept, as they find a briefly hidden
     person), and the tracks confirmed at the last detection are given at their predicted boxes.
+
+    Ids are numbered 1, 2, ... in the order tracks are first confirmed, from `ids` when given: the trackers of a
+    multi-stream run share one counter, so no two streams' persons ever carry the same id.
     """
 
-    def __init__(self, detect_every: int = 1) -> None:
+    def __init__(self, detect_every: int = 1, ids: Iterator[int] | None = None) -> None:
         check_detect_every(detect_every)
         import_ultralytics()
         from ultralytics.trackers.byte_tracker import BYTETracker
@@ -212,6 +216,8 @@ class BoxTracker:
         self.detect_every = detect_every
         self._frames = 0
         self._detected_at = 0  # the tracker's frame id at the last detection
+        self._ids = itertools.count(1) if ids is None else ids
+        self._given: dict[int, int] = {}  # ByteTrack's id → the id emoedge gives
 
     def detects(self) -> bool:
         """Whether this frame needs boxes: the first, then every `detect_every`-th."""
@@ -224,7 +230,7 @@ class BoxTracker:
         if len(tracks) == 0:
             return Persons.empty()
         index = tracks[:, -1].astype(np.int64)  # the detection each track matched: keep the given box, not Kalman's
-        return Persons(boxes[index], tracks[:, 4].astype(np.int64), confidences[index])
+        return Persons(boxes[index], self._numbered(tracks[:, 4]), confidences[index])
 
     def coast(self, shape: tuple[int, int]) -> Persons:
         """A frame without boxes: the tracks confirmed at the last detection, at their predicted boxes."""
@@ -236,8 +242,12 @@ class BoxTracker:
         boxes = np.array([t.xyxy for t in carried], np.float32)
         boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # a track predicted out of the frame: gone
-        ids = np.array([t.track_id for t in carried], np.int64)[keep]
+        ids = self._numbered(np.array([t.track_id for t in carried])[keep])
         return Persons(boxes[keep], ids, np.array([t.score for t in carried], np.float32)[keep])
+
+    def _numbered(self, tracker_ids: np.ndarray) -> np.ndarray:
+        """The ids emoedge gives for ByteTrack's (new ones take the next number of the shared counter)."""
+        return np.array([self._given.setdefault(int(t), next(self._ids)) for t in tracker_ids], np.int64)
 
     def _step(self, data: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         from ultralytics.engine.results import Boxes
@@ -252,15 +262,16 @@ class BoxTracker:
 class BoxesDetector:
     """Persons read from a boxes file (JSON or CSV, see the module docstring) by frame index or image file name."""
 
-    def __init__(self, path: Path, *, detect_every: int = 1) -> None:
+    def __init__(self, path: Path, *, detect_every: int = 1, ids: Iterator[int] | None = None) -> None:
         """`detect_every` K: a file without ids is read on every K-th frame only, ByteTrack carrying the tracks
-        between, as with a detector (a file with ids gives every frame as it is)."""
+        between, as with a detector (a file with ids gives every frame as it is, its ids kept); `ids`: the id
+        counter ByteTrack's tracks take their ids from (see `BoxTracker`)."""
         check_detect_every(detect_every)
         self.path = Path(path)
         self.frames, has_ids = load_boxes(path)
         self._by_name = any(isinstance(key, str) for key in self.frames)
         self._asked: set[int | str] = set()
-        self._tracker = None if has_ids else _box_tracker(path, detect_every)
+        self._tracker = None if has_ids else _box_tracker(path, detect_every, ids)
         every = f", every {detect_every} frames" if detect_every > 1 and not has_ids else ""
         self.name = f"boxes file {self.path.name}" + ("" if has_ids else f"{every} + ByteTrack")
 
@@ -284,9 +295,9 @@ class BoxesDetector:
         return [f"file {key!r}" if self._by_name else f"frame {key}" for key in left]
 
 
-def _box_tracker(path: Path, detect_every: int) -> BoxTracker:
+def _box_tracker(path: Path, detect_every: int, ids: Iterator[int] | None) -> BoxTracker:
     try:
-        return BoxTracker(detect_every)
+        return BoxTracker(detect_every, ids)
     except EmoedgeError:
         raise EmoedgeError(
             f"boxes file {path} gives no track ids: add them ('ids' in JSON, an 'id' column in CSV), or install "

@@ -12,6 +12,7 @@ others go on. Outputs are per stream: its video, its events (each carrying `stre
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from contextlib import ExitStack
@@ -150,10 +151,11 @@ def run_streams(
         backend = model if isinstance(model, Backend) else load_model(model, device=s.device)
         timer = Timer()
         streams = []
+        ids = itertools.count(1)  # one id counter for the tracked streams: ids never collide across streams
         for spec, source in zip(specs, sources):
-            finder = BoxesDetector(spec.boxes, detect_every=s.detect_every) if spec.boxes is not None else yolo
+            finder = BoxesDetector(spec.boxes, detect_every=s.detect_every, ids=ids) if spec.boxes is not None else yolo
             tagger = FrameTagger(backend, finder, every=s.every, smooth=s.smooth, timer=timer)  # type: ignore[arg-type]
-            tracker = BoxTracker(s.detect_every) if spec.boxes is None else None
+            tracker = BoxTracker(s.detect_every, ids) if spec.boxes is None else None
             streams.append(_Stream(spec, source, tagger, tracker))
         stop = stack.enter_context(StopRequest())
         for source in sources:

@@ -29,6 +29,7 @@ from emoedge.backends import Backend, load_model
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import output_file, output_folder
+from emoedge.runtime.ahead import DetectedFrames
 from emoedge.runtime.detect import Detector, open_detector
 
 if TYPE_CHECKING:
@@ -162,7 +163,10 @@ def run(
         if s.progress:
             print(f"model: {backend.reason}\npersons: {tagger.detector.name}", flush=True)
         bar = stack.enter_context(_progress(frames.total, s.max_frames, s.progress, frames.name))
-        done = _tag_frames(frames, tagger, sinks, stop, s.max_frames, bar, explainer)
+        ahead = s.overlap == "on" or (s.overlap == "auto" and str(backend.input_device).startswith("cuda"))
+        detected = stack.enter_context(DetectedFrames(frames, tagger.detector, timer.record, ahead=ahead))
+        done = _tag_frames(detected, tagger, sinks, stop, s.max_frames, bar, explainer)
+        detected.close()
         if done.exhausted:
             _warn_unused(tagger.detector)
         # Decoder stopped and video finalised before the summary is decided, so that a signal meanwhile is in it.
@@ -189,6 +193,7 @@ def run(
                 "crops": tagger.preprocess.crop_method,
                 "detect_every": s.detect_every,
                 "detect_size": s.detect_size,
+                "overlap": ahead,
             },
         )
         sinks.finish(summary)
@@ -210,7 +215,7 @@ class _Done:
 
 
 def _tag_frames(
-    frames: FrameSource,
+    detected: DetectedFrames,
     tagger: FrameTagger,
     sinks: _Sinks,
     stop: StopRequest,
@@ -222,19 +227,17 @@ def _tag_frames(
     stop is requested (read after each frame: the current one is always finished) or the live window is closed."""
     processed = events = 0
     started = time.perf_counter()
-    stream = iter(frames)
+    stream = iter(detected)
     while not stop.requested and (max_frames is None or processed < max_frames):
-        waited = time.perf_counter()
-        frame = next(stream, None)
-        if frame is None:
+        found = next(stream, None)
+        if found is None:
             return _Done(processed, events, time.perf_counter() - started, exhausted=not stop.requested)
-        tagger.timer.seconds["decode"].append(time.perf_counter() - waited)  # the wait for the decoding thread
-        persons = tagger(frame)
+        frame, persons = found[0], tagger.tag(*found)
         shown = sinks.write(frame, persons)
         if explainer is not None and explainer.due(processed) and len(persons):
             with tagger.timer("explain"):
                 rgb = np.ascontiguousarray(frame.image[..., ::-1])
-                explainer(frame.index, rgb, persons.boxes, persons.ids, frame.name or frames.name)
+                explainer(frame.index, rgb, persons.boxes, persons.ids, frame.name or detected.frames.name)
         processed += 1
         events += len(persons)
         bar.update(1)
@@ -306,6 +309,10 @@ class FrameTagger:
     def __call__(self, frame: Frame) -> Persons:
         with self.timer("detect"):
             persons = self.detector(frame)
+        return self.tag(frame, persons)
+
+    def tag(self, frame: Frame, persons: Persons) -> Persons:
+        """The frame's `persons` (already found) with the model's outputs: prepare, ONE engine call, finish."""
         job = self.prepare(frame, persons)
         outputs = self.backend.empty_outputs()
         if job.inputs is not None:
@@ -394,6 +401,9 @@ class Timer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = {name: [] for name in STAGES}
+
+    def record(self, stage: str, seconds: float) -> None:
+        self.seconds[stage].append(seconds)
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:

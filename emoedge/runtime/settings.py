@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from emoedge.errors import EmoedgeError
 
 CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
+OVERLAP = ("auto", "on", "off")
 SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
 
 
@@ -22,7 +23,9 @@ class RunSettings:
     `connect_timeout` is how long a live source not up at start is waited for (seconds; 0: fail at once);
     `explain_every` k writes a Figure-1 explanation of every person of every k-th frame (0: off; checkpoints only);
     `detect_every` k runs the detector on every k-th frame, the tracker carrying the tracks between (as DeepStream's
-    `interval`); `detect_size` is the detector's inference size in pixels (None: the model's own).
+    `interval`); `detect_size` is the detector's inference size in pixels (None: the model's own); `overlap` runs
+    the detector one frame ahead on its own thread ("auto": for models on a CUDA device, where the two do not
+    share the CPU's cores; "on", "off").
     """
 
     every: int = 1
@@ -36,6 +39,7 @@ class RunSettings:
     explain_every: int = 0
     detect_every: int = 1
     detect_size: int | None = None
+    overlap: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -50,6 +54,8 @@ class RunSettings:
             raise EmoedgeError(f"explain_every {k!r}: expected an integer >= 0 (explain every k-th frame; 0: off)")
         check_detect_every(self.detect_every)
         check_detect_size(self.detect_size)
+        if self.overlap not in OVERLAP:
+            raise EmoedgeError(f"overlap {self.overlap!r}: expected one of {', '.join(OVERLAP)}")
         frames = self.max_frames
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise EmoedgeError(f"max_frames {frames!r}: expected an integer >= 1")

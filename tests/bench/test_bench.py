@@ -77,7 +77,7 @@ def test_the_paper_model_counts_as_three_resnet50s() -> None:
 
 
 def test_gemm_rates_and_plans() -> None:
-    assert gemm_rate("fp32") > 1 and gemm_rate("bf16") > 1 and gemm_rate("nf4") is None
+    assert gemm_rate("fp32") > 1 and gemm_rate("bf16") > 1 and gemm_rate("nf4") is None and gemm_rate("fp16") is None
     for kwargs, needle in (
         ({"persons": (0,)}, "--persons [0]"),
         ({"streams": 0}, "--streams 0"),

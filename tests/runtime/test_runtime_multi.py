@@ -97,6 +97,24 @@ def test_every_and_max_frames_apply_per_stream(backend, streams, tmp_path) -> No
     assert summary.engine_calls < summary.ticks  # with every=3 most ticks reuse results
 
 
+def test_tracked_streams_never_share_a_track_id(backend, tmp_path) -> None:
+    """Boxes without ids go through ByteTrack per stream; the trackers draw ids from one counter."""
+    pytest.importorskip("ultralytics")
+    specs = []
+    for i in range(3):
+        boxes = write_clip(tmp_path / f"c{i}.mp4", frames=8, persons=2)
+        specs.append(
+            StreamSpec(
+                f"s{i}", str(tmp_path / f"c{i}.mp4"), write_boxes_json(tmp_path / f"b{i}.json", boxes, ids=False)
+            )
+        )
+    run_streams(specs, backend, events=tmp_path / "e.jsonl", settings=RunSettings(progress=False, detect_every=2))
+    persons, _ = read_events(tmp_path / "e.jsonl")
+    ids = {spec.id: {r["track_id"] for r in persons if r["stream"] == spec.id} for spec in specs}
+    assert all(len(found) == 2 for found in ids.values())  # two persons each, each on one id throughout
+    assert len(set().union(*ids.values())) == 6  # and no id in two streams
+
+
 def test_a_failing_stream_is_dropped_with_one_line_and_the_others_go_on(backend, streams, tmp_path, caplog) -> None:
     wrong = tmp_path / "by-name.json"  # boxes by image file name, for a video: this stream fails at its first frame
     wrong.write_text(json.dumps({"frames": [{"file": "a.jpg", "boxes": [[1, 1, 20, 20]], "ids": [1]}]}))

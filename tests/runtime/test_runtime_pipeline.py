@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -176,6 +177,37 @@ def test_onnx_model_gives_the_checkpoint_scores(demo, model: Path, backend, tmp_
     for a, b in zip(ours, theirs):
         assert (a["frame"], a["track_id"]) == (b["frame"], b["track_id"])
         assert np.allclose(list(a["scores"].values()), list(b["scores"].values()), atol=2e-3)
+
+
+@pytest.mark.parametrize("max_frames", [None, 5])
+def test_detecting_ahead_gives_the_same_events(tmp_path: Path, backend, max_frames: int | None) -> None:
+    """--overlap on: the detector one frame ahead on its own thread; every record the same as in turn, the thread
+    stopped when the run ends early, and the summary says it overlapped."""
+    boxes = write_clip(tmp_path / "c.mp4", frames=12, persons=2)
+    write_boxes_json(tmp_path / "b.json", boxes, ids=False)  # ByteTrack: the detector's state advances per frame
+    logs = {}
+    for overlap in ("off", "on"):
+        settings = RunSettings(progress=False, overlap=overlap, max_frames=max_frames)
+        summary = run(str(tmp_path / "c.mp4"), backend, boxes=tmp_path / "b.json", events=tmp_path / f"{overlap}.jsonl",
+                      settings=settings)  # fmt: skip
+        assert summary.frames == (max_frames or 12) and summary.settings["overlap"] is (overlap == "on")
+        logs[overlap] = read_events(tmp_path / f"{overlap}.jsonl")[0]
+    assert logs["on"] == logs["off"] and logs["on"]
+    assert not [t for t in threading.enumerate() if t.name == "emoedge-detect"]  # the detecting thread ended
+
+
+def test_a_detector_error_ahead_is_the_runs_one_line(tmp_path: Path, backend) -> None:
+    write_clip(tmp_path / "c.mp4", frames=4, persons=1)
+    (tmp_path / "b.json").write_text(json.dumps({"frames": [{"file": "a.jpg", "boxes": [[1, 1, 9, 9]], "ids": [1]}]}))
+    with pytest.raises(EmoedgeError, match="names image files, but the source is not an image folder"):
+        run(
+            str(tmp_path / "c.mp4"),
+            backend,
+            boxes=tmp_path / "b.json",
+            settings=RunSettings(progress=False, overlap="on"),
+        )
+    with pytest.raises(EmoedgeError, match="overlap 'maybe': expected one of auto, on, off"):
+        RunSettings(overlap="maybe")
 
 
 def test_boxes_without_ids_are_tracked_with_stable_ids(tmp_path: Path, backend) -> None:

@@ -100,9 +100,9 @@ def start(files: dict[str, Path]) -> Iterator[Callable[..., Run]]:
     """start(out, source (a clip's key or a URL), boxes key[, hook]) -> Run; what still runs at the end is killed."""
     runs: list[Run] = []
 
-    def _start(out: Path, source: str, boxes: str, hook: tuple[str, ...] = ()) -> Run:
+    def _start(out: Path, source: str, boxes: str, hook: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Run:
         out.mkdir(parents=True, exist_ok=True)
-        args = ["run", "--source", str(files.get(source, source)), "--model", str(files["model"])]
+        args = ["run", "--source", str(files.get(source, source)), "--model", str(files["model"]), *extra]
         args += ["--boxes", str(files[boxes])]
         args += ["-o", str(out / "v.mp4"), "--events", str(out / "e.jsonl"), "--quiet"]
         command = [sys.executable, "-c", HOOK, *hook, *args] if hook else [sys.executable, "-m", "emoedge", *args]
@@ -207,15 +207,16 @@ def test_a_signal_during_the_model_load(start, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "signals"),
+    ("case", "signals", "extra"),
     [
-        ("mid-run SIGINT", [signal.SIGINT]),
-        ("mid-run SIGTERM", [signal.SIGTERM]),
-        ("two quick signals", [signal.SIGINT, signal.SIGTERM]),
+        ("mid-run SIGINT", [signal.SIGINT], ()),
+        ("mid-run SIGTERM", [signal.SIGTERM], ()),
+        ("two quick signals", [signal.SIGINT, signal.SIGTERM], ()),
+        ("mid-run SIGINT, detecting ahead", [signal.SIGINT], ("--overlap", "on")),
     ],
 )
-def test_a_signal_mid_run(start, tmp_path, case: str, signals: list[int]) -> None:
-    run = start(tmp_path, "long", "long_boxes")
+def test_a_signal_mid_run(start, tmp_path, case: str, signals: list[int], extra: tuple[str, ...]) -> None:
+    run = start(tmp_path, "long", "long_boxes", extra=extra)
     _wait_for(run, lambda: run.events() >= 10, "10 events")
     _check_exit(run, _signal(run, signals), case)
     summary = _check_outputs(tmp_path)
