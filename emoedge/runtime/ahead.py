@@ -44,9 +44,9 @@ class DetectedFrames:
         while True:
             waited = time.perf_counter()
             frame = next(stream, None)
-            self.record("decode", time.perf_counter() - waited)  # the wait for the decoding thread
             if frame is None:
                 return
+            self.record("decode", time.perf_counter() - waited)  # the wait for the decoding thread
             yield frame, self._detect(frame)
 
     def _ahead(self) -> Iterator[tuple[Frame, Persons]]:
@@ -55,11 +55,11 @@ class DetectedFrames:
         while True:
             waited = time.perf_counter()
             item = self._take()
-            self.record("decode", time.perf_counter() - waited)  # the wait for the next detected frame
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item  # the detector's error, raised where the run can report it
+            self.record("decode", time.perf_counter() - waited)  # the wait for the next detected frame
             yield item
 
     def _detect(self, frame: Frame) -> Persons:

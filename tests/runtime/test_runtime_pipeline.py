@@ -191,6 +191,9 @@ def test_detecting_ahead_gives_the_same_events(tmp_path: Path, backend, max_fram
         summary = run(str(tmp_path / "c.mp4"), backend, boxes=tmp_path / "b.json", events=tmp_path / f"{overlap}.jsonl",
                       settings=settings)  # fmt: skip
         assert summary.frames == (max_frames or 12) and summary.settings["overlap"] is (overlap == "on")
+        assert summary.stages["decode"].count == summary.frames  # one wait per frame, none for the end
+        detected = summary.stages["detect"].count  # ahead, a run cut short has detected up to 2 frames more
+        assert detected == summary.frames if overlap == "off" or max_frames is None else detected <= summary.frames + 2
         logs[overlap] = read_events(tmp_path / f"{overlap}.jsonl")[0]
     assert logs["on"] == logs["off"] and logs["on"]
     assert not [t for t in threading.enumerate() if t.name == "emoedge-detect"]  # the detecting thread ended
