@@ -243,3 +243,61 @@ def test_events_reach_an_mqtt_broker_restarted_mid_run(backend, streams, tmp_pat
     for spec in streams[:2]:  # across the outage the order may change (resends); every record is there, unchanged
         mine = {_key(r): r for r in persons if r["stream"] == spec.id}
         assert by_topic[f"emoedge/{spec.id}"] == mine
+
+
+def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> None:
+    """A live RTSP stream (real GStreamer server) and a file: the server stops mid-run; the file stream goes on to
+    its last frame while the camera is down and being reconnected; a stop request then ends the run cleanly."""
+    import os
+    import signal
+    import threading
+
+    from runtime.rtsp_helpers import (  # type: ignore[import-not-found]
+        free_port,
+        gstreamer_missing,
+        start_server,
+        stop_server,
+        wait_until,
+    )
+
+    why = gstreamer_missing()
+    if why:
+        pytest.skip(why)
+    frames = 400
+    write_boxes_json(tmp_path / "file.json", write_clip(tmp_path / "file.mp4", frames=frames, persons=2))
+    live_boxes = {"frames": [{"index": i, "boxes": [[10, 10, 60, 100]], "ids": [1]} for i in range(5000)]}
+    (tmp_path / "live.json").write_text(json.dumps(live_boxes))
+    port = free_port()
+    server = start_server(port, tmp_path / "server.log")
+    specs = [
+        StreamSpec("cam", f"rtsp://127.0.0.1:{port}/test", tmp_path / "live.json"),
+        StreamSpec("file", str(tmp_path / "file.mp4"), tmp_path / "file.json"),
+    ]
+    events = tmp_path / "e.jsonl"
+    seen: dict[str, int] = {}
+
+    def count(stream: str) -> int:
+        lines = events.read_text().splitlines() if events.exists() else []
+        return sum(1 for line in lines if f'"stream":"{stream}"' in line)
+
+    def script() -> None:
+        try:
+            wait_until(lambda: count("cam") >= 5, 60, "the camera's first events")
+            stop_server(server)  # the camera goes down mid-run
+            seen["cam at outage"] = count("cam")
+            wait_until(lambda: count("file") >= 2 * frames, 120, "the file stream's last frame")
+            seen["cam after file"] = count("cam")
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # the run's stop request
+
+    helper = threading.Thread(target=script, daemon=True)
+    helper.start()
+    try:
+        summary = run_streams(specs, backend, events=events, settings=QUIET)
+    finally:
+        helper.join(30)
+        stop_server(server)
+    outcomes = {s.id: (s.frames, s.outcome) for s in summary.streams}
+    assert summary.interrupted and outcomes["file"] == (frames, "ended")
+    assert outcomes["cam"][1] == "stopped" and outcomes["cam"][0] >= 5  # waiting to reconnect, not failed
+    assert seen["cam after file"] - seen["cam at outage"] <= 3  # at most the frames already on their way
