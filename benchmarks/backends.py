@@ -34,7 +34,7 @@ import torch
 
 from emoedge.backends import load_model
 from emoedge.bench.machine import cpu_name
-from emoedge.bench.peak import gemm_rate, model_gflop
+from emoedge.bench.peak import gemm_rate, model_gflops
 from emoedge.bench.timing import interleaved, per_person, summarise
 from emoedge.config import load_recipe
 from emoedge.data.emotic import EmoticWarning
@@ -86,7 +86,7 @@ def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> li
                 points[key, "per-person", n] = functools.partial(per_person, backend, image, body)
     times_of = interleaved(points, seconds * len(points))
     gemm = {p: gemm_rate(p) for p in set(precisions.values())}
-    gflop = {n: model_gflop(card, n) for n in (1, *persons)}
+    gflop = model_gflops(card, (1, *persons))
     rows = []
     for (key, way, n), times in times_of.items():
         stats = summarise(times, n)

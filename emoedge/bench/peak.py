@@ -9,6 +9,7 @@ of that model. Effective rate = that count ÷ the call's median latency.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 import torch
 
@@ -21,6 +22,11 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, 
 
 def model_gflop(card: ModelCard, persons: int) -> float:
     """GFLOP (multiply and add counted apart) of one call with one frame and `persons` persons."""
+    return model_gflops(card, (persons,))[persons]
+
+
+def model_gflops(card: ModelCard, persons: Iterable[int]) -> dict[int, float]:
+    """`model_gflop` for each N of `persons`, the network built once."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from emoedge.model.deploy import DeployModel
@@ -29,11 +35,13 @@ def model_gflop(card: ModelCard, persons: int) -> float:
     net = EmotionNet(list(card.branches), dict(card.backbones), fusion=card.fusion, vad=card.vad)
     deploy = DeployModel(net).eval()
     image = torch.zeros(1, 3, *card.image_size)
-    body = torch.zeros(persons, 3, *card.body_size)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        deploy(image, body, torch.zeros(persons, dtype=torch.int64))
-    return counter.get_total_flops() / 1e9
+    counts = {}
+    for n in dict.fromkeys(persons):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            deploy(image, torch.zeros(n, 3, *card.body_size), torch.zeros(n, dtype=torch.int64))
+        counts[n] = counter.get_total_flops() / 1e9
+    return counts
 
 
 def gemm_rate(precision: str, device: str = "cpu") -> float | None:

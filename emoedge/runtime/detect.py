@@ -154,8 +154,11 @@ class YoloDetector:
         shape = frame.image.shape[:2]
         if not self.tracker.detects():
             return self.tracker.coast(shape)
-        boxes, confidences = self.detect([frame.image])[0]
-        return self.tracker(boxes, confidences, shape)
+        return self.tracker(*self._boxes(frame), shape)
+
+    def _boxes(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes and confidences of the persons in a frame due for detection."""
+        return self.detect([frame.image])[0]
 
     def detect(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Person boxes [n,4] and confidences [n] of each image, in ONE batched prediction and untracked (a

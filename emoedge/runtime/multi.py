@@ -167,9 +167,7 @@ def run_streams(
             names = ", ".join(f"{st.spec.id}={st.source.name}" for st in streams)
             print(f"model: {backend.reason}\nstreams: {names}", flush=True)
         loop = _Loop(streams, backend, yolo, timer, log_file, publisher, s.max_frames)
-        started = time.perf_counter()
-        loop.run(stop)
-        seconds = time.perf_counter() - started
+        seconds = loop.run(stop)
         for stream in streams:
             stream.source.close()
             _close_video(stream)
@@ -226,9 +224,11 @@ class _Loop:
         self.streams, self.backend, self.yolo, self.timer = streams, backend, yolo, timer
         self.log_file, self.publisher, self.max_frames = log_file, publisher, max_frames
         self.ticks = self.engine_calls = 0
-        self._started = time.perf_counter()
+        self._started = 0.0
 
-    def run(self, stop: StopRequest) -> None:
+    def run(self, stop: StopRequest) -> float:
+        """Tick until every stream has ended, failed or stopped, or a stop is requested; the seconds it took."""
+        self._started = time.perf_counter()
         active = list(self.streams)
         while active and not stop.requested:
             batch = self._next_frames(active)
@@ -246,6 +246,7 @@ class _Loop:
                     self._drop(active, stream, "stopped")
         for stream in list(active):  # left by a stop request
             self._drop(active, stream, "stopped")
+        return time.perf_counter() - self._started
 
     def _next_frames(self, active: list[_Stream]) -> list[tuple[_Stream, Frame]]:
         """The next frame of each stream that has one; ended and failed streams leave `active`."""
