@@ -3,7 +3,8 @@
 # SET picks the library set: `x86` (constraints.txt, every extra) or `jetpack6` (constraints-jetpack6.txt: the
 # versions JetPack 6.1/6.2 users have; chosen by default on a Jetson). CI runs `make test SET=jetpack6` on x86 with
 # CPU wheels of those versions; on a Jetson the same command takes NVIDIA's CUDA builds from the Jetson AI Lab index
-# and sees JetPack's TensorRT (README, "Jetson (JetPack 6)").
+# and sees JetPack's TensorRT (README, "Jetson (JetPack 6)"). `serve` (constraints-serve.txt): a Triton serving
+# machine's set, for `emoedge serve` (PyTriton needs numpy < 2; README, "Serving with Triton").
 PYTHON ?= python3
 JETSON := $(wildcard /etc/nv_tegra_release)
 SET ?= $(if $(JETSON),jetpack6,x86)
@@ -20,16 +21,25 @@ TESTS ?= tests/runtime tests/backends tests/evaluation tests/model tests/test_ru
 # On a Jetson: JetPack's TensorRT lives in the system Python, and CUDA builds of torch come from NVIDIA's index.
 VENV_FLAGS ?= $(if $(JETSON),--system-site-packages,)
 PIP_INDEX ?= $(if $(JETSON),--index-url https://pypi.jetson-ai-lab.io/jp6/cu126,)
+else ifeq ($(SET),serve)
+VENV ?= .venv-serve
+CONSTRAINTS ?= constraints-serve.txt
+# A Triton server's set: PyTriton needs numpy < 2 (constraints-serve.txt); onnxslim for the tests' ONNX exports.
+EXTRAS ?= train,runtime,serve,dev
+EXTRA_PACKAGES ?= onnxslim
+TESTS ?= tests/serve tests/backends/test_backend_triton.py tests/export/test_export_triton.py
+VENV_FLAGS ?=
+PIP_INDEX ?=
 else ifeq ($(SET),x86)
 VENV ?= .venv
 CONSTRAINTS ?= constraints.txt
-EXTRAS ?= train,export,runtime,explain,dev
+EXTRAS ?= train,export,runtime,explain,triton,dev
 EXTRA_PACKAGES ?=
 TESTS ?=
 VENV_FLAGS ?=
 PIP_INDEX ?=
 else
-$(error SET=$(SET): expected x86 or jetpack6)
+$(error SET=$(SET): expected x86, jetpack6 or serve)
 endif
 
 PY := $(VENV)/bin/python
@@ -63,4 +73,4 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 
 clean:
-	rm -rf .venv .venv-jetpack6 demo runs .pytest_cache
+	rm -rf .venv .venv-jetpack6 .venv-serve demo runs .pytest_cache

@@ -299,12 +299,14 @@ def _add_export(sub: Subparsers) -> None:
         "emoedge export onnx runs/sample/best.pt -o model.onnx",
         "emoedge export precision model.onnx --fp16 -o model-fp16.onnx",
         "emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine",
+        "emoedge export triton model.engine -o model_repository --name emoedge",
     )
-    summary = "make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines"
+    summary = "make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines, Triton model repositories"
     group = _group(_command(sub, "export", summary, None, *examples), "export_command")
     _add_export_onnx(group)
     _add_export_precision(group)
     _add_export_engine(group)
+    _add_export_triton(group)
 
 
 def _add_export_onnx(sub: Subparsers) -> None:
@@ -443,6 +445,39 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
     print(f"metadata sidecar: {result.sidecar}")
 
 
+def _add_export_triton(sub: Subparsers) -> None:
+    examples = (
+        "emoedge export triton model.onnx -o model_repository",
+        "emoedge export triton model.engine -o /models --name emotions --instances 2",
+        "emoedge run --source clip.mp4 --model grpc://gpu-server:8001/emoedge   # tritonserver serving the repository",
+    )
+    summary = "ONNX file or TensorRT engine → Triton Inference Server model repository (config.pbtxt with the card)"
+    p = _command(sub, "triton", summary, _cmd_export_triton, *examples)
+    p.add_argument("model", type=Path, help="emoedge ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument("-o", "--out", type=Path, required=True, help="model repository folder (created or added to)")
+    p.add_argument("--name", default="emoedge", help="model name: the folder in the repository and the URL's NAME")
+    p.add_argument("--instances", type=int, default=1, help="model instances Triton runs side by side")
+    p.add_argument(
+        "--instance-kind", dest="kind", choices=("gpu", "cpu"), default="gpu",
+        help="where the instances run (cpu: ONNX files only)",
+    )  # fmt: skip
+
+
+def _cmd_export_triton(args: argparse.Namespace) -> None:
+    from emoedge.export.triton import export_triton
+
+    result = export_triton(args.model, args.out, name=args.name, instances=args.instances, kind=args.kind)
+    print(f"Triton model repository: {result.config} and {result.model} ({result.platform})")
+    print(f"serve it: tritonserver --model-repository {args.out}; clients: --model grpc://HOST:8001/{args.name}")
+
+
+def _model(value: str) -> str | Path:
+    """A model option: a served model's URL as given (a Path would fold its //), else a file path."""
+    from emoedge.backends import is_url
+
+    return value if is_url(value) else Path(value)
+
+
 def _add_run(sub: Subparsers) -> None:
     from emoedge.runtime.publish import DEFAULT_QUEUE
     from emoedge.runtime.settings import OVERLAP, RunSettings
@@ -469,7 +504,11 @@ def _add_run(sub: Subparsers) -> None:
     )
     p.add_argument("--sources", type=Path, help="streams file (YAML): streams: [{id, source, boxes?, out?}, ...]")
     p.add_argument(
-        "--model", type=Path, required=True, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)"
+        "--model",
+        type=_model,
+        required=True,
+        help="checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine) or a Triton server's model "
+        "(grpc://HOST:8001/NAME, http://HOST:8000/NAME)",
     )
     p.add_argument(
         "--detector",
@@ -594,6 +633,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 
+def _add_serve(sub: Subparsers) -> None:
+    from emoedge.serve import Endpoints
+
+    d = Endpoints()
+    summary = "serve a model file through a Triton Inference Server (PyTriton's bundled server; numpy < 2)"
+    examples = (
+        "emoedge serve model.onnx   # clients: emoedge run --model grpc://127.0.0.1:8001/emoedge ...",
+        "emoedge serve model.engine --host 0.0.0.0 --name emotions --grpc-port 9001",
+    )
+    p = _command(sub, "serve", summary, _cmd_serve, *examples)
+    p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument("--name", default="emoedge", help="model name in the clients' URLs")
+    p.add_argument("--host", default=d.host, help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--grpc-port", dest="grpc_port", type=int, default=d.grpc_port, help="gRPC port")
+    p.add_argument("--http-port", dest="http_port", type=int, default=d.http_port, help="HTTP port")
+    p.add_argument("--metrics-port", dest="metrics_port", type=int, default=d.metrics_port, help="Prometheus port")
+    p.add_argument("--log", type=Path, help="Triton's log file (default: triton-NAME.log in emoedge's cache folder)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K]")
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from emoedge.serve import Endpoints, serve
+
+    endpoints = Endpoints(args.host, args.grpc_port, args.http_port, args.metrics_port)
+    serve(args.model, name=args.name, endpoints=endpoints, device=args.device, log=args.log)
+
+
 def _add_bench(sub: Subparsers) -> None:
     from emoedge.bench.plan import BenchPlan
 
@@ -682,6 +748,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_pretrain,
         _add_export,
         _add_run,
+        _add_serve,
         _add_bench,
         _add_demo,
     )
@@ -703,6 +770,8 @@ EXTRAS = {
     **dict.fromkeys(("modelopt", "onnxslim"), "export"),
     **dict.fromkeys(("onnx", "onnxruntime", "ultralytics", "lap", "paho"), "runtime"),
     "captum": "explain",
+    "tritonclient": "triton",
+    "pytriton": "serve",
 }
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import onnx
 import torch
 from cli_helpers import REPO  # type: ignore[import-not-found]
 
 from emoedge.config import load_recipe
+from emoedge.export.onnx import example_inputs
 from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.model.net import build_model, card_for
 
@@ -43,3 +45,32 @@ def write_checkpoint(
     card = card_for(recipe).with_thresholds(torch.rand(26).tolist())
     state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card.to_dict()}
     return save_checkpoint(path, state)
+
+
+def legacy_onnx(checkpoint: Path, out: Path) -> Path:
+    """An ONNX file as emoedge exported them before the `frame` input: image [1,3,H,W], body [N,3,h,w]."""
+    from emoedge.formats.checkpoint import load_trained_model
+    from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
+    from emoedge.model.deploy import DeployModel
+
+    net, card, _ = load_trained_model(checkpoint)
+    deploy = DeployModel(net).eval()
+
+    class SingleFrame(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deploy = deploy
+
+        def forward(self, image, body):
+            return self.deploy(image, body, torch.zeros(body.shape[0], dtype=torch.int64))
+
+    image, body = example_inputs(card, 2)
+    names = list(deploy.output_names)
+    torch.onnx.export(
+        SingleFrame().eval(), (image, body), str(out), dynamo=False, input_names=["image", "body"], output_names=names,
+        dynamic_axes={"body": {0: "persons"}, **{n: {0: "persons"} for n in names}},
+    )  # fmt: skip
+    model = onnx.load(str(out))
+    onnx.helper.set_model_props(model, {CARD_KEY: card.to_json(), FORMAT_KEY: FORMAT})
+    onnx.save(model, str(out))
+    return out

@@ -74,7 +74,7 @@ def test_every_command_is_covered():
     # A new command must be added here, and to the tests below, on purpose.
     assert {" ".join(path) for path in PARSERS} == {
         "", "sample", "data", "data check", "train", "eval", "explain", "pretrain", "export", "export onnx",
-        "export precision", "export engine", "run", "bench", "demo",
+        "export precision", "export engine", "export triton", "run", "serve", "bench", "demo",
     }  # fmt: skip
 
 
@@ -112,7 +112,8 @@ def test_what_a_command_writes_is_always_o_out():
         if action.option_strings == ["-o", "--out"]
     }
     assert writers == {
-        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "run", "bench"
+        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "export triton",
+        "run", "bench",
     }  # fmt: skip
     assert not [a for p in PARSERS.values() for a in p._actions if "--output" in a.option_strings]
 

@@ -100,3 +100,11 @@ def _check_shape(name: str, value: Any, expected: tuple[int | None, ...], free: 
         want = ", ".join(free if e is None else str(e) for e in expected)
         raise EmoedgeError(f"input {name!r}: shape {list(shape)} received, expected [{want}] (from the model card)")
     return int(shape[0])
+
+
+def host_array(value: Any, dtype: type) -> np.ndarray:
+    """A contiguous numpy array of `dtype` from a numpy array or a (CPU or CUDA) torch tensor: what host-side
+    runtimes (ONNX Runtime, a Triton request) take."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value, dtype=dtype)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from emoedge.backends.base import Backend
+from emoedge.backends.base import Backend, host_array
 from emoedge.errors import EmoedgeError
 from emoedge.formats.onnx import card_of, graph_precision, load_onnx
 
@@ -99,7 +99,10 @@ class OnnxRuntimeBackend(Backend):
         return "cpu"
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        feeds = {"image": _array(image, self.input_types["image"]), "body": _array(body, self.input_types["body"])}
+        feeds = {
+            "image": host_array(image, self.input_types["image"]),
+            "body": host_array(body, self.input_types["body"]),
+        }
         if self.has_frame:
             feeds["frame"] = frame
         results = self.session.run(self.outputs, feeds)
@@ -178,10 +181,3 @@ def _provider_options(provider: str, device_id: int, precision: str, stored: str
             + (" or use device 'tensorrt' for FP16" if precision == "fp16" else "")
         )
     return stored, options
-
-
-def _array(value: Any, dtype: type) -> np.ndarray:
-    """A contiguous numpy array of the graph's input type from a numpy array or a (CPU or CUDA) torch tensor."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.ascontiguousarray(value, dtype=dtype)

@@ -157,6 +157,7 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
         onnx=onnx_path.name,
         allowed_precisions=allowed,
         frames=target.frames if multi_frame else (1, 1, 1),
+        frame_input=multi_frame,
     )
     write_engine_info(out, info)
     parity = engine_parity(out, onnx_path, sorted({p.min, p.max}), frames=info.frames[-1])

@@ -43,6 +43,13 @@ class EngineInfo:
     # (TensorRT 10.3) fp32 plus what the builder flags allowed, whatever the target asked.
     allowed_precisions: tuple[str, ...] = ()
     frames: tuple[int, int, int] = (1, 1, 1)  # min, opt, max of the profile over F (engines with a `frame` input)
+    # Whether the engine takes the `frame` input (None: a sidecar written before this was recorded).
+    frame_input: bool | None = None
+
+    @property
+    def has_frame(self) -> bool:
+        """Whether the engine takes `frame`; for older sidecars, guessed from the profile (F > 1 needs it)."""
+        return self.frames[-1] > 1 if self.frame_input is None else self.frame_input
 
     def to_dict(self) -> dict[str, Any]:
         h, w = self.card.body_size
@@ -64,6 +71,7 @@ class EngineInfo:
             "onnx": self.onnx,
             "emoedge": self.emoedge,
             "allowed_precisions": list(self.allowed_precisions),
+            "frame_input": self.frame_input,
         }
 
     @classmethod
@@ -78,6 +86,7 @@ class EngineInfo:
             engine_bytes=stored.engine_bytes, build_seconds=stored.build_seconds, built_at=stored.built_at,
             onnx=stored.onnx, emoedge=stored.emoedge, allowed_precisions=stored.allowed_precisions,
             frames=(stored.profile.frames.min, stored.profile.frames.opt, stored.profile.frames.max),
+            frame_input=stored.frame_input,
         )  # fmt: skip
 
 
@@ -126,6 +135,7 @@ class _Sidecar:
     onnx: str
     emoedge: str
     allowed_precisions: tuple[Literal["int8", "fp16", "fp32"], ...] = ()  # absent from sidecars before it
+    frame_input: bool | None = None  # absent from sidecars before it
 
 
 def sidecar_path(engine: str | Path) -> Path:

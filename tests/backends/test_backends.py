@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 from cli_helpers import REPO  # type: ignore[import-not-found]
+from model_helpers import legacy_onnx  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
@@ -137,35 +138,6 @@ def test_wrong_frame_indices_are_named(backends, name, frame, message):
     image, body = example_inputs(backends[name].card, 2, frames=2)
     with pytest.raises(EmoedgeError, match=rf"input 'frame': {message}"):
         backends[name].infer(image.numpy(), body.numpy(), np.asarray(frame))
-
-
-def legacy_onnx(checkpoint: Path, out: Path) -> Path:
-    """An ONNX file as emoedge exported them before the `frame` input: image [1,3,H,W], body [N,3,h,w]."""
-    from emoedge.formats.checkpoint import load_trained_model
-    from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
-    from emoedge.model.deploy import DeployModel
-
-    net, card, _ = load_trained_model(checkpoint)
-    deploy = DeployModel(net).eval()
-
-    class SingleFrame(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.deploy = deploy
-
-        def forward(self, image, body):
-            return self.deploy(image, body, torch.zeros(body.shape[0], dtype=torch.int64))
-
-    image, body = example_inputs(card, 2)
-    names = list(deploy.output_names)
-    torch.onnx.export(
-        SingleFrame().eval(), (image, body), str(out), dynamo=False, input_names=["image", "body"], output_names=names,
-        dynamic_axes={"body": {0: "persons"}, **{n: {0: "persons"} for n in names}},
-    )  # fmt: skip
-    model = onnx.load(str(out))
-    onnx.helper.set_model_props(model, {CARD_KEY: card.to_json(), FORMAT_KEY: FORMAT})
-    onnx.save(model, str(out))
-    return out
 
 
 def test_several_frames_in_one_call_equal_one_call_per_frame(backends, model_files, tmp_path):

@@ -1,0 +1,139 @@
+"""Triton backend: a model served by Triton Inference Server (`grpc://host:8001/NAME`, `http://host:8000/NAME`).
+
+Why a backend and not a separate client: an edge box that sends its persons to a GPU server runs the same pipeline,
+tracking, smoothing and events as one that runs the model itself; only `_infer` goes over the network. The card
+comes from the server (the model configuration's `parameters`, or the `card` output of `emoedge serve`), so the
+client needs no model file. Inputs are preprocessed on the client: the server receives the tensors the model takes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from emoedge.backends.base import Backend, host_array
+from emoedge.card import ModelCard
+from emoedge.errors import EmoedgeError
+from emoedge.formats.triton import CARD_OUTPUT, MODEL_NAME, card_from_parameters
+
+URL = re.compile(rf"(?P<scheme>grpc|http)://(?P<address>[^/@\s]+:\d+)/(?P<name>{MODEL_NAME.pattern})/?")
+TIMEOUT_S = 10.0  # connecting and each request: a server that does not answer in this is down for the pipeline
+NUMPY = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64}
+
+
+class TritonBackend(Backend):
+    """A client of one model on one Triton server; `device` and `precision` are the server's business."""
+
+    name = "triton"
+
+    def __init__(self, url: str, *, device: str = "auto", precision: str = "auto") -> None:
+        match = URL.fullmatch(url)
+        if match is None:
+            raise EmoedgeError(f"model {url}: expected grpc://HOST:PORT/NAME or http://HOST:PORT/NAME (no user:pass@)")
+        if (device, precision) != ("auto", "auto"):
+            raise EmoedgeError(f"model {url}: device and precision of a served model are set on the server")
+        self.url, self.model_name, self.grpc = url, match["name"], match["scheme"] == "grpc"
+        self.client = _client(self.grpc, match["address"])
+        try:
+            live = self.client.is_server_live(**_timeout(self.grpc))
+        except Exception as exc:  # tritonclient raises its own, gevent's and socket errors for a server not there
+            raise EmoedgeError(f"model {url}: Triton server not reachable ({_first_line(exc)})") from None
+        if not live or not self.client.is_model_ready(self.model_name, **_timeout(self.grpc)):
+            raise EmoedgeError(f"model {url}: no model {self.model_name!r} ready on that server{self._served()}")
+        config = self.client.get_model_config(self.model_name, **({"as_json": True} if self.grpc else {}))
+        config = config.get("config", config)
+        self.inputs = {i["name"]: NUMPY.get(i["data_type"], np.float32) for i in config.get("input", [])}
+        self.outputs = [o["name"] for o in config.get("output", []) if o["name"] != CARD_OUTPUT]
+        self.card = card_from_parameters(config.get("parameters", {}), f"model {url}") or self._served_card(config)
+        self.has_frame = "frame" in self.inputs
+        self.max_frames = None if self.has_frame else 1
+        self.device, self.precision = "remote", "server"
+        where = config.get("platform") or config.get("backend") or "?"
+        self.reason = f"Triton {match['scheme']} {match['address']}, model {self.model_name!r} ({where})"
+
+    @property
+    def input_device(self) -> str:
+        """Host arrays: they are serialised into the request."""
+        return "cpu"
+
+    def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {"image": host_array(image, self.inputs["image"]), "body": host_array(body, self.inputs["body"])}
+        if self.has_frame:
+            feeds["frame"] = frame
+        result = self._request(feeds, self.outputs)
+        return {name: np.asarray(result.as_numpy(name), dtype=np.float32) for name in self.outputs}
+
+    def _request(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> Any:
+        module = _module(self.grpc)
+        inputs = []
+        for name, value in feeds.items():
+            tensor = module.InferInput(name, list(value.shape), _triton_type(value))
+            tensor.set_data_from_numpy(value)
+            inputs.append(tensor)
+        requested = [module.InferRequestedOutput(name) for name in outputs]
+        try:
+            return self.client.infer(self.model_name, inputs, outputs=requested, **_timeout(self.grpc))
+        except Exception as exc:  # the server's own message (a refused shape, a model error) or a lost connection
+            raise EmoedgeError(f"model {self.url}: Triton request failed ({_first_line(exc)})") from None
+
+    def _served_card(self, config: dict[str, Any]) -> ModelCard:
+        """The card from the `card` output of a model `emoedge serve` serves: one request of one blank person
+        (PyTriton cannot pass empty tensors to the model)."""
+        if CARD_OUTPUT not in {o["name"] for o in config.get("output", [])}:
+            raise EmoedgeError(f"model {self.url}: not an emoedge model (no {CARD_OUTPUT!r} parameter or output)")
+        dims = {i["name"]: [int(d) for d in i["dims"]] for i in config["input"]}
+        feeds = {
+            "image": np.zeros([1, *dims["image"][1:]], self.inputs["image"]),
+            "body": np.zeros([1, *dims["body"][1:]], self.inputs["body"]),
+        }
+        if "frame" in dims:
+            feeds["frame"] = np.zeros(1, np.int64)
+        text = self._request(feeds, [CARD_OUTPUT]).as_numpy(CARD_OUTPUT).reshape(-1)[0]
+        try:
+            return ModelCard.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise EmoedgeError(f"model {self.url}: its {CARD_OUTPUT!r} output is not a model card ({exc})") from None
+
+    def _served(self) -> str:
+        """ " (it serves [...])" from the repository index; "" where the server keeps the index to itself (PyTriton
+        restricts that endpoint to its own token)."""
+        try:
+            index = self.client.get_model_repository_index(**({"as_json": True} if self.grpc else {}))
+        except Exception:  # a restricted or failing endpoint: the error needs no list
+            return ""
+        models = index.get("models", []) if isinstance(index, dict) else index
+        return f" (it serves {sorted(m['name'] for m in models if m.get('state', 'READY') == 'READY')})"
+
+
+def _module(grpc: bool) -> Any:
+    if grpc:
+        import tritonclient.grpc as module
+    else:
+        import tritonclient.http as module
+    return module
+
+
+def _client(grpc: bool, address: str) -> Any:
+    module = _module(grpc)
+    if grpc:
+        return module.InferenceServerClient(url=address)
+    return module.InferenceServerClient(url=address, connection_timeout=TIMEOUT_S, network_timeout=TIMEOUT_S)
+
+
+def _timeout(grpc: bool) -> dict[str, float]:
+    """gRPC takes a per-request deadline; the HTTP client's timeouts were set when it was made."""
+    return {"client_timeout": TIMEOUT_S} if grpc else {}
+
+
+def _triton_type(value: np.ndarray) -> str:
+    from tritonclient.utils import np_to_triton_dtype
+
+    return np_to_triton_dtype(value.dtype)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,46 @@
+"""ONNX file or TensorRT engine → a Triton Inference Server model repository (`REPO/NAME/{config.pbtxt,1/model.*}`).
+
+Why a repository and not only a file: Triton loads what the configuration declares; with the tensors and the model
+card in `config.pbtxt`, a thin client (the `triton` backend) learns categories, thresholds and preprocessing from the
+server, and operators see the inputs, outputs and instance group in one file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoedge.errors import EmoedgeError
+from emoedge.fileio import atomic_write, atomic_write_text, output_folder
+from emoedge.formats.triton import check_name, config_text, describe, model_config, parse_config
+
+VERSION = "1"
+
+
+@dataclass(frozen=True)
+class TritonExport:
+    """The model's folder in the repository, its configuration and the model file Triton will load."""
+
+    folder: Path
+    config: Path
+    model: Path
+    platform: str
+
+
+def export_triton(
+    model: str | Path, repo: str | Path, *, name: str = "emoedge", instances: int = 1, kind: str = "gpu"
+) -> TritonExport:
+    """Write `repo/name/config.pbtxt` and `repo/name/1/model.onnx|model.plan`; the configuration is checked by
+    parsing it back with Triton's schema before anything is written."""
+    model = Path(model)
+    described = describe(model)
+    config = model_config(described, check_name(name), instances=instances, kind=kind)
+    text = config_text(config)
+    if parse_config(text, f"for {model}") != config:  # the text says exactly what the message holds
+        raise EmoedgeError(f"Triton model configuration for {model}: does not read back as written")
+    folder = output_folder(Path(repo) / name, "Triton model folder")
+    target = folder / VERSION / described.file_name
+    atomic_write(target, lambda tmp: shutil.copyfile(model, tmp))
+    config_path = atomic_write_text(folder / "config.pbtxt", text)  # last: a repository with it is complete
+    return TritonExport(folder, config_path, target, described.platform)

@@ -1,0 +1,156 @@
+"""`emoedge serve` behind a real Triton server (PyTriton's bundled binary) on 127.0.0.1, and the `triton` backend
+against it: the demo clip through grpc:// and http:// gives the events of the local ONNX model.
+
+These run in the serving library set (`make test SET=serve`: numpy < 2, which PyTriton's Python backend needs);
+elsewhere they skip, and the refusal of `emoedge serve` under numpy 2 is tested instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
+from runtime.runtime_media import read_events, write_tiny_checkpoint  # type: ignore[import-not-found]
+
+from emoedge.backends import load_model
+from emoedge.errors import EmoedgeError
+from emoedge.export.onnx import example_inputs, export_onnx
+from emoedge.runtime.clip import make_demo_clip
+
+NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
+TOLERANCE = 1e-5
+NUMBERS = {"scores", "modality_weights", "vad"}  # the event fields compared within TOLERANCE; the rest exactly
+START_TIMEOUT_S = 180  # the first start copies Triton's binaries into PyTriton's workspace and loads the model
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class Server:
+    """A running `emoedge serve` process and its URLs."""
+
+    process: subprocess.Popen
+    grpc: str
+    http: str
+    log: Path
+    output: list[str]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("serve")
+    return export_onnx(write_tiny_checkpoint(root / "tiny.pt"), root / "tiny.onnx").path
+
+
+@pytest.fixture(scope="module")
+def server(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`emoedge serve` on free ports; stopped with SIGINT in teardown, which must end it with status 130."""
+    pytest.importorskip("pytriton", reason="PyTriton is not installed (the `serve` extra: make setup SET=serve)")
+    if NUMPY_2:
+        pytest.skip("numpy 2 is installed: PyTriton's Python backend needs numpy < 2 (make setup SET=serve)")
+    grpc_port, http_port, metrics_port = free_ports(3)
+    log = tmp_path_factory.mktemp("triton") / "triton.log"
+    argv = [sys.executable, "-m", "emoedge", "serve", str(model), "--name", "emo", "--grpc-port", str(grpc_port),
+            "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log", str(log)]  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    output: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            output.append(line)
+            if line.startswith("serving "):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(START_TIMEOUT_S):
+            pytest.fail(f"emoedge serve did not come up in {START_TIMEOUT_S} s: {''.join(output)[-3000:]}")
+        yield Server(process, f"grpc://127.0.0.1:{grpc_port}/emo", f"http://127.0.0.1:{http_port}/emo", log, output)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            status = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert status == 130, "".join(output)[-3000:]
+    assert output[-1].strip() == "emoedge: interrupted", output[-3:]
+
+
+@pytest.mark.parametrize("scheme", ["grpc", "http"])
+def test_served_outputs_and_card_equal_the_local_models(server, model, scheme):
+    remote, local = load_model(getattr(server, scheme)), load_model(model, device="cpu")
+    assert remote.card == local.card  # read from the server, not from a file
+    assert "Triton" in remote.reason and "'emo'" in remote.reason
+    for frames, persons in ((1, 1), (1, 4), (3, 5)):
+        image, body = (t.numpy() for t in example_inputs(local.card, persons, seed=persons, frames=frames))
+        frame = np.arange(persons) % frames
+        got, want = remote.infer(image, body, frame), local.infer(image, body, frame)
+        assert sorted(got) == sorted(want)
+        for name in want:
+            assert got[name].shape == want[name].shape
+            assert np.abs(got[name] - want[name]).max() <= TOLERANCE, (name, frames, persons)
+
+
+def test_the_demo_clip_through_the_server_gives_the_local_models_events(server, model, sample_root, tmp_path):
+    clip, boxes = make_demo_clip(sample_root, tmp_path / "clip", images=3, frames_per_image=4, size=(320, 240))
+    logs = {}
+    for label, which in (("local", str(model)), ("grpc", server.grpc), ("http", server.http)):
+        logs[label] = tmp_path / f"{label}.jsonl"
+        proc = run_cli("run", "--source", str(clip), "--boxes", str(boxes), "--model", which, "--device", "auto",
+                       "--events", str(logs[label]), "--quiet")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    local, _ = read_events(logs["local"])
+    assert local, "the demo clip's boxes give persons to compare"
+    for label in ("grpc", "http"):
+        remote, _ = read_events(logs[label])
+        assert len(remote) == len(local)
+        for got, want in zip(remote, local):
+            assert {k: v for k, v in got.items() if k not in NUMBERS} == {
+                k: v for k, v in want.items() if k not in NUMBERS
+            }
+            for key in NUMBERS & want.keys():
+                gap = max(abs(got[key][name] - value) for name, value in want[key].items())
+                assert gap <= TOLERANCE, (label, key, gap)
+
+
+def test_an_unknown_model_and_a_taken_port_are_one_line(server, model):
+    url = server.grpc.rsplit("/", 1)[0] + "/nope"
+    with pytest.raises(EmoedgeError, match=r"no model 'nope' ready on that server"):
+        load_model(url)
+    grpc_port = server.grpc.split(":")[2].split("/")[0]
+    proc = run_cli("serve", str(model), "--grpc-port", grpc_port, timeout=120)
+    assert_one_line_error(proc, f"grpc port {grpc_port} on 127.0.0.1: cannot listen there")
+
+
+def test_tritons_log_goes_to_the_log_file_not_the_console(server):
+    assert "successfully loaded 'emo'" in server.log.read_text()
+    assert not any("model_lifecycle" in line for line in server.output)
+
+
+@pytest.mark.skipif(not NUMPY_2, reason="this library set has numpy < 2, which `emoedge serve` runs with")
+def test_serve_under_numpy_2_is_refused_in_one_line(model):
+    assert_one_line_error(run_cli("serve", str(model)), "numpy", "PyTriton", "emoedge[serve]")
