@@ -649,6 +649,7 @@ def _add_serve(sub: Subparsers) -> None:
     p.add_argument("--grpc-port", dest="grpc_port", type=int, default=d.grpc_port, help="gRPC port")
     p.add_argument("--http-port", dest="http_port", type=int, default=d.http_port, help="HTTP port")
     p.add_argument("--metrics-port", dest="metrics_port", type=int, default=d.metrics_port, help="Prometheus port")
+    p.add_argument("--instances", type=int, default=1, help="model instances answering requests side by side")
     p.add_argument("--log", type=Path, help="Triton's log file (default: triton-NAME.log in emoedge's cache folder)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K]")
 
@@ -657,7 +658,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     from emoedge.serve import Endpoints, serve
 
     endpoints = Endpoints(args.host, args.grpc_port, args.http_port, args.metrics_port)
-    serve(args.model, name=args.name, endpoints=endpoints, device=args.device, log=args.log)
+    serve(args.model, name=args.name, endpoints=endpoints, device=args.device, instances=args.instances, log=args.log)
 
 
 def _add_bench(sub: Subparsers) -> None:

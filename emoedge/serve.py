@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from emoedge.backends import load_model
+from emoedge.backends import Backend, load_model
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import output_file
 from emoedge.formats.triton import CARD_OUTPUT, TensorSpec, check_name, describe
@@ -58,15 +58,19 @@ def serve(
     endpoints: Endpoints = Endpoints(),
     device: str = "auto",
     precision: str = "auto",
+    instances: int = 1,
     log: Path | None = None,
     ready: Callable[[str], None] = print,
 ) -> None:
     """Serve `model` as `name` until SIGINT/SIGTERM (or until the server dies: an EmoedgeError).
 
     Triton's own log goes to `log` (default: triton-NAME.log in emoedge's cache folder); `ready` receives one line
-    once the server answers, naming the model, its URLs and the log.
+    once the server answers, naming the model, its URLs and the log. `instances` model instances answer requests
+    side by side, each with the model loaded once more.
     """
     check_name(name)
+    if instances < 1:
+        raise EmoedgeError(f"instances {instances}: expected at least 1 model instance")
     _check_numpy()
     try:
         from pytriton.model_config import ModelConfig, Tensor
@@ -78,18 +82,23 @@ def serve(
     _check_ports(endpoints)
     log = output_file(log or default_log(name), "Triton log")
     described = describe(model)
-    backend = load_model(model, device=device, precision=precision)
+    # One backend per instance: a TensorRT execution context (and its bound output buffers) serves one call at a time.
+    backends = [load_model(model, device=device, precision=precision) for _ in range(instances)]
+    backend = backends[0]
     card = np.array([backend.card.to_json().encode()], dtype=np.bytes_)
 
-    def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
-        """One answer per request (no batching: see emoedge.formats.triton); the card only where it was asked."""
-        answers = []
-        for request in requests:
-            out = backend.infer(request["image"], request["body"], request.data.get("frame"))
-            if CARD_OUTPUT in (request.requested_output_names or ()):
-                out[CARD_OUTPUT] = card
-            answers.append(out)
-        return answers
+    def answering_with(one: Backend) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
+        def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
+            """One answer per request (no batching: emoedge.formats.triton); the card only where it was asked."""
+            answers = []
+            for request in requests:
+                out = one.infer(request["image"], request["body"], request.data.get("frame"))
+                if CARD_OUTPUT in (request.requested_output_names or ()):
+                    out[CARD_OUTPUT] = card
+                answers.append(out)
+            return answers
+
+        return infer
 
     def tensors(specs: tuple[TensorSpec, ...]) -> list[Any]:
         return [Tensor(name=s.name, dtype=NUMPY_TYPES[s.dtype], shape=s.dims) for s in specs]
@@ -103,7 +112,7 @@ def serve(
     with _this_libpython_first(), Triton(config=config) as triton:
         triton.bind(
             model_name=name,
-            infer_func=infer,
+            infer_func=[answering_with(one) for one in backends],
             inputs=tensors(described.inputs),
             outputs=[*tensors(described.outputs), Tensor(name=CARD_OUTPUT, dtype=np.bytes_, shape=(1,))],
             config=ModelConfig(batching=False),
@@ -113,7 +122,10 @@ def serve(
             triton.run()
         except Exception as exc:  # PyTriton's own errors when the server or the model does not come up
             raise EmoedgeError(f"emoedge serve: Triton did not start ({str(exc).splitlines()[0][:200]})") from None
-        ready(f"serving {model} ({backend.reason}) as {endpoints.urls(name)}; Triton's log: {log}; Ctrl-C stops")
+        copies = f", {instances} instances" if instances > 1 else ""
+        ready(
+            f"serving {model} ({backend.reason}{copies}) as {endpoints.urls(name)}; Triton's log: {log}; Ctrl-C stops"
+        )
         while triton.is_alive():  # SIGINT/SIGTERM interrupt the sleep as a KeyboardInterrupt: `with` stops Triton
             time.sleep(WATCH_S)
         raise EmoedgeError(f"emoedge serve: the Triton server stopped (its log: {log})")

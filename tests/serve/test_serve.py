@@ -7,6 +7,7 @@ elsewhere they skip, and the refusal of `emoedge serve` under numpy 2 is tested 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -56,21 +57,26 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serve")
-    return export_onnx(write_tiny_checkpoint(root / "tiny.pt"), root / "tiny.onnx").path
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
-def server(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """`emoedge serve` on free ports; stopped with SIGINT in teardown, which must end it with status 130."""
+def model(checkpoint: Path) -> Path:
+    return export_onnx(checkpoint, checkpoint.with_suffix(".onnx")).path
+
+
+@contextlib.contextmanager
+def serving(model: Path, folder: Path, *options: str) -> Iterator[Server]:
+    """`emoedge serve MODEL --name emo` on free ports; stopped with SIGINT on leaving, which must end it with status
+    130 and "emoedge: interrupted"."""
     pytest.importorskip("pytriton", reason="PyTriton is not installed (the `serve` extra: make setup SET=serve)")
     if NUMPY_2:
         pytest.skip("numpy 2 is installed: PyTriton's Python backend needs numpy < 2 (make setup SET=serve)")
     grpc_port, http_port, metrics_port = free_ports(3)
-    log = tmp_path_factory.mktemp("triton") / "triton.log"
+    log = folder / "triton.log"
     argv = [sys.executable, "-m", "emoedge", "serve", str(model), "--name", "emo", "--grpc-port", str(grpc_port),
-            "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log", str(log)]  # fmt: skip
+            "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log", str(log), *options]  # fmt: skip
     process = subprocess.Popen(
         argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -98,6 +104,13 @@ def server(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
             raise
     assert status == 130, "".join(output)[-3000:]
     assert output[-1].strip() == "emoedge: interrupted", output[-3:]
+
+
+@pytest.fixture(scope="module")
+def server(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The ONNX model served with two instances, for the module's tests."""
+    with serving(model, tmp_path_factory.mktemp("triton"), "--instances", "2") as running:
+        yield running
 
 
 @pytest.mark.parametrize("scheme", ["grpc", "http"])
@@ -147,8 +160,22 @@ def test_an_unknown_model_and_a_taken_port_are_one_line(server, model):
 
 
 def test_tritons_log_goes_to_the_log_file_not_the_console(server):
-    assert "successfully loaded 'emo'" in server.log.read_text()
+    log = server.log.read_text()
+    assert "successfully loaded 'emo'" in log
+    assert "emo_0_0" in log and "emo_0_1" in log  # --instances 2: two model instances
     assert not any("model_lifecycle" in line for line in server.output)
+
+
+def test_a_checkpoint_is_served_too(checkpoint, tmp_path):
+    """Any model file: the checkpoint through its PyTorch backend, as loaded here with the same defaults."""
+    with serving(checkpoint, tmp_path) as running:
+        remote, local = load_model(running.grpc), load_model(checkpoint)
+        assert remote.card == local.card and "PyTorch" in running.output[-1]
+        image, body = (t.numpy() for t in example_inputs(local.card, 3, seed=3, frames=2))
+        frame = np.array([0, 1, 1])
+        got, want = remote.infer(image, body, frame), local.infer(image, body, frame)
+        for name in want:
+            assert np.abs(got[name] - want[name]).max() <= TOLERANCE, name
 
 
 @pytest.mark.skipif(not NUMPY_2, reason="this library set has numpy < 2, which `emoedge serve` runs with")
