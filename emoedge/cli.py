@@ -101,6 +101,13 @@ def _settings(cls: type[T], args: argparse.Namespace, what: str) -> T:
         raise EmoedgeError(f"{what}: {exc}") from None
 
 
+def _model(value: str) -> str | Path:
+    """A model option: a served model's URL as given (a Path would fold its //), else a file path."""
+    from emoedge.backends import is_url
+
+    return value if is_url(value) else Path(value)
+
+
 def _keys(cls: type) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
 
@@ -186,10 +193,19 @@ def _add_eval(sub: Subparsers) -> None:
         "emoedge eval model.engine --data /data/EMOTIC --split val -o reports/engine-val --no-references",
     )
     p = _command(sub, "eval", summary, _cmd_eval, *examples)
-    p.add_argument("model", type=Path, help="checkpoint (.pt), emoedge ONNX (any precision) or TensorRT engine")
+    p.add_argument(
+        "model",
+        type=_model,
+        help="checkpoint (.pt), emoedge ONNX (any precision), TensorRT engine or a Triton server's model (grpc://…)",
+    )
     p.add_argument("--data", type=Path, required=True, help="dataset root")
     p.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate")
-    p.add_argument("-o", "--out", type=Path, help="report folder (default: eval-<split>-<model name> beside the model)")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        help="report folder (default: eval-<split>-<model name> beside the model file, or here)",
+    )
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K] (ONNX Runtime's provider)")
     p.add_argument(
@@ -207,7 +223,11 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from emoedge.evaluation.report import table1_markdown
     from emoedge.fileio import output_folder
 
-    out = output_folder(args.out or args.model.parent / f"eval-{args.split}-{args.model.stem}", "report folder")
+    if isinstance(args.model, str):  # a served model: its report beside the current folder's other files
+        default = Path(f"eval-{args.split}-{args.model.rstrip('/').rsplit('/', 1)[1]}")
+    else:
+        default = args.model.parent / f"eval-{args.split}-{args.model.stem}"
+    out = output_folder(args.out or default, "report folder")
     evaluation = evaluate_model(
         args.model, args.data, split=args.split, device=args.device, precision=args.precision,
         workers=args.workers, progress=not args.quiet,
@@ -469,13 +489,6 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
     result = export_triton(args.model, args.out, name=args.name, instances=args.instances, kind=args.kind)
     print(f"Triton model repository: {result.config} and {result.model} ({result.platform})")
     print(f"serve it: tritonserver --model-repository {args.out}; clients: --model grpc://HOST:8001/{args.name}")
-
-
-def _model(value: str) -> str | Path:
-    """A model option: a served model's URL as given (a Path would fold its //), else a file path."""
-    from emoedge.backends import is_url
-
-    return value if is_url(value) else Path(value)
 
 
 def _add_run(sub: Subparsers) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from emoedge.backends import Backend, load_model
+from emoedge.backends import Backend, is_url, load_model
 from emoedge.card import ModelCard
 from emoedge.categories import BRANCHES
 from emoedge.data.dataset import die_with_parent
@@ -54,9 +54,9 @@ class Scores:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What was measured (file, backend, precision, split) and what came out."""
+    """What was measured (file or served model's URL, backend, precision, split) and what came out."""
 
-    model: Path
+    model: Path | str
     backend: str  # the backend's own account of itself (`Backend.reason`)
     precision: str
     split: str
@@ -80,6 +80,8 @@ def score(pred: Predictions, thresholds: np.ndarray) -> Scores:
 
 def open_for_evaluation(model: str | Path, *, device: str = "auto", precision: str = "auto") -> Backend:
     """`load_model` with evaluation's precision rule: checkpoints in FP32 unless asked otherwise."""
+    if is_url(model):
+        return load_model(model, device=device, precision=precision)
     path = Path(model)
     if precision == "auto" and path.suffix.lower() in CHECKPOINT_SUFFIXES:
         precision = "fp32"
@@ -103,7 +105,7 @@ def evaluate_model(
     frames = ImageFrames(Path(root), split, backend.card)
     pred = predict(backend, frames, workers=workers, progress=progress)
     result = score(pred, np.asarray(backend.card.thresholds))
-    path = Path(getattr(model, "path", "")) if isinstance(model, Backend) else Path(model)
+    path = Path(getattr(model, "path", "")) if isinstance(model, Backend) else model if is_url(model) else Path(model)
     return Evaluation(path, backend.reason, backend.precision, split, backend.card, pred, result, Path(root))
 
 

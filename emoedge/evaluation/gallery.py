@@ -21,7 +21,7 @@ GALLERY_PERSONS = 8
 FOLDER = "gallery"
 
 
-def gallery_note(model: Path) -> str | None:
+def gallery_note(model: Path | str) -> str | None:
     """Why a report has no gallery (None: it can have one)."""
     if Path(model).suffix.lower() not in CHECKPOINT_SUFFIXES:
         return "explanations need the checkpoint (Grad-CAM needs gradients, which ONNX files and engines lack)"

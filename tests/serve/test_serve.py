@@ -8,6 +8,7 @@ elsewhere they skip, and the refusal of `emoedge serve` under numpy 2 is tested 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -148,6 +149,19 @@ def test_the_demo_clip_through_the_server_gives_the_local_models_events(server, 
             for key in NUMBERS & want.keys():
                 gap = max(abs(got[key][name] - value) for name, value in want[key].items())
                 assert gap <= TOLERANCE, (label, key, gap)
+
+
+def test_eval_of_the_served_model_equals_the_files(server, model, sample_root, tmp_path):
+    """`emoedge eval grpc://…`: the same test-split report as the ONNX file's, computed through the server."""
+    reports = {}
+    for label, which in (("local", str(model)), ("served", server.grpc)):
+        proc = run_cli("eval", which, "--data", str(sample_root), "-o", str(tmp_path / label), "--workers", "0",
+                       "--quiet")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        reports[label] = json.loads((tmp_path / label / "results.json").read_text())
+    assert reports["served"]["extra"]["model"] == server.grpc
+    assert reports["served"]["mAP"] == pytest.approx(reports["local"]["mAP"], abs=TOLERANCE)
+    assert reports["served"]["extra"]["persons"] == reports["local"]["extra"]["persons"]
 
 
 def test_an_unknown_model_and_a_taken_port_are_one_line(server, model):
