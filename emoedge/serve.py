@@ -31,7 +31,6 @@ import numpy as np
 
 from emoedge.backends import Backend, load_model
 from emoedge.errors import EmoedgeError
-from emoedge.fileio import output_file
 from emoedge.formats.triton import CARD_OUTPUT, TensorSpec, check_name, describe
 
 NUMPY_TYPES = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64}
@@ -51,6 +50,10 @@ class Endpoints:
         return f"grpc://{self.host}:{self.grpc_port}/{name} and http://{self.host}:{self.http_port}/{name}"
 
 
+def _announce(line: str) -> None:
+    print(line, flush=True)  # at once, also when stdout is a pipe (a service manager's journal, a test)
+
+
 def serve(
     model: str | Path,
     *,
@@ -60,7 +63,7 @@ def serve(
     precision: str = "auto",
     instances: int = 1,
     log: Path | None = None,
-    ready: Callable[[str], None] = print,
+    ready: Callable[[str], None] = _announce,
 ) -> None:
     """Serve `model` as `name` until SIGINT/SIGTERM (or until the server dies: an EmoedgeError).
 
@@ -80,28 +83,14 @@ def serve(
             "emoedge serve needs PyTriton: pip install 'emoedge[serve]' (Linux, x86-64 or arm64)"
         ) from None
     _check_ports(endpoints)
+    from emoedge.fileio import output_file  # here: fileio imports torch, and the CLI imports this module for --help
+
     log = output_file(log or default_log(name), "Triton log")
     described = describe(model)
     # One backend per instance: a TensorRT execution context (and its bound output buffers) serves one call at a time.
     backends = [load_model(model, device=device, precision=precision) for _ in range(instances)]
     backend = backends[0]
     card = np.array([backend.card.to_json().encode()], dtype=np.bytes_)
-
-    def answering_with(one: Backend) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
-        def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
-            """One answer per request (no batching: emoedge.formats.triton); the card only where it was asked."""
-            answers = []
-            for request in requests:
-                out = one.infer(request["image"], request["body"], request.data.get("frame"))
-                if CARD_OUTPUT in (request.requested_output_names or ()):
-                    out[CARD_OUTPUT] = card
-                answers.append(out)
-            return answers
-
-        return infer
-
-    def tensors(specs: tuple[TensorSpec, ...]) -> list[Any]:
-        return [Tensor(name=s.name, dtype=NUMPY_TYPES[s.dtype], shape=s.dims) for s in specs]
 
     config = TritonConfig(
         http_address=endpoints.host, http_port=endpoints.http_port, grpc_address=endpoints.host,
@@ -112,9 +101,9 @@ def serve(
     with _this_libpython_first(), Triton(config=config) as triton:
         triton.bind(
             model_name=name,
-            infer_func=[answering_with(one) for one in backends],
-            inputs=tensors(described.inputs),
-            outputs=[*tensors(described.outputs), Tensor(name=CARD_OUTPUT, dtype=np.bytes_, shape=(1,))],
+            infer_func=[_answering_with(one, card) for one in backends],
+            inputs=[_tensor(spec) for spec in described.inputs],
+            outputs=[*(_tensor(spec) for spec in described.outputs), Tensor(CARD_OUTPUT, np.bytes_, (1,))],
             config=ModelConfig(batching=False),
             strict=True,
         )
@@ -129,6 +118,28 @@ def serve(
         while triton.is_alive():  # SIGINT/SIGTERM interrupt the sleep as a KeyboardInterrupt: `with` stops Triton
             time.sleep(WATCH_S)
         raise EmoedgeError(f"emoedge serve: the Triton server stopped (its log: {log})")
+
+
+def _answering_with(backend: Backend, card: np.ndarray) -> Callable[[list[Any]], list[dict[str, np.ndarray]]]:
+    """The infer function of one model instance: PyTriton hands it the requests Triton queued for that instance."""
+
+    def infer(requests: list[Any]) -> list[dict[str, np.ndarray]]:
+        """One answer per request (no batching: emoedge.formats.triton); the card only where it was asked."""
+        answers = []
+        for request in requests:
+            out = backend.infer(request["image"], request["body"], request.data.get("frame"))
+            if CARD_OUTPUT in (request.requested_output_names or ()):
+                out[CARD_OUTPUT] = card
+            answers.append(out)
+        return answers
+
+    return infer
+
+
+def _tensor(spec: TensorSpec) -> Any:
+    from pytriton.model_config import Tensor
+
+    return Tensor(name=spec.name, dtype=NUMPY_TYPES[spec.dtype], shape=spec.dims)
 
 
 def default_log(name: str) -> Path:

@@ -46,10 +46,15 @@ def model_gflops(card: ModelCard, persons: Iterable[int]) -> dict[int, float]:
 
 def gemm_rate(precision: str, device: str = "cpu") -> float | None:
     """GFLOP/s (GOP/s for int8) of large matrix products at `precision` on `device`; None where there is no fair
-    reference: an unknown precision, int8 without `torch._int_mm`, and FP16 on a CPU (torch's CPU FP16 product is a
-    slow conversion fallback on CPUs without AVX512-FP16 or AMX-FP16, not the rate an FP16 ONNX graph gets)."""
+    reference: an unknown precision, int8 without `torch._int_mm`, FP16 on a CPU (torch's CPU FP16 product is a
+    slow conversion fallback on CPUs without AVX512-FP16 or AMX-FP16, not the rate an FP16 ONNX graph gets), and BF16
+    on a CPU without AMX or AVX512-BF16 (an emulation some 500× slower than FP32, which the torch backend never
+    chooses there)."""
+    from emoedge.backends.torch import cpu_bf16_feature
+
     dtype = DTYPES.get(precision)
-    if dtype is None or (dtype == torch.float16 and not device.startswith("cuda")):
+    on_cpu = not device.startswith("cuda")
+    if dtype is None or (on_cpu and (dtype == torch.float16 or (dtype == torch.bfloat16 and not cpu_bf16_feature()))):
         return None
     n = GEMM_SIZE
     gen = torch.Generator().manual_seed(0)
