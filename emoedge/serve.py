@@ -103,14 +103,18 @@ def serve(
             model_name=name,
             infer_func=[_answering_with(one, card) for one in backends],
             inputs=[_tensor(spec) for spec in described.inputs],
-            outputs=[*(_tensor(spec) for spec in described.outputs), Tensor(CARD_OUTPUT, np.bytes_, (1,))],
+            outputs=[
+                *(_tensor(spec) for spec in described.outputs),
+                Tensor(name=CARD_OUTPUT, dtype=np.bytes_, shape=(1,)),
+            ],
             config=ModelConfig(batching=False),
             strict=True,
         )
         try:
             triton.run()
         except Exception as exc:  # PyTriton's own errors when the server or the model does not come up
-            raise EmoedgeError(f"emoedge serve: Triton did not start ({str(exc).splitlines()[0][:200]})") from None
+            reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise EmoedgeError(f"emoedge serve: Triton did not start ({reason}); its log: {log}") from None
         copies = f", {instances} instances" if instances > 1 else ""
         ready(
             f"serving {model} ({backend.reason}{copies}) as {endpoints.urls(name)}; Triton's log: {log}; Ctrl-C stops"
