@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import select
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -37,12 +36,6 @@ def gstreamer_missing() -> str | None:
     if probe.stdout.strip():
         return f"GStreamer elements missing: {probe.stdout.strip()}"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(port: int, log_file: Path) -> subprocess.Popen[str]:

@@ -189,7 +189,7 @@ def test_run_publishes_from_the_command_line_without_showing_credentials(backend
     names the broker without its password."""
     pytest.importorskip("paho.mqtt.client")
     from cli_helpers import run_cli  # type: ignore[import-not-found]
-    from runtime.mqtt_broker import free_port  # type: ignore[import-not-found]
+    from ports import free_port  # type: ignore[import-not-found]
 
     model = tmp_path / "tiny.pt"
     write_tiny_checkpoint(model)
@@ -252,8 +252,8 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
     import signal
     import threading
 
+    from ports import free_port  # type: ignore[import-not-found]
     from runtime.rtsp_helpers import (  # type: ignore[import-not-found]
-        free_port,
         gstreamer_missing,
         start_server,
         stop_server,

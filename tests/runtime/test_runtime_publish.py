@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from runtime.mqtt_broker import Mosquitto, Subscriber, free_port  # type: ignore[import-not-found]
+from ports import free_port  # type: ignore[import-not-found]
+from runtime.mqtt_broker import Mosquitto, Subscriber  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.publish import Broker, MqttPublisher

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from runtime.rtsp_helpers import free_port, gstreamer_missing, start_server, stop_server, wait_until  # type: ignore[import-not-found]
+from ports import free_port  # type: ignore[import-not-found]
+from runtime.rtsp_helpers import gstreamer_missing, start_server, stop_server, wait_until  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.sources import FrameSource, SourceSettings, open_source

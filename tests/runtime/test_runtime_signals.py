@@ -25,7 +25,8 @@ from pathlib import Path
 import cv2
 import pytest
 from cli_helpers import REPO  # type: ignore[import-not-found]
-from runtime.rtsp_helpers import free_port, gstreamer_missing, start_server, stop_server  # type: ignore[import-not-found]
+from ports import free_port  # type: ignore[import-not-found]
+from runtime.rtsp_helpers import gstreamer_missing, start_server, stop_server  # type: ignore[import-not-found]
 
 from emoedge.export.onnx import export_onnx
 from emoedge.runtime.clip import make_demo_clip

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from ports import free_port  # type: ignore[import-not-found]
 
 import emoedge.runtime.sources as sources
 from emoedge.errors import EmoedgeError
@@ -116,12 +117,6 @@ def test_folder_skips_a_corrupt_image_with_a_warning(folder: Path, caplog: pytes
     assert len(warnings) == 1 and "b.png" in warnings[0]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
@@ -150,7 +145,7 @@ def test_errors_are_one_line_and_name_the_source(
     (tmp_path / "text.mp4").write_text("this is a text file, not a video\n" * 20)
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "readme.txt").write_text("no images here")
-    port = _closed_port()
+    port = free_port()
     with pytest.raises(EmoedgeError) as caught:
         list(open_source(spec.format(tmp=tmp_path, port=port), settings=SourceSettings(connect_timeout_s=0)))
     message = str(caught.value)
@@ -178,7 +173,7 @@ def test_a_live_source_not_up_is_retried_quietly_until_the_connect_timeout(
     """Every attempt fails (a refused port): emoedge says once that it waits and once that it gives up; the attempts
     themselves print nothing (FFmpeg and OpenCV would print two lines each)."""
     attempts = []
-    url = f"rtsp://u:secret@127.0.0.1:{_closed_port()}/x"
+    url = f"rtsp://u:secret@127.0.0.1:{free_port()}/x"
 
     def opener() -> cv2.VideoCapture | None:
         attempts.append(url)

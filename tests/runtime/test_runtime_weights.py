@@ -18,18 +18,12 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error  # type: ignore[import-not-found]
+from ports import free_port  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.weights import detector_weights, reachable
 
 PROXY_VARS = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy")
-
-
-def _closed_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> str:
     """The environment of a machine whose only way out is a proxy that is down."""
     for var in PROXY_VARS:
         monkeypatch.delenv(var, raising=False)
-    proxy = f"http://127.0.0.1:{_closed_port()}"
+    proxy = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("HTTPS_PROXY", proxy)
     return proxy
 
@@ -133,7 +127,7 @@ def test_the_probe_answers_only_where_something_listens(no_proxy: None) -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         assert reachable("127.0.0.1", server.getsockname()[1])
-    assert not reachable("127.0.0.1", _closed_port())
+    assert not reachable("127.0.0.1", free_port())
 
 
 def test_a_url_is_fetched_by_ultralytics_downloader_into_the_working_folder(
@@ -145,7 +139,7 @@ def test_a_url_is_fetched_by_ultralytics_downloader_into_the_working_folder(
     assert got.read_bytes() == yolo_file.read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["yolo11n.pt"]  # no partial file left beside it
     # The second time the file is on disk: nothing is fetched (the server may be gone).
-    assert detector_weights(f"http://127.0.0.1:{_closed_port()}/yolo11n.pt").resolve() == tmp_path / "yolo11n.pt"
+    assert detector_weights(f"http://127.0.0.1:{free_port()}/yolo11n.pt").resolve() == tmp_path / "yolo11n.pt"
 
 
 def test_a_url_that_is_not_there_is_one_line_without_credentials(
@@ -157,7 +151,7 @@ def test_a_url_that_is_not_there_is_one_line_without_credentials(
         detector_weights(url)
     assert "s3cret" not in str(caught.value) and "token" not in str(caught.value)
     with pytest.raises(EmoedgeError, match="does not answer") as caught:
-        detector_weights(f"http://user:s3cret@127.0.0.1:{_closed_port()}/yolo11n.pt")
+        detector_weights(f"http://user:s3cret@127.0.0.1:{free_port()}/yolo11n.pt")
     assert "s3cret" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
+from ports import free_ports  # type: ignore[import-not-found]
 from runtime.runtime_media import read_events, write_tiny_checkpoint  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
@@ -33,17 +33,6 @@ NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 TOLERANCE = 1e-5
 NUMBERS = {"scores", "modality_weights", "vad"}  # the event fields compared within TOLERANCE; the rest exactly
 START_TIMEOUT_S = 180  # the first start copies Triton's binaries into PyTriton's workspace and loads the model
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass
