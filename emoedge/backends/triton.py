@@ -46,6 +46,10 @@ class TritonBackend(Backend):
         config = self.client.get_model_config(self.model_name, **({"as_json": True} if self.grpc else {}))
         config = config.get("config", config)
         self.inputs = {i["name"]: NUMPY.get(i["data_type"], np.float32) for i in config.get("input", [])}
+        if not {"image", "body"} <= self.inputs.keys():
+            raise EmoedgeError(
+                f"model {url}: inputs {sorted(self.inputs)}, not an emoedge model's (image, body, frame)"
+            )
         self.outputs = [o["name"] for o in config.get("output", []) if o["name"] != CARD_OUTPUT]
         self.card = card_from_parameters(config.get("parameters", {}), f"model {url}") or self._served_card(config)
         self.has_frame = "frame" in self.inputs
