@@ -7,7 +7,11 @@ and a wrong type with the key named, the same way. A dataclass says what it take
     nested dataclasses, `X | None`, `Literal[...]` (choices), `list[X]`, `tuple[X, ...]`, `tuple[X, Y]`,
     `dict[str, X]`, `Path`, and the scalars bool, int, float (an int is accepted), str.
 
-Range checks (lr > 0, a finite number, ...) stay in each class's `__post_init__`, where the meaning is known.
+A field may also carry its range and its command-line help in its declaration (`option(...)`: dataclass field
+metadata). The range is checked here, with the type, whichever way the value came (a YAML file, a key=value
+override, an option, a direct construction through `validate`), and the CLI builds its options from the same
+declarations (`emoedge.options`), so a setting, its check and its option cannot drift apart. Checks that span
+several fields stay in each class's `__post_init__`, where the meaning is known.
 YAML files may start from another file with `base: other.yaml` (a path relative to the file), which they override.
 """
 
@@ -19,6 +23,7 @@ import math
 import re
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
@@ -44,6 +49,77 @@ def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a number: `low` <= value (< or <=) `high`; None leaves that side open."""
+
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False  # value < high, not <= (a weight in [0, 1))
+
+    def check(self, value: Any, key: str) -> None:
+        if value is None or isinstance(value, (str, Path)):
+            return
+        below = self.low is not None and value < self.low
+        above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if below or above:
+            raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe()}")
+
+    def describe(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None:
+            return f"a number in [{low}, {high})" if self.high_open else f"from {low} to {high}"
+        if self.low is not None:
+            return f">= {low}"
+        return f"< {high}" if self.high_open else f"<= {high}"
+
+
+def option(
+    default: Any = dataclasses.MISSING,
+    help: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    high_open: bool = False,
+    flag: str | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A settings field with its range and its command-line option declared where it is: `help` (the option's
+    text), `low`/`high` (checked with the type), `flag` (the option's spelling, default --field-name; for a bool
+    that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only)."""
+    metadata = {
+        "help": help,
+        "range": Range(low, high, high_open) if low is not None or high is not None else None,
+        "flag": flag,
+        "metavar": metavar,
+        "cli": cli,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def checked(hint: Any, value: Any, key: str, *, low: float | None = None, high: float | None = None) -> Any:
+    """`value` of type `hint` within [low, high], converted; for a function's own arguments (`workers`, `opset`),
+    with the messages of settings fields."""
+    value = convert(hint, value, key)
+    Range(low, high).check(value, key)
+    return value
+
+
+def validate(obj: Any) -> None:
+    """Check every field of a settings dataclass against its type hint and declared range (call it from
+    `__post_init__`): values built in Python get the same one-line errors as values read from a file."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        converted = convert(hints[f.name], value, f.name)
+        if type(converted) is not type(value):  # 1 for a float field, a list for a tuple, a str for a Path
+            object.__setattr__(obj, f.name, converted)
+        limits = f.metadata.get("range")
+        if limits is not None:
+            limits.check(converted, f.name)
+
+
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build dataclass `cls` from a mapping, naming the key of any unknown, missing or mistyped value."""
     if not isinstance(data, dict):
@@ -60,6 +136,10 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     if missing:
         raise EmoedgeError(f"missing key(s) {', '.join(_key(where, m) for m in missing)}")
     values = {name: convert(hints[name], value, _key(where, name)) for name, value in data.items()}
+    for name, value in values.items():
+        limits = fields[name].metadata.get("range")
+        if limits is not None:
+            limits.check(value, _key(where, name))
     return cls(**values)
 
 
@@ -220,6 +300,10 @@ def _did_you_mean(name: Any, known: Any, *, listed: bool = True) -> str:
 
 def _name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
 
 
 def _show(value: Any) -> str:
