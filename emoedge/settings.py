@@ -58,20 +58,23 @@ class Range:
     high_open: bool = False  # value < high, not <= (a weight in [0, 1))
 
     def check(self, value: Any, key: str) -> None:
-        if value is None or isinstance(value, (str, Path)):
+        """One line naming `key` and `value` unless `value` (a number, or None: unset) is within the bounds."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             return
         below = self.low is not None and value < self.low
         above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if below or above:
-            raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe()}")
+            raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe(isinstance(value, int))}")
 
-    def describe(self) -> str:
+    def describe(self, integer: bool = False) -> str:
+        """"an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096"."""
+        what = "an integer" if integer else "a number"
         low, high = _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:
-            return f"a number in [{low}, {high})" if self.high_open else f"from {low} to {high}"
+            return f"{what} in [{low}, {high})" if self.high_open else f"{what} from {low} to {high}"
         if self.low is not None:
-            return f">= {low}"
-        return f"< {high}" if self.high_open else f"<= {high}"
+            return f"{what} >= {low}"
+        return f"{what} < {high}" if self.high_open else f"{what} <= {high}"
 
 
 def option(
