@@ -16,9 +16,9 @@ import onnx
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, run_cli_many  # type: ignore[import-not-found]
-from model_helpers import write_checkpoint  # type: ignore[import-not-found]
 
 from emoedge import resources
+from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import export_onnx
 from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
 
@@ -178,7 +178,7 @@ def files(tmp_path_factory: pytest.TempPathFactory, sample_root: Path) -> dict[s
     from emoedge.runtime.clip import make_demo_clip
 
     tmp = tmp_path_factory.mktemp("bad-inputs")
-    ckpt = write_checkpoint(tmp / "model.pt", ["body", "place", "scene"])
+    ckpt = random_checkpoint(tmp / "model.pt")
     clip, boxes = make_demo_clip(sample_root, tmp / "clip", images=2)
     (tmp / "empty").mkdir()
     (tmp / "blocker").write_text("a file where a folder should be")

@@ -44,10 +44,10 @@ def _without(packages: tuple[str, ...], *args: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model_helpers import write_checkpoint  # type: ignore[import-not-found]
+    from emoedge.bench.models import random_checkpoint
 
     root = tmp_path_factory.mktemp("runtime-only")
-    checkpoint = write_checkpoint(root / "m.pt", ["body", "place", "scene"])
+    checkpoint = random_checkpoint(root / "m.pt")
     return export_onnx(checkpoint, root / "m.onnx").path
 
 

@@ -16,20 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_helpers import REPO  # type: ignore[import-not-found]
 from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.tensorrt import TensorRTBackend
-from emoedge.config import load_recipe
+from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.targets import Persons, Target
 from emoedge.export.tensorrt import build_engine
-from emoedge.formats.checkpoint import save_checkpoint
 from emoedge.formats.engine import sidecar_path, write_engine_info
 from emoedge.formats.tensorrt import INSTALL_HINT
-from emoedge.model.net import build_model, card_for
 
 # TensorRT runs FP32 convolutions in TF32 by default (10-bit mantissa products), so the FP32 engine is compared with
 # ONNX Runtime's exact FP32 more loosely than FP32 backends are with each other; VAD is on a 1..10 scale.
@@ -89,12 +86,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     root = tmp_path_factory.mktemp("tensorrt")
-    recipe = load_recipe(REPO / "train" / "sample.yaml", ["model.vad=true"])
-    torch.manual_seed(2)
-    net = build_model(recipe, pretrained=False)
-    net.head[-1].weight.data.mul_(25.0)  # logits of a few units, as after training
-    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
-    onnx_path = export_onnx(save_checkpoint(root / "m.pt", state), root / "m.onnx").path
+    onnx_path = export_onnx(random_checkpoint(root / "m.pt", seed=2, vad=True), root / "m.onnx").path
     target = Target(persons=PERSONS, precision="fp32", workspace_mib=512, name="test")
     return onnx_path, build_engine(onnx_path, target, root / "m.engine").path
 

@@ -11,17 +11,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import REPO  # type: ignore[import-not-found]
 from model_helpers import legacy_onnx  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
 from emoedge.backends.torch import TorchBackend, cpu_bf16_feature
-from emoedge.config import load_recipe
+from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
-from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.model.net import build_model, card_for
 
 FP32_TOLERANCE = 1e-4
 # BF16 keeps 8 bits of mantissa; measured max |Δ| vs FP32: scores 4e-3, modality weights 1e-3, VAD (1..10) 1.6e-2.
@@ -32,18 +29,7 @@ BF16_TOLERANCE = {"scores": 2e-2, "modality_weights": 1e-2, "vad": 5e-2}
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint, onnx) of a three-branch attention model with VAD, random weights with spread-out logits."""
     root = tmp_path_factory.mktemp("backends")
-    recipe = load_recipe(REPO / "train" / "sample.yaml")
-    torch.manual_seed(1)
-    net = build_model(recipe, pretrained=False)
-    for module in net.modules():  # statistics as after training, so that BatchNorm folding is no identity
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.2, 0.2)
-            module.running_var.uniform_(0.5, 2.0)
-    net.head[-1].weight.data.mul_(25.0)  # logits of a few units, as after training
-    card = card_for(recipe).with_thresholds(np.linspace(0.2, 0.7, 26).tolist())
-    checkpoint = save_checkpoint(
-        root / "model.pt", {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card.to_dict()}
-    )
+    checkpoint = random_checkpoint(root / "model.pt", seed=1)
     return checkpoint, export_onnx(checkpoint, root / "model.onnx").path
 
 

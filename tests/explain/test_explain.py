@@ -118,9 +118,9 @@ def test_the_figure_is_written(trained: EmotionNet, tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory):
-    from model_helpers import write_checkpoint  # type: ignore[import-not-found]
+    from emoedge.bench.models import random_checkpoint
 
-    return write_checkpoint(tmp_path_factory.mktemp("explain") / "model.pt", ["body", "place", "scene"])
+    return random_checkpoint(tmp_path_factory.mktemp("explain") / "model.pt")
 
 
 def test_a_dataset_person_and_an_image_file_are_explained(checkpoint, sample_root, tmp_path) -> None:

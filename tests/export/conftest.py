@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from model_helpers import MODELS, write_checkpoint  # type: ignore[import-not-found]
 
+from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import ExportResult, export_onnx
+
+# name -> overrides of the sample recipe's model (body, place and scene branches, attention fusion, VAD)
+MODELS: dict[str, dict] = {
+    "full": {},
+    "body_place": {"branches": ["body", "place"], "vad": False},
+    "concat": {"branches": ["body", "scene"], "fusion": "concat"},
+}
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +22,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     """Each model of MODELS as (checkpoint, export result), exported once per session."""
     root = tmp_path_factory.mktemp("export")
     out = {}
-    for name, (branches, fusion, vad) in MODELS.items():
-        checkpoint = write_checkpoint(root / f"{name}.pt", branches, fusion=fusion, vad=vad)
+    for name, overrides in MODELS.items():
+        checkpoint = random_checkpoint(root / f"{name}.pt", **overrides)
         out[name] = (checkpoint, export_onnx(checkpoint, root / f"{name}.onnx"))
     return out

@@ -1,4 +1,5 @@
-"""Test media for the runtime: a tiny emotion-model checkpoint and a synthetic clip of moving persons with its boxes.
+"""Test media for the runtime: a tiny emotion-model checkpoint (`emoedge.bench.models.random_checkpoint`) and a
+synthetic clip of moving persons with its boxes.
 
 Imported by the runtime tests as `runtime.runtime_media` (tests/ is on the path).
 """
@@ -10,25 +11,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from cli_helpers import REPO  # type: ignore[import-not-found]
 
-from emoedge.config import load_recipe
-from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.model.net import build_model, card_for
+from emoedge.bench.models import random_checkpoint
 
 PERSON_COLORS = ((40, 40, 230), (230, 160, 30), (60, 200, 60))  # BGR
 
 
 def write_tiny_checkpoint(path: Path, *, vad: bool = True, seed: int = 0) -> Path:
-    """The sample recipe's model (tiny backbones, 96/64 px inputs) with random weights and spread-out thresholds."""
-    recipe = load_recipe(REPO / "train" / "sample.yaml", [f"model.vad={str(vad).lower()}"])
-    torch.manual_seed(seed)
-    net = build_model(recipe, pretrained=False)
-    net.head[-1].weight.data.mul_(25.0)  # logits of a few units, so that some categories pass their thresholds
-    card = card_for(recipe).with_thresholds(np.linspace(0.3, 0.7, 26).tolist())
-    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card.to_dict()}
-    return save_checkpoint(path, state)
+    """The sample recipe's model (tiny backbones, 96/64 px inputs) with random weights: `random_checkpoint`."""
+    return random_checkpoint(path, "sample", seed=seed, vad=vad)
 
 
 def moving_boxes(frames: int, persons: int, size: tuple[int, int]) -> list[list[list[float]]]:

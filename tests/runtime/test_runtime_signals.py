@@ -28,6 +28,7 @@ from cli_helpers import REPO  # type: ignore[import-not-found]
 from ports import free_port  # type: ignore[import-not-found]
 from runtime.rtsp_helpers import gstreamer_missing, start_server, stop_server  # type: ignore[import-not-found]
 
+from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import export_onnx
 from emoedge.runtime.clip import make_demo_clip
 
@@ -62,10 +63,8 @@ sys.exit(main())
 
 @pytest.fixture(scope="module")
 def files(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from model_helpers import write_checkpoint  # type: ignore[import-not-found]
-
     root = tmp_path_factory.mktemp("signals")
-    checkpoint = write_checkpoint(root / "m.pt", ["body", "place", "scene"])
+    checkpoint = random_checkpoint(root / "m.pt")
     long_clip, long_boxes = make_demo_clip(sample_root, root / "long", images=40)  # seconds of work
     short_clip, short_boxes = make_demo_clip(sample_root, root / "short", images=3, frames_per_image=4)
     no_persons = root / "none.json"
