@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 QUIET = 0.15  # CPU busy fraction (other processes) under which a point is measured
-LIBRARIES = ("emoedge", "torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "tensorrt", "ultralytics",
-             "opencv-python-headless", "numpy")  # fmt: skip
+# Distributions whose versions a description lists, those installed; a benchmark's report names the ones it used.
+LIBRARIES = ("emoedge", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "nvidia-modelopt",
+             "ultralytics", "openvino", "nvidia-pytriton", "opencv-python-headless", "opencv-python", "numpy")  # fmt: skip
 
 
 def describe() -> dict[str, Any]:
-    """CPU model, cores, torch threads, BF16 support, GPU, library versions, Python, and the git commit when run
-    from a checkout."""
+    """CPU model, cores (all, and those this process may use), torch threads, BF16 support, GPU, library versions,
+    Python, and the git commit when run from a checkout."""
     import torch
 
     from emoedge.backends.torch import cpu_bf16_feature
@@ -33,11 +34,24 @@ def describe() -> dict[str, Any]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
-        "cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_name(), "cores": os.cpu_count(), "usable_cores": usable, "torch_threads": torch.get_num_threads(),
         "cpu_bf16": cpu_bf16_feature(), "gpu": gpu, "python": platform.python_version(),
         "platform": platform.platform(), "libraries": versions, "commit": git_commit(),
     }  # fmt: skip
+
+
+def machine_line(machine: dict[str, Any], libraries: tuple[str, ...] | None = None) -> str:
+    """A description (`describe()`) as one line of a report; `libraries`: the distributions to name (those
+    installed), all when None."""
+    names = machine["libraries"] if libraries is None else [n for n in libraries if n in machine["libraries"]]
+    libs = "".join(f", {n} {machine['libraries'][n]}" for n in names)
+    return (
+        f"{machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), {machine['torch_threads']} "
+        f"torch threads, CPU BF16: {machine['cpu_bf16'] or 'none'}, GPU: {machine['gpu'] or 'none'}; "
+        f"Python {machine['python']}{libs}" + (f"; commit {machine['commit']}" if machine["commit"] else "")
+    )
 
 
 def cpu_name() -> str:
