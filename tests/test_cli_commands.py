@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from cli_helpers import REPO, assert_one_line_error, run_cli, run_cli_many  # type: ignore[import-not-found]
+from cli_helpers import (  # type: ignore[import-not-found]
+    Background,
+    assert_one_line_error,
+    count_lines,
+    emoedge_command,
+    run_cli,
+    run_cli_many,
+)
 from PIL import Image
 from runtime.runtime_media import read_events, video_frames, write_boxes_json, write_clip  # type: ignore[import-not-found]
 
@@ -393,21 +399,13 @@ def test_interrupted_run_exits_130_with_its_outputs_complete(onnx_model, tmp_pat
     _, model = onnx_model
     write_boxes_json(tmp_path / "boxes.json", write_clip(tmp_path / "long.mp4", frames=1500, persons=2))
     events = tmp_path / "ev.jsonl"
-    cmd = [sys.executable, "-m", "emoedge", "run", "--source", str(tmp_path / "long.mp4"), "--model", str(model),
-           "--boxes", str(tmp_path / "boxes.json"), "--events", str(events), "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if events.exists() and events.read_text().count("\n") >= 10:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr[-2000:]
-    assert stderr.strip().splitlines()[-1] == "emoedge: interrupted"
+    cmd = emoedge_command("run", "--source", str(tmp_path / "long.mp4"), "--model", str(model),
+                          "--boxes", str(tmp_path / "boxes.json"), "--events", str(events), "--quiet")  # fmt: skip
+    with Background(cmd, tmp_path / "logs") as proc:
+        proc.wait_until(lambda: count_lines(events) >= 10, "10 events")
+        proc.interrupt(signal.SIGINT)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == "emoedge: interrupted"
     persons, summary = read_events(events)  # every line whole, the summary last
     assert summary["interrupted"] and 5 <= summary["frames"] < 1500 and len(persons) == 2 * summary["frames"]
 

@@ -1,14 +1,11 @@
-"""The RTSP test server's life for tests: whether GStreamer can run it here, start (wait until it listens), stop."""
+"""The RTSP test server's life for tests: whether GStreamer can run it here, and starting it (until it listens)."""
 
 from __future__ import annotations
 
-import select
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from cli_helpers import Background  # type: ignore[import-not-found]
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -38,33 +35,12 @@ def gstreamer_missing() -> str | None:
     return None
 
 
-def start_server(port: int, log_file: Path) -> subprocess.Popen[str]:
-    """Start the server and wait (at most 30 s) until it listens."""
-    with log_file.open("a") as stderr:
-        server = subprocess.Popen(
-            [SYSTEM_PYTHON, str(SERVER), str(port), "/test"], stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
-    ready, _, _ = select.select([server.stdout], [], [], 30)
-    if not ready or server.stdout.readline().strip() != "READY":
-        stop_server(server)
-        pytest.fail(f"RTSP server did not start on port {port}: {log_file.read_text()[-2000:]}")
+def start_server(port: int, logs: Path) -> Background:
+    """Start the server, its output in the folder `logs`, and wait (at most 30 s) until it listens; `stop()` it."""
+    server = Background([SYSTEM_PYTHON, str(SERVER), str(port), "/test"], logs)
+    try:
+        server.wait_until(lambda: "READY" in server.stdout, f"the RTSP server listening on port {port}", 30)
+    except BaseException:
+        server.stop()
+        raise
     return server
-
-
-def stop_server(server: subprocess.Popen[str]) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-    server.stdout.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)

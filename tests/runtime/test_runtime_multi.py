@@ -252,13 +252,9 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
     import signal
     import threading
 
+    from cli_helpers import wait_until  # type: ignore[import-not-found]
     from ports import free_port  # type: ignore[import-not-found]
-    from runtime.rtsp_helpers import (  # type: ignore[import-not-found]
-        gstreamer_missing,
-        start_server,
-        stop_server,
-        wait_until,
-    )
+    from runtime.rtsp_helpers import gstreamer_missing, start_server  # type: ignore[import-not-found]
 
     why = gstreamer_missing()
     if why:
@@ -268,7 +264,7 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
     live_boxes = {"frames": [{"index": i, "boxes": [[10, 10, 60, 100]], "ids": [1]} for i in range(5000)]}
     (tmp_path / "live.json").write_text(json.dumps(live_boxes))
     port = free_port()
-    server = start_server(port, tmp_path / "server.log")
+    server = start_server(port, tmp_path / "server")
     specs = [
         StreamSpec("cam", f"rtsp://127.0.0.1:{port}/test", tmp_path / "live.json"),
         StreamSpec("file", str(tmp_path / "file.mp4"), tmp_path / "file.json"),
@@ -282,10 +278,10 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
 
     def script() -> None:
         try:
-            wait_until(lambda: count("cam") >= 5, 60, "the camera's first events")
-            stop_server(server)  # the camera goes down mid-run
+            wait_until(lambda: count("cam") >= 5, "the camera's first events", 60)
+            server.stop()  # the camera goes down mid-run
             seen["cam at outage"] = count("cam")
-            wait_until(lambda: count("file") >= 2 * frames, 120, "the file stream's last frame")
+            wait_until(lambda: count("file") >= 2 * frames, "the file stream's last frame", 120)
             seen["cam after file"] = count("cam")
         finally:
             os.kill(os.getpid(), signal.SIGINT)  # the run's stop request
@@ -296,7 +292,7 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
         summary = run_streams(specs, backend, events=events, settings=QUIET)
     finally:
         helper.join(30)
-        stop_server(server)
+        server.stop()
     outcomes = {s.id: (s.frames, s.outcome) for s in summary.streams}
     assert summary.interrupted and outcomes["file"] == (frames, "ended")
     assert outcomes["cam"][1] == "stopped" and outcomes["cam"][0] >= 5  # waiting to reconnect, not failed

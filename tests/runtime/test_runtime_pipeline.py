@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import REPO  # type: ignore[import-not-found]
+from cli_helpers import Background, count_lines  # type: ignore[import-not-found]
 from runtime.runtime_media import (  # type: ignore[import-not-found]
     read_events,
     video_frames,
@@ -262,26 +259,11 @@ def test_sigint_stops_cleanly_with_a_playable_video_and_whole_log_lines(tmp_path
     write_boxes_json(tmp_path / "boxes.json", boxes)
     out, events = tmp_path / "out.mp4", tmp_path / "ev.jsonl"
     args = [str(tmp_path / "clip.mp4"), str(model), str(tmp_path / "boxes.json"), str(out), str(events)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if events.exists() and events.read_text().count("\n") >= 10:
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, stderr[-2000:]
-    assert stdout.split()[0] == "interrupted", stdout
+    with Background([sys.executable, "-c", SCRIPT, *args], tmp_path / "logs") as proc:
+        proc.wait_until(lambda: count_lines(events) >= 10, "10 events")
+        proc.interrupt(signal.SIGINT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "interrupted", proc.stdout
     persons, summary = read_events(events)  # every line parses: none is half-written
     processed = {event["frame"] for event in persons}
     assert summary["interrupted"] and 5 <= summary["frames"] < frames

@@ -12,8 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_until  # type: ignore[import-not-found]
 from ports import free_port  # type: ignore[import-not-found]
-from runtime.rtsp_helpers import gstreamer_missing, start_server, stop_server, wait_until  # type: ignore[import-not-found]
+from runtime.rtsp_helpers import gstreamer_missing, start_server  # type: ignore[import-not-found]
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.sources import FrameSource, SourceSettings, open_source
@@ -46,8 +47,8 @@ def test_rtsp_stream_survives_a_server_restart(
         pytest.skip(reason)
     port = free_port()
     url = f"rtsp://user:secret@127.0.0.1:{port}/test"
-    server_log = tmp_path / "server.log"
-    servers = [start_server(port, server_log)]
+    server_logs = tmp_path / "server"
+    servers = [start_server(port, server_logs)]
 
     def messages(text: str) -> list[str]:
         return [r.getMessage() for r in caplog.records if text in r.getMessage()]
@@ -60,13 +61,13 @@ def test_rtsp_stream_survives_a_server_restart(
                 assert source.live and source.total is None
                 assert source.name == f"rtsp://***@127.0.0.1:{port}/test"
                 reader.start()
-                wait_until(lambda: reader.count >= 10 or not reader.is_alive(), 30, "the first frames")
+                wait_until(lambda: reader.count >= 10 or not reader.is_alive(), "the first frames", 30)
 
-                stop_server(servers[-1])
-                wait_until(lambda: messages("stream lost") or not reader.is_alive(), 30, "the outage to be logged")
+                servers[-1].stop()
+                wait_until(lambda: bool(messages("stream lost")) or not reader.is_alive(), "the outage logged", 30)
                 before = reader.count
-                servers.append(start_server(port, server_log))
-                wait_until(lambda: reader.count >= before + 10 or not reader.is_alive(), 60, "frames after the restart")
+                servers.append(start_server(port, server_logs))
+                wait_until(lambda: reader.count >= before + 10 or not reader.is_alive(), "frames after the restart", 60)
                 assert reader.error is None and reader.is_alive()
             finally:
                 source.close()
@@ -79,7 +80,7 @@ def test_rtsp_stream_survives_a_server_restart(
         assert "secret" not in "".join(capfd.readouterr())
     finally:
         for server in servers:
-            stop_server(server)
+            server.stop()
 
 
 def test_a_camera_not_up_at_start_is_waited_for(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -94,15 +95,15 @@ def test_a_camera_not_up_at_start_is_waited_for(tmp_path: Path, caplog: pytest.L
         reader.start()
         server = None
         try:
-            wait_until(lambda: "not up yet" in caplog.text, 10, "the wait to be logged")
-            server = start_server(port, tmp_path / "server.log")
-            wait_until(lambda: reader.count >= 5 or not reader.is_alive(), 60, "frames once the camera is up")
+            wait_until(lambda: "not up yet" in caplog.text, "the wait logged", 10)
+            server = start_server(port, tmp_path / "server")
+            wait_until(lambda: reader.count >= 5 or not reader.is_alive(), "frames once the camera is up", 60)
             assert reader.error is None
         finally:
             source.close()
             reader.join(20)
             if server is not None:
-                stop_server(server)
+                server.stop()
     assert "up after" in caplog.text
 
 
@@ -125,21 +126,21 @@ def test_a_silent_stream_is_lost_after_the_read_timeout(tmp_path: Path, caplog: 
     import time
 
     port, timeout = free_port(), 2.0
-    server = start_server(port, tmp_path / "server.log")
+    server = start_server(port, tmp_path / "server")
     source = open_source(f"rtsp://127.0.0.1:{port}/test", settings=SourceSettings(read_timeout_s=timeout))
     reader = _Reader(source)
     try:
         with caplog.at_level(logging.WARNING, logger="emoedge.runtime.sources"):
             reader.start()
-            wait_until(lambda: reader.count >= 10 or not reader.is_alive(), 30, "the first frames")
-            server.send_signal(signal.SIGSTOP)
+            wait_until(lambda: reader.count >= 10 or not reader.is_alive(), "the first frames", 30)
+            server.send(signal.SIGSTOP)
             paused = time.monotonic()
-            wait_until(lambda: "stream lost" in caplog.text, 30, "the outage")
+            wait_until(lambda: "stream lost" in caplog.text, "the outage", 30)
             seconds = time.monotonic() - paused
     finally:
-        server.send_signal(signal.SIGCONT)
+        server.send(signal.SIGCONT)
         source.close()
         reader.join(20)
-        stop_server(server)
+        server.stop()
     print(f"silent stream declared lost {seconds:.2f} s after the pause (read_timeout_s {timeout:g})")
     assert seconds < 1.75 * timeout  # twice the timeout before the fix

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import pytest
-from cli_helpers import REPO  # type: ignore[import-not-found]
+from cli_helpers import Background, count_lines, emoedge_command  # type: ignore[import-not-found]
 from ports import free_port  # type: ignore[import-not-found]
-from runtime.rtsp_helpers import gstreamer_missing, start_server, stop_server  # type: ignore[import-not-found]
+from runtime.rtsp_helpers import gstreamer_missing, start_server  # type: ignore[import-not-found]
 
 from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import export_onnx
@@ -79,85 +77,40 @@ def files(sample_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     }
 
 
-@dataclass
-class Run:
-    """One `emoedge run` subprocess writing v.mp4, e.jsonl and its stderr into `out`."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-
-    @property
-    def stderr(self) -> str:
-        return (self.out / "stderr.txt").read_text()
-
-    def events(self) -> int:
-        path = self.out / "e.jsonl"
-        return len(path.read_text().splitlines()) if path.exists() else 0
-
-
 @pytest.fixture
-def start(files: dict[str, Path]) -> Iterator[Callable[..., Run]]:
-    """start(out, source (a clip's key or a URL), boxes key[, hook]) -> Run; what still runs at the end is killed."""
-    runs: list[Run] = []
+def start(files: dict[str, Path]) -> Iterator[Callable[..., Background]]:
+    """start(out, source (a clip's key or a URL), boxes key[, hook]) -> the `emoedge run` writing v.mp4, e.jsonl and
+    its logs into `out`; what still runs at the end is stopped."""
+    runs: list[Background] = []
 
-    def _start(out: Path, source: str, boxes: str, hook: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Run:
-        out.mkdir(parents=True, exist_ok=True)
+    def _start(
+        out: Path, source: str, boxes: str, hook: tuple[str, ...] = (), extra: tuple[str, ...] = ()
+    ) -> Background:
         args = ["run", "--source", str(files.get(source, source)), "--model", str(files["model"]), *extra]
         args += ["--boxes", str(files[boxes])]
         args += ["-o", str(out / "v.mp4"), "--events", str(out / "e.jsonl"), "--quiet"]
-        command = [sys.executable, "-c", HOOK, *hook, *args] if hook else [sys.executable, "-m", "emoedge", *args]
-        with (out / "stderr.txt").open("w") as stderr:
-            runs.append(Run(subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr), out))
+        command = [sys.executable, "-c", HOOK, *hook, *args] if hook else emoedge_command(*args)
+        runs.append(Background(command, out))
         return runs[-1]
 
     yield _start
     for run in runs:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
+        run.stop()
 
 
-def _wait_for(run: Run, condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if run.proc.poll() is not None:
-            pytest.fail(f"the run ended before {what}: {run.stderr[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} after {timeout:g} s: {run.stderr[-2000:]}")
-        time.sleep(0.02)
-
-
-def _signal(run: Run, signals: list[int], gap: float = 0.05) -> float:
-    """Send `signals` `gap` s apart; seconds from the first signal to the exit."""
-    sent = time.monotonic()
-    for i, signum in enumerate(signals):
-        if i:
-            time.sleep(gap)
-        run.proc.send_signal(signum)
-    return _exit_seconds(run, sent)
-
-
-def _exit_seconds(run: Run, since: float) -> float:
-    try:
-        run.proc.wait(60)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"no exit 60 s after the signal: {run.stderr[-2000:]}")
-    return time.monotonic() - since
-
-
-def _hooked_exit_seconds(run: Run) -> float:
+def _hooked_exit_seconds(run: Background) -> float:
     """Seconds from the hook's own signal (its wall-clock stamp on stderr) to the exit."""
-    _exit_seconds(run, time.monotonic())
+    run.wait()
     exited = time.time()
     stamps = [float(line.rsplit(" ", 1)[1]) for line in run.stderr.splitlines() if line.startswith("hook: signal at")]
     assert stamps, f"the hook never ran: {run.stderr[-2000:]}"
     return exited - stamps[0]
 
 
-def _check_exit(run: Run, seconds: float, case: str) -> None:
-    print(f"{case}: exit {run.proc.returncode} {seconds:.2f} s after the signal (promise {PROMISE_S:g} s)")
+def _check_exit(run: Background, seconds: float, case: str) -> None:
+    print(f"{case}: exit {run.returncode} {seconds:.2f} s after the signal (promise {PROMISE_S:g} s)")
     stderr = run.stderr
-    assert run.proc.returncode == 130, stderr[-2000:]
+    assert run.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr and "terminate called" not in stderr, stderr[-2000:]
     assert stderr.strip().splitlines()[-1] == "emoedge: interrupted", stderr[-2000:]
     assert seconds <= ALLOWED_S
@@ -194,7 +147,7 @@ def _check_outputs(out: Path) -> dict | None:
 def test_a_signal_at_start_up(start, tmp_path, signum: int) -> None:
     run = start(tmp_path, "long", "long_boxes")
     time.sleep(0.3)  # Python is importing torch, or emoedge is loading the model
-    _check_exit(run, _signal(run, [signum]), f"start-up {signal.Signals(signum).name}")
+    _check_exit(run, run.interrupt(signum), f"start-up {signal.Signals(signum).name}")
     summary = _check_outputs(tmp_path)  # if the signal came after the outputs were opened, they are whole
     assert summary is None or summary["interrupted"]
 
@@ -217,8 +170,8 @@ def test_a_signal_during_the_model_load(start, tmp_path) -> None:
 )
 def test_a_signal_mid_run(start, tmp_path, case: str, signals: list[int], extra: tuple[str, ...]) -> None:
     run = start(tmp_path, "long", "long_boxes", extra=extra)
-    _wait_for(run, lambda: run.events() >= 10, "10 events")
-    _check_exit(run, _signal(run, signals), case)
+    run.wait_until(lambda: count_lines(tmp_path / "e.jsonl") >= 10, "10 events")
+    _check_exit(run, run.interrupt(*signals), case)
     summary = _check_outputs(tmp_path)
     assert summary["interrupted"] and 0 < summary["frames"] < LONG_FRAMES  # it did stop early
 
@@ -242,9 +195,9 @@ def test_a_signal_during_shutdown(start, tmp_path, case: str, hook: tuple[str, .
 def test_a_signal_while_a_camera_is_not_up_yet(start, tmp_path) -> None:
     """A camera that never answers (a closed port) is waited for (connect_timeout, 30 s): a signal ends the wait."""
     run = start(tmp_path, f"rtsp://user:s3cret@127.0.0.1:{free_port()}/test", "no_persons")
-    _wait_for(run, lambda: "not up yet" in run.stderr, "the wait for the camera")
+    run.wait_until(lambda: "not up yet" in run.stderr, "the wait for the camera")
     time.sleep(0.5)  # into the back-off between attempts
-    _check_exit(run, _signal(run, [signal.SIGTERM]), "camera not up yet")
+    _check_exit(run, run.interrupt(signal.SIGTERM), "camera not up yet")
     assert "s3cret" not in run.stderr and not _native_lines(run.stderr)
     summary = _check_outputs(tmp_path)
     assert summary["frames"] == 0 and summary["interrupted"]
@@ -255,16 +208,16 @@ def test_a_signal_during_a_live_outage(start, tmp_path) -> None:
     if reason:
         pytest.skip(reason)
     port = free_port()
-    server = start_server(port, tmp_path / "server.log")
+    server = start_server(port, tmp_path / "server")
     try:
         run = start(tmp_path / "out", f"rtsp://user:s3cret@127.0.0.1:{port}/test", "no_persons")
-        _wait_for(run, lambda: (tmp_path / "out" / "v.mp4").exists(), "the first frames")
+        run.wait_until(lambda: (tmp_path / "out" / "v.mp4").exists(), "the first frames")
         time.sleep(1.0)  # a few more frames
     finally:
-        stop_server(server)  # the outage begins
-    _wait_for(run, lambda: "stream lost" in run.stderr, "the outage")
+        server.stop()  # the outage begins
+    run.wait_until(lambda: "stream lost" in run.stderr, "the outage")
     time.sleep(1.0)  # inside the outage: the source waits for the stream to come back
-    _check_exit(run, _signal(run, [signal.SIGTERM]), "live outage")
+    _check_exit(run, run.interrupt(signal.SIGTERM), "live outage")
     assert "s3cret" not in run.stderr and not _native_lines(run.stderr)
     summary = _check_outputs(tmp_path / "out")
     assert summary["interrupted"] and summary["frames"] > 0

@@ -3,16 +3,13 @@ best.pt agrees with what last.pt records, and loader workers die with the traine
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
-from cli_helpers import REPO  # type: ignore[import-not-found]
+from cli_helpers import REPO, Background, emoedge_command  # type: ignore[import-not-found]
 
 from emoedge.formats.checkpoint import read_checkpoint
 
@@ -22,34 +19,30 @@ SAMPLE = REPO / "train" / "sample.yaml"
 WORKER_GRACE_S = 1.0
 
 
-def _train(sample_root: Path, out: Path, *extra: str) -> subprocess.Popen:
-    """`emoedge train sample --resume` in the background (a first start finds nothing to resume and starts anew)."""
+def _train(sample_root: Path, out: Path, *extra: str) -> Background:
+    """`emoedge train sample --resume` in the background (a first start finds nothing to resume and starts anew),
+    its output appended to the logs beside `out`."""
     args = ["train", str(SAMPLE), "--data", str(sample_root), "--out", str(out), "--quiet", "--resume", *extra]
-    return subprocess.Popen(
-        [sys.executable, "-m", "emoedge", *args],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    return Background(emoedge_command(*args), out.with_name(f"{out.name}-logs"))
 
 
 def _temps(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob(".*.tmp"))
 
 
-def _kill(proc: subprocess.Popen, out: Path, temp: str | None, delay: float) -> None:
-    """SIGKILL `proc`: with `temp` None, `delay` s after it started (in start-up); else `delay` s after it printed
+def _kill(run: Background, out: Path, temp: str | None, delay: float) -> None:
+    """SIGKILL `run`: with `temp` None, `delay` s after it started (in start-up); else `delay` s after it printed
     the line it prints just before training (`temp` "") or after a file matching the glob `temp` appeared in `out`
     (with `delay` 0, a write in progress)."""
     if temp is not None:
-        assert any("resum" in line for line in proc.stdout), "no 'resuming' line"  # type: ignore[union-attr]
+        run.wait_until(lambda: "resum" in run.stdout, "'resuming' line")
     deadline = time.monotonic() + 60  # a write too quick for the polling to see is not waited for forever
-    while temp and not list(out.glob(temp)) and proc.poll() is None and time.monotonic() < deadline:
+    while temp and not list(out.glob(temp)) and run.returncode is None and time.monotonic() < deadline:
         time.sleep(0.001)
     time.sleep(delay)
-    assert proc.poll() is None, f"the run ended before the kill: {proc.communicate()[1][-2000:]}"
-    proc.kill()
-    proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert run.returncode is None, f"the run ended before the kill: {run.stderr[-2000:]}"
+    run.send(signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL
 
 
 def test_runs_killed_at_random_moments_resume_without_temp_files(sample_root: Path, tmp_path: Path) -> None:
@@ -69,10 +62,9 @@ def test_runs_killed_at_random_moments_resume_without_temp_files(sample_root: Pa
     (out / ".last.pt.deadbeef.tmp").write_bytes(b"")  # what a kill between creating and renaming leaves, for sure
     done = read_checkpoint(out / "last.pt")["epoch"] + 1 if (out / "last.pt").exists() else 0
 
-    proc = _train(sample_root, out, f"optim.epochs={done + 1}", "data.workers=1")  # resumed: one more epoch
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stderr[-2000:]
-    assert "temporary file(s) a stopped run left" in stdout + stderr
+    run = _train(sample_root, out, f"optim.epochs={done + 1}", "data.workers=1")  # resumed: one more epoch
+    assert run.wait(600) == 0, run.stderr[-2000:]
+    assert "temporary file(s) a stopped run left" in run.stdout + run.stderr
     assert _temps(out) == []
     last, best = read_checkpoint(out / "last.pt"), read_checkpoint(out / "best.pt")
     assert last["epoch"] == done and len(last["history"]) == done + 1
@@ -81,21 +73,21 @@ def test_runs_killed_at_random_moments_resume_without_temp_files(sample_root: Pa
 
 
 def test_loader_workers_die_with_a_killed_trainer(sample_root: Path, tmp_path: Path) -> None:
-    proc = _train(sample_root, tmp_path / "run", "optim.epochs=50", "data.workers=2")
-    trainer = psutil.Process(proc.pid)
+    run = _train(sample_root, tmp_path / "run", "optim.epochs=50", "data.workers=2")
+    trainer = psutil.Process(run.process.pid)
     deadline = time.monotonic() + 120
     workers: list[psutil.Process] = []
-    while time.monotonic() < deadline and len(workers) < 2 and proc.poll() is None:
+    while time.monotonic() < deadline and len(workers) < 2 and run.returncode is None:
         workers = [c for c in trainer.children(recursive=True) if _running(c)]
         time.sleep(0.2)
     assert len(workers) >= 2, "the trainer never started its loader workers"
     killed = time.monotonic()
-    os.kill(proc.pid, signal.SIGKILL)
+    run.send(signal.SIGKILL)
     alive = workers
     while alive and time.monotonic() - killed < WORKER_GRACE_S:
         alive = [w for w in alive if _running(w)]
         time.sleep(0.01)
-    proc.communicate(timeout=30)
+    run.wait(30)
     for worker in alive:  # leave nothing behind, whatever the outcome
         worker.kill()
     assert alive == [], f"{len(alive)} loader worker(s) outlived the trainer by {WORKER_GRACE_S} s"
