@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
 import json
 import shutil
 import sys
@@ -30,10 +29,9 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
 from emoedge.backends import load_model
-from emoedge.bench.machine import cpu_name
+from emoedge.bench.machine import describe, machine_line
+from emoedge.bench.models import random_checkpoint
 from emoedge.bench.peak import gemm_rate, model_gflops
 from emoedge.bench.timing import interleaved, per_person, summarise
 from emoedge.config import load_recipe
@@ -43,12 +41,9 @@ from emoedge.evaluation.evaluate import evaluate_model
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.precision import to_fp16, to_int8
 from emoedge.fileio import atomic_write, atomic_write_text
-from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.model.net import build_model, card_for
 from emoedge.resources import shipped_folder
 from emoedge.training.trainer import train
 
-OFFLINE = ["model.weights={}"]  # no downloads: latency does not depend on the weights
 CALIB_IMAGES = 16  # enough for scales of random-weight models; the sample model calibrates on its val split
 # key -> (label, file kind, load_model precision); the files are made per model in `prepare`
 PATHS = {
@@ -59,17 +54,9 @@ PATHS = {
     "ort-int8": ("ONNX Runtime, INT8 ONNX for TensorRT (Model Optimizer Q/DQ)", "int8", "auto"),
     "ort-int8-cpu": ("ONNX Runtime, INT8 ONNX for CPUs (ONNX Runtime quantize_static)", "int8cpu", "auto"),
 }
+LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "nvidia-modelopt")  # the ones the report names
 PER_PERSON = ("torch-fp32", "ort-fp32")
 SHIPPED_FAST = ("torch-bf16", "ort-int8-cpu")  # emoedge's candidates for the fastest CPU path
-
-
-def make_checkpoint(name: str, out: Path) -> Path:
-    """A checkpoint of a shipped recipe with random weights (seeded)."""
-    recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
-    torch.manual_seed(0)
-    net = build_model(recipe, pretrained=False)
-    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
-    return save_checkpoint(out / f"{name}.pt", state)
 
 
 def time_model(files: dict[str, Path], persons: list[int], seconds: float) -> list[dict]:
@@ -116,7 +103,7 @@ def sample_accuracy(tmp: Path, root: Path) -> dict[str, float]:
 
 def prepare(name: str, tmp: Path, calib: Path) -> tuple[dict[str, Path], dict[str, str]]:
     """Checkpoint, FP32, FP16 and both INT8 ONNX files of one model, and the converted files' parity lines."""
-    checkpoint = make_checkpoint(name, tmp)
+    checkpoint = random_checkpoint(tmp / f"{name}.pt", name)
     onnx_path = export_onnx(checkpoint, tmp / f"{name}.onnx").path
     results = {"fp16": to_fp16(onnx_path, tmp / f"{name}-fp16.onnx")}
     for kind, target in (("int8", "tensorrt"), ("int8cpu", "cpu")):
@@ -226,11 +213,10 @@ def markdown(
     n: int,
 ) -> str:
     lines = [
-        f"# Inference backends — {meta['cpu']}",
+        f"# Inference backends — {meta['machine']['cpu']}",
         "",
-        f"{meta['threads']} threads; torch {meta['torch']}, onnxruntime {meta['onnxruntime']}, onnx {meta['onnx']}, "
-        f"nvidia-modelopt {meta['modelopt']}; CPU BF16: {meta['bf16']}. Random weights (latency does not depend on "
-        "them); inputs: one frame [1,3,224,224] and N body crops [N,3,224,224] as numpy arrays through `load_model`. "
+        f"{machine_line(meta['machine'], LIBRARIES)}. Random weights (latency does not depend on them); inputs: one "
+        "frame [1,3,224,224] and N body crops [N,3,224,224] as numpy arrays through `load_model`. "
         "Per person: the model called once per person with its own copy of the frame (the popular reimplementation's "
         "way, 3N backbone passes instead of 2 + N). Latency per frame; p99 of ≤ 50 calls is close to their maximum, "
         "and on a machine whose cores are shared with other jobs p90/p99 include their interference: compare p50s "
@@ -295,18 +281,7 @@ def main() -> int:
     if args.target_persons not in args.persons:
         parser.error(f"--target-persons {args.target_persons} must be one of --persons {args.persons}")
     warnings.filterwarnings("ignore", category=EmoticWarning)
-    from emoedge.backends.torch import cpu_bf16_feature
-
-    meta = {
-        "cpu": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "onnxruntime": importlib.metadata.version("onnxruntime-gpu" if _has("onnxruntime-gpu") else "onnxruntime"),
-        "onnx": importlib.metadata.version("onnx"),
-        "modelopt": importlib.metadata.version("nvidia-modelopt"),
-        "bf16": cpu_bf16_feature() or "none",
-        "python": sys.version.split()[0],
-    }
+    meta = {"machine": describe()}
     started = time.perf_counter()
     rows: list[dict] = []
     parity: dict[str, dict[str, str]] = {}
@@ -334,14 +309,6 @@ def main() -> int:
     plot(rows, args.models, stem.with_suffix(".png"))
     print(f"written {stem}.md, .json and .png in {meta['seconds_total']:.0f} s")
     return 0
-
-
-def _has(distribution: str) -> bool:
-    try:
-        importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

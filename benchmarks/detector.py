@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from pipeline import make_model  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
-from emoedge.backends.torch import cpu_bf16_feature
 from emoedge.bench.clip import make_clip
-from emoedge.bench.machine import wait_for_quiet
+from emoedge.bench.machine import describe, machine_line, wait_for_quiet
+from emoedge.bench.models import random_checkpoint
 from emoedge.bench.run import CostOnlyDetector
 from emoedge.fileio import atomic_write_text
 from emoedge.runtime.pipeline import RunSettings, run
@@ -54,7 +51,7 @@ def main() -> int:
         tmp = Path(folder)
         video, boxes_file = make_clip(tmp, SIZE, PERSONS, frames=args.frames)
         truth = {f["index"]: np.asarray(f["boxes"], np.float32) for f in json.loads(boxes_file.read_text())["frames"]}
-        checkpoint, _ = make_model(args.model, tmp)
+        checkpoint = random_checkpoint(tmp / f"{args.model}.pt", args.model)
         backend = load_model(checkpoint, device="cpu")
         run(str(video), backend, boxes=boxes_file, settings=RunSettings(progress=False, max_frames=3))  # warm-up
         for label, every, size, overlap in WAYS:
@@ -73,21 +70,20 @@ def main() -> int:
     given = rows[0]["fps"]
     for row in rows:
         row["vs_boxes_given"] = row["fps"] / given
-    machine = {"torch": torch.__version__, "threads": torch.get_num_threads(), "bf16": cpu_bf16_feature(),
-               "python": platform.python_version(), "backend": backend.reason}  # fmt: skip
+    machine = describe()
     RESULTS.mkdir(exist_ok=True)
-    payload = {"machine": machine, "model": args.model, "size": SIZE, "persons": PERSONS, "rows": rows}
+    payload = {"machine": machine, "backend": backend.reason, "model": args.model, "size": SIZE, "persons": PERSONS,
+               "rows": rows}  # fmt: skip
     atomic_write_text(RESULTS / "detector_cpu.json", json.dumps(payload, indent=2) + "\n")
-    atomic_write_text(RESULTS / "detector_cpu.md", markdown(machine, args.model, rows))
+    atomic_write_text(RESULTS / "detector_cpu.md", markdown(machine, backend.reason, args.model, rows))
     return 0
 
 
-def markdown(machine: dict[str, Any], model: str, rows: list[dict[str, Any]]) -> str:
+def markdown(machine: dict[str, Any], backend: str, model: str, rows: list[dict[str, Any]]) -> str:
     lines = [
         "# End to end with the person detector — CPU",
         "",
-        f"{machine['threads']} torch threads; torch {machine['torch']}; CPU BF16: {machine['bf16']}. {model} model, "
-        f"{machine['backend']}; {SIZE[0]}×{SIZE[1]} clip, {PERSONS} moving persons, annotated MP4 and event log "
+        f"{machine_line(machine, ('torch', 'ultralytics'))}. {model} model, {backend}; {SIZE[0]}×{SIZE[1]} clip, {PERSONS} moving persons, annotated MP4 and event log "
         "written. Detector: YOLO11n built from its YAML, run on every due frame for its cost; the boxes it hands "
         "ByteTrack are the clip's true ones (an untrained head finds nothing).",
         "",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
 import importlib.util
 import json
 import sys
@@ -25,13 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emoedge.bench.machine import describe, wait_for_quiet
+from emoedge.bench.machine import describe, machine_line, wait_for_quiet
 from emoedge.bench.timing import interleaved, summarise
 from emoedge.fileio import atomic_write_text
 from emoedge.runtime.detect import YoloDetector
 from emoedge.runtime.yolo import import_ultralytics
 
 SIZES = (640, 320)
+LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "ultralytics", "openvino")  # the ones the report names
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -81,15 +81,8 @@ def main() -> int:
     lines = [
         "# Person detector per format and size — CPU",
         "",
-        f"{machine['cpu']}, {machine['cores']} cores, {machine['torch_threads']} torch threads; "
-        + ", ".join(
-            f"{k} {v}"
-            for k, v in machine["libraries"].items()
-            if k in ("ultralytics", "onnxruntime-gpu", "onnxruntime", "torch")
-        )
-        + (f", openvino {importlib.metadata.version('openvino')}" if importlib.util.find_spec("openvino") else "")
-        + ". YOLO11n (from its YAML), `YoloDetector.detect` on one 640×480 frame: Ultralytics' pre-processing, "
-        "inference and NMS.",
+        f"{machine_line(machine, LIBRARIES)}. YOLO11n (from its YAML), `YoloDetector.detect` on one 640×480 frame: "
+        "Ultralytics' pre-processing, inference and NMS.",
         "",
         "| format | size | p50 ms | p90 ms | frames/s |",
         "| --- | --- | --- | --- | --- |",

@@ -19,35 +19,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
-import torch
 
 from emoedge.backends import Backend, load_model
-from emoedge.backends.torch import cpu_bf16_feature
 from emoedge.bench.clip import make_clip
-from emoedge.bench.machine import QUIET, cpu_busy, wait_for_quiet
-from emoedge.config import load_recipe
+from emoedge.bench.machine import QUIET, cpu_busy, describe, machine_line, wait_for_quiet
+from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
-from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.model.net import build_model, card_for
-from emoedge.resources import shipped_folder
 from emoedge.runtime.pipeline import RunSettings, run
 
-OFFLINE = ["model.weights={}"]  # no downloads: speed does not depend on the weights
 CLIP_FRAMES, MIN_FRAMES, WARMUP_FRAMES = 40, 3, 2
 TARGETS = {"paper": 6.0, "edge": 25.0}  # FPS at 640×480, 4 persons, given boxes, 2 CPU cores (the issue's)
 TARGET_SIZE, TARGET_PERSONS = "640x480", 4
 REUSE = 2  # `every` of the reuse point: each track re-inferred every other frame
 LABELS = {"onnxruntime": "ONNX Runtime {}", "torch": "PyTorch {} channels_last"}
+# the libraries the report names (those installed)
+LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "opencv-python-headless", "opencv-python")
 STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write")
 
 
@@ -62,15 +56,6 @@ class PerPerson(Backend):
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
         calls = [self.inner.infer(image[frame[i] : frame[i] + 1], body[i : i + 1]) for i in range(body.shape[0])]
         return {name: np.concatenate([c[name] for c in calls]) for name in calls[0]}
-
-
-def make_model(name: str, out: Path) -> tuple[Path, Path]:
-    """(checkpoint, ONNX) of a recipe with random weights."""
-    recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
-    net = build_model(recipe, pretrained=False)
-    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
-    checkpoint = save_checkpoint(out / f"{name}.pt", state)
-    return checkpoint, export_onnx(checkpoint, out / f"{name}.onnx").path
 
 
 def measure(video: Path, boxes: Path, backend: Backend, seconds: float, tmp: Path, every: int) -> dict[str, Any]:
@@ -105,7 +90,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         clips = {(s, n): make_clip(tmp, size, n) for s, size in sizes.items() for n in args.persons}
         for model in args.models:
-            checkpoint, onnx_path = make_model(model, tmp)
+            checkpoint = random_checkpoint(tmp / f"{model}.pt", model)
+            onnx_path = export_onnx(checkpoint, tmp / f"{model}.onnx").path
             paths = {"onnxruntime": load_model(onnx_path, device="cpu"), "torch": load_model(checkpoint, device="cpu")}
             for path, backend in paths.items():
                 target = {k: v for k, v in clips.items() if k == (TARGET_SIZE, TARGET_PERSONS)}
@@ -129,16 +115,7 @@ def main() -> int:
                         row["busy_after"] = cpu_busy()
                         rows.append(row)
                         print(json.dumps({k: row[k] for k in ("model", "backend", "way", "size", "persons", "fps")}))
-    meta = {
-        "cpu": platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(),
-        "bf16": cpu_bf16_feature(),
-        "torch": torch.__version__,
-        "onnxruntime": __import__("onnxruntime").__version__,  # the package may be onnxruntime or onnxruntime-gpu
-        "opencv": cv2.__version__,
-        "seconds": time.perf_counter() - started,
-        "wait": args.wait,
-    }
+    meta = {"machine": describe(), "seconds": time.perf_counter() - started, "wait": args.wait}
     write_results(args.out, meta, rows)
     return 0
 
@@ -153,10 +130,9 @@ def write_results(out: Path, meta: dict, rows: list[dict]) -> None:
     atomic_write_text(out / "pipeline_cpu.json", json.dumps({"meta": meta, "rows": rows}, indent=2))
     models = sorted({r["model"] for r in rows}, key=["paper", "edge"].index)
     lines = [
-        f"# Runtime pipeline, end to end — CPU ({meta['cpu']})",
+        f"# Runtime pipeline, end to end — CPU ({meta['machine']['cpu']})",
         "",
-        f"{meta['threads']} threads; torch {meta['torch']}, onnxruntime {meta['onnxruntime']}, OpenCV {meta['opencv']}; "
-        f"CPU BF16: {meta['bf16'] or 'none'}; {meta['seconds']:.0f} s in all.",
+        f"{machine_line(meta['machine'], LIBRARIES)}; {meta['seconds']:.0f} s in all.",
         "`emoedge.runtime.pipeline.run` on mp4v clips with a boxes file (ids given: no detector), writing the annotated",
         "MP4 and the JSON Lines log; random weights. FPS = frames ÷ wall time of the loop. Shared = one engine call per",
         "frame (context once, N crops batched); per-person = one call per person with the whole frame (context",

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -29,29 +27,15 @@ import threading
 import time
 from pathlib import Path
 
-import torch
-
 from emoedge.backends import load_model
-from emoedge.bench.machine import cpu_name
+from emoedge.bench.machine import describe, machine_line
+from emoedge.bench.models import random_checkpoint
 from emoedge.bench.timing import interleaved, summarise
-from emoedge.config import load_recipe
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.fileio import atomic_write_text
-from emoedge.formats.checkpoint import save_checkpoint
-from emoedge.model.net import build_model, card_for
-from emoedge.resources import shipped_folder
 
-OFFLINE = ["model.weights={}"]  # no downloads: latency does not depend on the weights
+LIBRARIES = ("onnxruntime", "onnxruntime-gpu", "nvidia-pytriton")  # the ones the report names
 PATHS = {"local": "ONNX Runtime in this process", "grpc": "Triton, gRPC", "http": "Triton, HTTP"}
-
-
-def make_onnx(name: str, out: Path) -> Path:
-    """The shipped recipe `name` with random weights (seeded), exported to ONNX."""
-    recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
-    torch.manual_seed(0)
-    net = build_model(recipe, pretrained=False)
-    state = {"epoch": 0, "model": net.state_dict(), "recipe": recipe.to_dict(), "card": card_for(recipe).to_dict()}
-    return export_onnx(save_checkpoint(out / f"{name}.pt", state), out / f"{name}.onnx").path
 
 
 class Served:
@@ -129,9 +113,9 @@ def markdown(result: dict) -> str:
     lines = [
         "# Local ONNX Runtime against Triton (`emoedge serve`) on localhost",
         "",
-        f"CPU: {result['cpu']} ({result['cores']} cores), ONNX Runtime {result['onnxruntime']}, PyTriton "
-        f"{result['pytriton']} (Triton {result['triton_server']}). Server and clients share these cores. Dynamic "
-        "batching off (one request is F frames and N persons: no shared batch dimension); one model instance.",
+        f"{machine_line(result['machine'], LIBRARIES)} (Triton {result['triton_server']}). Server and clients share "
+        "these cores. Dynamic batching off (one request is F frames and N persons: no shared batch dimension); one "
+        "model instance.",
         "",
         "## Per-frame latency (p50 / p90 ms)",
         "",
@@ -164,15 +148,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per point, about")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
-    result = {
-        "cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "seconds": 4 * args.seconds,
-        "onnxruntime": importlib.metadata.version("onnxruntime-gpu"),
-        "pytriton": importlib.metadata.version("nvidia-pytriton"), "triton_server": None,
-        "latency": {}, "throughput": {},
-    }  # fmt: skip
+    result = {"machine": describe(), "seconds": 4 * args.seconds, "triton_server": None, "latency": {},
+              "throughput": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            model = make_onnx(name, Path(tmp))
+            checkpoint = random_checkpoint(Path(tmp) / f"{name}.pt", name)
+            model = export_onnx(checkpoint, Path(tmp) / f"{name}.onnx").path
             with Served(model, Path(tmp) / f"{name}.log") as served:
                 result["triton_server"] = server_version(served)
                 result["latency"][name] = latency(model, served, args.persons, args.seconds)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -26,12 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-from pipeline import make_model  # type: ignore[import-not-found]
-
-from emoedge.backends.torch import cpu_bf16_feature
 from emoedge.bench.clip import make_clip
-from emoedge.bench.machine import wait_for_quiet
+from emoedge.bench.machine import describe, machine_line, wait_for_quiet
+from emoedge.bench.models import random_checkpoint
 from emoedge.fileio import atomic_write_text
 
 STREAMS, PERSONS, SIZE = 4, 2, (640, 480)
@@ -106,7 +102,7 @@ def main() -> int:
             (tmp / f"clip{i}").mkdir()
             clips.append(make_clip(tmp / f"clip{i}", SIZE, PERSONS, frames=args.frames, seed=i))
         for name in args.models:
-            checkpoint, _ = make_model(name, tmp)
+            checkpoint = random_checkpoint(tmp / f"{name}.pt", name)
             busy = wait_for_quiet(args.wait)
             multi = one_process(checkpoint, clips, args.frames, tmp)
             wait_for_quiet(args.wait)
@@ -118,10 +114,7 @@ def main() -> int:
                          "ratio": multi["fps"] / best["fps"]})  # fmt: skip
             print(f"{name}: one process {multi['fps']:.1f} FPS, four processes {single['fps']:.1f} FPS "
                   f"({lean['fps']:.1f} with 1 thread each), {rows[-1]['ratio']:.2f}× the better", flush=True)  # fmt: skip
-    machine = {
-        "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(), "bf16": cpu_bf16_feature(),
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-    }  # fmt: skip
+    machine = describe()
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "streams_cpu.json", json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     atomic_write_text(RESULTS / "streams_cpu.md", markdown(machine, rows, args.frames))
@@ -132,8 +125,7 @@ def markdown(machine: dict[str, Any], rows: list[dict[str, Any]], frames: int) -
     lines = [
         "# Many cameras, one process — CPU",
         "",
-        f"{machine['cores']} cores, {machine['cpu_threads']} torch threads; torch {machine['torch']}; CPU BF16: "
-        f"{machine['bf16']}. {STREAMS} streams × {PERSONS} persons at {SIZE[0]}×{SIZE[1]}, {frames} frames each, "
+        f"{machine_line(machine, ('torch',))}. {STREAMS} streams × {PERSONS} persons at {SIZE[0]}×{SIZE[1]}, {frames} frames each, "
         "boxes files (no detector), PyTorch backend (`--device cpu`), random weights, event log, no video. "
         "Loop FPS from each run's summary (start-up excluded); four processes: all their frames ÷ the longest loop.",
         "",

@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from emoedge.bench.machine import describe, machine_line
+from emoedge.bench.models import random_recipe
 from emoedge.config import load_recipe
 from emoedge.data.dataset import EmoticDataset
 from emoedge.data.emotic import load_split
@@ -35,8 +36,6 @@ from emoedge.resources import shipped_folder
 from emoedge.training.evaluate import resolve_device
 from emoedge.training.loss import EmotionLoss
 from emoedge.training.trainer import train
-
-OFFLINE = ["model.weights={}"]  # no downloads: throughput does not depend on the initial weights
 
 
 def loader_rate(recipe, root: Path, batch: int, batches: int) -> float:
@@ -110,7 +109,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = write_sample(Path(tmp) / "data", image_size=(640, 480))
         for name in args.recipes:
-            recipe = load_recipe(shipped_folder("recipe") / f"{name}.yaml", OFFLINE)
+            recipe = random_recipe(name)  # no downloads: throughput does not depend on the initial weights
             batch = recipe.optim.batch_size if gpu or name == "sample" else 8
             row = {
                 "recipe": name,
@@ -128,21 +127,20 @@ def main() -> int:
             row["loader_headroom"] = row["loader_img_s"] / row["train_img_s"]
             rows.append(row)
             print(json.dumps(row))
+    machine = describe()
     device_name = (
-        torch.cuda.get_device_name(device)
-        if gpu
-        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        torch.cuda.get_device_name(device) if gpu else f"CPU ({machine['cpu']}, {machine['torch_threads']} threads)"
     )
-    meta = {"device": device_name, "torch": torch.__version__, "python": sys.version.split()[0]}
+    meta = {"device": device_name, "machine": machine}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"train_throughput_{'gpu' if gpu else 'cpu'}"
     atomic_write_text(args.out / f"{stem}.json", json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         f"# Training throughput — {device_name}",
         "",
-        f"torch {meta['torch']}. Loader: training DataLoader with augmentation on 640×480 JPEGs (EMOTIC-sized), the",
-        "recipe's worker count. Train: forward + backward + SGD step on in-memory batches"
-        + (" with AMP." if gpu else " (FP32, CPU)."),
+        f"{machine_line(machine, ('torch', 'torchvision'))}.",
+        "Loader: training DataLoader with augmentation on 640×480 JPEGs (EMOTIC-sized), the recipe's worker count.",
+        "Train: forward + backward + SGD step on in-memory batches" + (" with AMP." if gpu else " (FP32, CPU)."),
         "Headroom = loader ÷ train: above 1 the loader is not the bottleneck.",
         "",
         "| recipe | backbones (body/place/scene) | image² / body² | batch | workers | loader img/s | train img/s | headroom | end-to-end img/s |",
