@@ -1,5 +1,6 @@
 """`emoedge bench`: the report holds every point it promises, with the machine described; the FLOP count and the
-GEMM rate it divides by are right."""
+GEMM rate it divides by are right; the makers the benchmarks and tests share (random-weight checkpoints, clips, the
+machine's description) do what they say."""
 
 from __future__ import annotations
 
@@ -7,15 +8,21 @@ import json
 import re
 from pathlib import Path
 
+import cv2
 import pytest
+import torch
 from runtime.runtime_media import write_tiny_checkpoint  # type: ignore[import-not-found]
 
 from emoedge.backends.torch import cpu_bf16_feature
+from emoedge.bench.clip import make_clip
+from emoedge.bench.machine import describe, machine_line
+from emoedge.bench.models import random_checkpoint, random_recipe
 from emoedge.bench.peak import gemm_rate, model_gflop
 from emoedge.bench.plan import BenchPlan
 from emoedge.bench.run import bench
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
+from emoedge.formats.checkpoint import load_trained_model, read_checkpoint
 
 
 def _has_ultralytics() -> bool:
@@ -88,3 +95,46 @@ def test_gemm_rates_and_plans() -> None:
     ):
         with pytest.raises(EmoedgeError, match=re.escape(needle)):
             BenchPlan(**kwargs)  # type: ignore[arg-type]
+
+
+def test_random_checkpoints_are_seeded_look_trained_and_take_model_overrides(tmp_path: Path) -> None:
+    before = torch.get_rng_state()
+    first, again = random_checkpoint(tmp_path / "a.pt"), random_checkpoint(tmp_path / "b.pt")
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's random state is left alone
+    a, b = read_checkpoint(first)["model"], read_checkpoint(again)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    other = random_checkpoint(tmp_path / "c.pt", seed=1, branches=["body", "scene"], fusion="concat", vad=False)
+    net, card, recipe = load_trained_model(other)
+    assert (card.name, card.branches, card.fusion, card.vad) == ("sample", ("body", "scene"), "concat", False)
+    assert recipe.model.weights == {} and card.thresholds[0] == pytest.approx(0.2)
+    assert card.thresholds[-1] == pytest.approx(0.7)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(float(m.running_var.min()) != 1.0 for m in norms)  # statistics as after training
+
+    assert random_recipe("edge").model.backbones["body"] == "resnet18"  # any shipped recipe, by name
+    with pytest.raises(EmoedgeError, match="model.brnches: unknown key"):
+        random_checkpoint(tmp_path / "d.pt", brnches=["body"])
+
+
+def test_make_clip_writes_figures_that_never_overlap_and_their_boxes(tmp_path: Path) -> None:
+    video, boxes = make_clip(tmp_path, (320, 240), 3, frames=6)
+    assert (video.name, boxes.name) == ("clip_320x240_3.mp4", "clip_320x240_3.json")
+    frames = json.loads(boxes.read_text())["frames"]
+    assert [f["index"] for f in frames] == list(range(6)) and all(f["ids"] == [10, 11, 12] for f in frames)
+    for frame in frames:
+        assert all(0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240 for x1, y1, x2, y2 in frame["boxes"])
+        assert all(left[2] <= right[0] for left, right in zip(frame["boxes"], frame["boxes"][1:]))
+    capture = cv2.VideoCapture(str(video))
+    decoded = 0
+    while capture.read()[0]:
+        decoded += 1
+    capture.release()
+    assert decoded == 6
+
+
+def test_machine_line_names_the_libraries_asked_for() -> None:
+    machine = describe()
+    line = machine_line(machine, ("torch", "no-such-library"))
+    assert line.startswith(f"{machine['cpu']}, {machine['cores']} cores")
+    assert f"torch {machine['libraries']['torch']}" in line and "no-such-library" not in line and "numpy" not in line
