@@ -32,9 +32,10 @@ from cli_helpers import (  # type: ignore[import-not-found]
     run_cli_many,
 )
 from PIL import Image
-from runtime.runtime_media import read_events, video_frames, write_boxes_json, write_clip  # type: ignore[import-not-found]
+from runtime.runtime_media import read_events, video_frames  # type: ignore[import-not-found]
 
 from emoedge import __version__
+from emoedge.bench.clip import write_boxes_json, write_clip
 from emoedge.cli import build_parser
 from emoedge.data.emotic import load_split
 from emoedge.fileio import safe_torch_load

@@ -10,9 +10,9 @@ import time
 import pytest
 from cli_helpers import assert_one_line_error, run_cli  # type: ignore[import-not-found]
 from ports import free_port  # type: ignore[import-not-found]
-from runtime.runtime_media import write_boxes_json, write_clip  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
+from emoedge.bench.clip import write_boxes_json, write_clip
 from emoedge.errors import EmoedgeError
 
 pytest.importorskip("tritonclient", reason="the `triton` extra is not installed")

@@ -11,7 +11,6 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
-from runtime.runtime_media import write_tiny_checkpoint  # type: ignore[import-not-found]
 
 from emoedge.backends.torch import cpu_bf16_feature
 from emoedge.bench.clip import make_clip
@@ -36,7 +35,7 @@ def _has_ultralytics() -> bool:
 
 
 def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: Path) -> None:
-    model = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    model = random_checkpoint(tmp_path / "tiny.pt")
     detector = "yolo11n.yaml" if _has_ultralytics() else None
     plan = BenchPlan(persons=(1, 3), streams=2, detector=detector, seconds=0.05, frames=6, device="cpu")
     paths = bench(model, tmp_path / "report", plan, progress=False)

@@ -1,6 +1,7 @@
-"""Test media for the runtime: a tiny emotion-model checkpoint, a synthetic clip of moving persons with its boxes
-(both made by the package's own makers, `emoedge.bench.models` and `emoedge.bench.clip`), and readers of what a run
-writes.
+"""Readers of what a run writes (the event log, the video), for the runtime tests.
+
+The makers of test media live in the package (`emoedge.bench.models.random_checkpoint`, `emoedge.bench.clip`) and
+are imported from there; the names below stay for test_runtime_pipeline.py, which imports them from here.
 
 Imported by the runtime tests as `runtime.runtime_media` (tests/ is on the path).
 """
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import cv2
 
-from emoedge.bench.clip import moving_boxes, write_boxes_json, write_clip
+from emoedge.bench.clip import write_boxes_json, write_clip
 from emoedge.bench.models import random_checkpoint
 
-__all__ = ["moving_boxes", "read_events", "video_frames", "write_boxes_json", "write_clip", "write_tiny_checkpoint"]
+__all__ = ["read_events", "video_frames", "write_boxes_json", "write_clip", "write_tiny_checkpoint"]
 
 
 def write_tiny_checkpoint(path: Path, *, vad: bool = True, seed: int = 0) -> Path:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 from cli_helpers import REPO  # type: ignore[import-not-found]
-from runtime.runtime_media import moving_boxes  # type: ignore[import-not-found]
 
+from emoedge.bench.clip import moving_boxes
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.detect import (
     BoxesDetector,

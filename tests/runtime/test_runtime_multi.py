@@ -9,15 +9,11 @@ from importlib import resources
 
 import numpy as np
 import pytest
-from runtime.runtime_media import (  # type: ignore[import-not-found]
-    read_events,
-    video_frames,
-    write_boxes_json,
-    write_clip,
-    write_tiny_checkpoint,
-)
+from runtime.runtime_media import read_events, video_frames  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
+from emoedge.bench.clip import write_boxes_json, write_clip
+from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.multi import run_streams
 from emoedge.runtime.pipeline import RunSettings, run
@@ -30,9 +26,7 @@ LENGTHS = (10, 14, 8, 12)  # frames per stream: they end at different ticks
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory):
-    return load_model(
-        write_tiny_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt"), device="cpu", precision="fp32"
-    )
+    return load_model(random_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt"), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +186,7 @@ def test_run_publishes_from_the_command_line_without_showing_credentials(backend
     from ports import free_port  # type: ignore[import-not-found]
 
     model = tmp_path / "tiny.pt"
-    write_tiny_checkpoint(model)
+    random_checkpoint(model)
     spec = streams[2]
     proc = run_cli(
         "run", "--source", spec.source, "--boxes", str(spec.boxes), "--model", str(model), "--device", "cpu",

@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
 from ports import free_ports  # type: ignore[import-not-found]
-from runtime.runtime_media import read_events, write_tiny_checkpoint  # type: ignore[import-not-found]
+from runtime.runtime_media import read_events  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
+from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.runtime.clip import make_demo_clip
@@ -48,7 +49,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("serve") / "tiny.pt")
+    return random_checkpoint(tmp_path_factory.mktemp("serve") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
