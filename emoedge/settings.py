@@ -67,7 +67,7 @@ class Range:
             raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe(isinstance(value, int))}")
 
     def describe(self, integer: bool = False) -> str:
-        """"an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096"."""
+        """ "an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096"."""
         what = "an integer" if integer else "a number"
         low, high = _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:

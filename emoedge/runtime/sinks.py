@@ -78,11 +78,6 @@ class EventLog:
         except OSError as exc:
             raise EmoedgeError(f"events file {self.path}: cannot write it ({exc.strerror})") from None
 
-    def write_frame(self, index: int, timestamp: float, persons: Persons) -> None:
-        """One record per person of a processed frame (persons must carry the model's outputs)."""
-        for i in range(len(persons)):
-            self.write(person_record(index, timestamp, persons, i, self.card))
-
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._file.flush()
@@ -119,24 +114,24 @@ def person_record(index: int, timestamp: float, persons: Persons, i: int, card: 
 
 
 class Window:
-    """A live OpenCV window; `show` returns False once the user presses q or Esc."""
+    """A live OpenCV window (one per stream, titled with its id); `show` returns False once the user presses q or
+    Esc in it."""
 
-    TITLE = "emoedge"
-
-    def __init__(self) -> None:
+    def __init__(self, title: str = "emoedge") -> None:
+        self.title = title
         try:
-            cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise EmoedgeError(
                 "--show needs OpenCV with GUI support and a display (opencv-python, not opencv-python-headless)"
             ) from None
 
     def show(self, image: np.ndarray) -> bool:
-        cv2.imshow(self.TITLE, image)
+        cv2.imshow(self.title, image)
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
     def close(self) -> None:
-        cv2.destroyWindow(self.TITLE)
+        cv2.destroyWindow(self.title)
 
     def __enter__(self) -> Window:
         return self

@@ -32,8 +32,10 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
     model = write_tiny_checkpoint(tmp_path / "tiny.pt")
     detector = "yolo11n.yaml" if _has_ultralytics() else None
     plan = BenchPlan(persons=(1, 3), streams=2, detector=detector, seconds=0.05, frames=6, device="cpu")
-    paths = bench(model, tmp_path / "report", plan, progress=False)
+    returned = bench(model, tmp_path / "report", plan, progress=False)
+    paths = returned["paths"]
     result = json.loads(paths["json"].read_text())
+    assert result == json.loads(json.dumps({k: v for k, v in returned.items() if k != "paths"}))
 
     engine = {(r["way"], r["persons"]): r for r in result["engine"]}
     assert set(engine) == {("shared", 1), ("per person", 1), ("shared", 3), ("per person", 3)}
@@ -63,6 +65,17 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
     text = paths["markdown"].read_text()
     for heading in ("## Engine alone", "## End to end", "## 2 streams in one process", "| shared | 3 |"):
         assert heading in text
+
+
+def test_bench_without_a_folder_prints_its_tables_and_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    """As `yolo benchmark` does: the report on the terminal; -o DIR only adds the files."""
+    model = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    monkeypatch.chdir(tmp_path)
+    result = bench(model, None, BenchPlan(persons=(1,), seconds=0.05, frames=3, device="cpu"), progress=True)
+    printed = capsys.readouterr().out
+    assert "paths" not in result and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]
+    for heading in ("## Engine alone", "| shared | 1 |", "## End to end", "| boxes given |"):
+        assert heading in printed
 
 
 def test_the_paper_model_counts_as_three_resnet50s() -> None:
