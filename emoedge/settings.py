@@ -51,30 +51,38 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass(frozen=True)
 class Range:
-    """Bounds of a number: `low` <= value (< or <=) `high`; None leaves that side open."""
+    """Bounds of a number (or of each number of a tuple or list): `low` <= value <= `high`, either side strict with
+    `low_open`/`high_open` and open-ended where None."""
 
     low: float | None = None
     high: float | None = None
+    low_open: bool = False  # value > low, not >= (seconds > 0)
     high_open: bool = False  # value < high, not <= (a weight in [0, 1))
 
     def check(self, value: Any, key: str) -> None:
         """One line naming `key` and `value` unless `value` (a number, or None: unset) is within the bounds."""
+        if isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                self.check(item, f"{key}[{i}]")
+            return
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return
-        below = self.low is not None and value < self.low
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if below or above:
             raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe(isinstance(value, int))}")
 
     def describe(self, integer: bool = False) -> str:
-        """ "an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096"."""
+        """ "an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096", "a number > 0"."""
         what = "an integer" if integer else "a number"
         low, high = _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:
-            return f"{what} in [{low}, {high})" if self.high_open else f"{what} from {low} to {high}"
+            if self.low_open or self.high_open:
+                return f"{what} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            return f"{what} from {low} to {high}"
         if self.low is not None:
-            return f"{what} >= {low}"
-        return f"{what} < {high}" if self.high_open else f"{what} <= {high}"
+            return f"{what} {'>' if self.low_open else '>='} {low}"
+        return f"{what} {'<' if self.high_open else '<='} {high}"
 
 
 def option(
@@ -83,17 +91,18 @@ def option(
     *,
     low: float | None = None,
     high: float | None = None,
+    low_open: bool = False,
     high_open: bool = False,
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
 ) -> Any:
     """A settings field with its range and its command-line option declared where it is: `help` (the option's
-    text), `low`/`high` (checked with the type), `flag` (the option's spelling, default --field-name; for a bool
+    text), `low`/`high` (checked with the type; `low_open`/`high_open`: strictly), `flag` (the option's spelling, default --field-name; for a bool
     that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only)."""
     metadata = {
         "help": help,
-        "range": Range(low, high, high_open) if low is not None or high is not None else None,
+        "range": Range(low, high, low_open, high_open) if low is not None or high is not None else None,
         "flag": flag,
         "metavar": metavar,
         "cli": cli,

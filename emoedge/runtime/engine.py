@@ -112,7 +112,7 @@ def run(
             names = ", ".join(f"{st.spec.id}={st.source.name}" for st in streams)
             print(f"model: {backend.reason}\npersons: {_persons_from(streams)}\nstreams: {names}", flush=True)
         loop = _Loop(streams, Tagger(backend, timer), timer, run_outputs, stop, s, ahead)
-        seconds = loop.run(stack)
+        seconds = loop.until_done(stack)
         for stream in streams:  # decoders stopped and videos finalised before the summary is decided
             stream.source.close()
             stream.outputs.close()
@@ -172,7 +172,7 @@ class _Loop:
         self.closed_window = False
         self._started = 0.0
 
-    def run(self, stack: ExitStack) -> float:
+    def until_done(self, stack: ExitStack) -> float:
         """Tick until every stream has ended, failed or stopped, or a stop is requested; the seconds it took."""
         self._started = time.perf_counter()
         bars = [

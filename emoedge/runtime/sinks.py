@@ -8,8 +8,9 @@ flushed at once, so a crash can lose at most the line being built, never leave h
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import cv2
 import numpy as np
@@ -20,10 +21,24 @@ from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.render import above_threshold
 
+S = TypeVar("S", bound="_Closes")
 DIGITS = 4  # decimals kept for scores and weights in the log: well below any threshold's meaning
 
 
-class VideoSink:
+class _Closes(ABC):
+    """A sink as a context manager: leaving the `with` block closes it, whatever happened."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoSink(_Closes):
     """An MP4 (mp4v) of fixed size and rate; a frame of another size (an image folder of mixed sizes) is scaled to
     fit and padded with black (letterbox), never stretched."""
 
@@ -46,12 +61,6 @@ class VideoSink:
     def close(self) -> None:
         self._writer.release()
 
-    def __enter__(self) -> VideoSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`image` scaled to fit `size` (width, height) with its aspect ratio kept, centred on black."""
@@ -65,7 +74,7 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class EventLog:
+class EventLog(_Closes):
     """JSON Lines: one "person" record per person and processed frame, then one "summary" record."""
 
     def __init__(self, path: Path, card: ModelCard) -> None:
@@ -85,12 +94,6 @@ class EventLog:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def person_record(index: int, timestamp: float, persons: Persons, i: int, card: ModelCard) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def person_record(index: int, timestamp: float, persons: Persons, i: int, card: 
     return record
 
 
-class Window:
+class Window(_Closes):
     """A live OpenCV window (one per stream, titled with its id); `show` returns False once the user presses q or
     Esc in it."""
 
@@ -132,9 +135,3 @@ class Window:
 
     def close(self) -> None:
         cv2.destroyWindow(self.title)
-
-    def __enter__(self) -> Window:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
