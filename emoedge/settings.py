@@ -158,7 +158,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
 def convert(hint: Any, value: Any, key: str) -> Any:
     """`value` checked against the type hint `hint` and converted to it (lists to tuples, str to Path, ...)."""
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, key)
+        return value if isinstance(value, hint) else from_dict(hint, value, key)  # an instance: checked when built
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -315,7 +315,10 @@ def _name(hint: Any) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+    """A bound as people write it: 4096 and 4294967295 whole, 0.5 as it is."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _show(value: Any) -> str:

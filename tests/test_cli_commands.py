@@ -449,7 +449,7 @@ BAD = {
     "eval-takes-no-overrides": (("eval", "best.pt", "--data", "d", "split=val"), "unrecognized arguments: split=val"),
     "missing-option": (("run", "--model", "m.onnx"), "the following arguments are required: --source"),
     "bad-detect-every": ((*RUN, "--detect-every", "0"), "run settings: detect_every 0: expected an integer >= 1"),
-    "bad-detect-size": ((*RUN, "detect_size=8"), "run settings: detect_size 8: expected pixels from 32 to 4096"),
+    "bad-detect-size": ((*RUN, "detect_size=8"), "run settings: detect_size 8: expected an integer from 32 to 4096"),
     "sources-and-source": ((*RUN, "--sources", "s.yaml"), "--sources FILE names every stream's source"),
     "boxes-beyond-sources": ((*RUN, "--boxes", "a.json", "--boxes", "b.json"), "--boxes given 2 times for 1 source"),
     "detector-and-boxes": ((*RUN, "--boxes", "a.json", "--detector", "y.pt"), "give either a detector"),
