@@ -85,7 +85,7 @@ class RunOutputs:
 
     def __init__(self, card: ModelCard, stack: ExitStack, *, events: Path | None, publisher: MqttPublisher | None):
         self.card, self.publisher = card, publisher
-        self.log = stack.enter_context(EventLog(events, card)) if events is not None else None
+        self.log = stack.enter_context(EventLog(events)) if events is not None else None
 
     def write(self, stream: str, frame: Frame, persons: Persons) -> None:
         for i in range(len(persons)):

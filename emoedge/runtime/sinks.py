@@ -77,9 +77,8 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class EventLog(_Closes):
     """JSON Lines: one "person" record per person and processed frame, then one "summary" record."""
 
-    def __init__(self, path: Path, card: ModelCard) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.card = card
         self.records = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

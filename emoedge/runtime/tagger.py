@@ -4,22 +4,25 @@ A tick brings one frame of each stream that has one. Each frame's persons due fo
 whose result is `every` frames old) are cropped; the engine runs once for all of them — F frames and N persons,
 `frame` saying which frame each person is in, so the context branches run once per frame — and each stream's share
 of the outputs is merged with its reused results and smoothed along its tracks (`TrackState`, one per stream, so a
-stream's results are those of a run of it alone).
+stream's results are those of a run of it alone). torch is imported when a Tagger is built, not with this module:
+a run's bad input (a missing detector, say) is one line before torch loads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from emoedge.backends import Backend
 from emoedge.runtime.persons import Persons
-from emoedge.runtime.preprocess import EngineInputs, Preprocessor
 from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.summary import Timer
+
+if TYPE_CHECKING:
+    from emoedge.runtime.preprocess import EngineInputs
 
 
 class TrackState:
@@ -42,7 +45,11 @@ class Tagger:
     """Tags a tick's frames with one engine call; counts `inferences` (persons run) and `engine_calls`."""
 
     def __init__(self, backend: Backend, timer: Timer) -> None:
-        self.backend, self.timer = backend, timer
+        import torch
+
+        from emoedge.runtime.preprocess import Preprocessor
+
+        self.backend, self.timer, self._cat = backend, timer, torch.cat
         self.preprocess = Preprocessor(backend.card, backend.input_device)
         self.inferences = self.engine_calls = 0
 
@@ -74,8 +81,8 @@ class Tagger:
         counts = [len(x.body) for x in given]  # type: ignore[union-attr]
         with self.timer("engine"):
             outputs = self.backend.infer(
-                torch.cat([x.image for x in given]),  # type: ignore[union-attr]
-                torch.cat([x.body for x in given]),  # type: ignore[union-attr]
+                self._cat([x.image for x in given]),  # type: ignore[union-attr]
+                self._cat([x.body for x in given]),  # type: ignore[union-attr]
                 np.repeat(np.arange(len(given), dtype=np.int64), counts),
             )
         self.engine_calls += 1
