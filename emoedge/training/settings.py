@@ -7,7 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from emoedge.config import MAX_SEED, check_device
+from emoedge.config import MAX_SEED
+from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 
 Branch = Literal["place", "scene"]
@@ -38,7 +39,7 @@ class PretrainSettings:
         from emoedge.model.backbones import get_variant  # here: the registry imports torch
 
         get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
-        check_device("device", self.device)
+        parse_device(self.device, kinds=TORCH_KINDS)
         checks = (
             ("branch", self.branch in BRANCHES, f"one of {', '.join(BRANCHES)}"),
             ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),

@@ -85,7 +85,7 @@ def test_bad_folder_is_refused(tmp_path, make, message):
         ("seed", -1, "an integer from 0 to 4294967295"),
         ("seed", 2**64, "an integer from 0 to 4294967295"),
         ("val_fraction", 1.0, "a number in [0, 1)"),
-        ("device", "gpu7", "auto, cpu, cuda or cuda:K"),
+        ("device", "gpu7", "auto, cpu or cuda[:K]"),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(field, value, expected):
