@@ -42,6 +42,6 @@ class PretrainSettings:
 
         validate(self)
         if self.lr <= 0:  # a range open at its low end, which option() does not declare
-            raise EmoedgeError(f"lr {self.lr!r}: expected a number > 0")
+            raise EmoedgeError(f"lr {self.lr!r}: expected a finite number > 0")
         get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
         parse_device(self.device, kinds=TORCH_KINDS)

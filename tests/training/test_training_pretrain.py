@@ -82,7 +82,7 @@ BOUND_AS_FLOAT = pytest.mark.xfail(strict=True, reason="settings.Range.describe 
         ("branch", "body", "branch 'body': expected one of 'place', 'scene'"),
         ("epochs", 0, "epochs 0: expected an integer >= 1"),
         ("batch_size", 2.5, "batch_size: expected int, got 2.5"),
-        ("lr", 0.0, "lr 0.0: expected a number > 0"),
+        ("lr", 0.0, "lr 0.0: expected a finite number > 0"),
         ("lr", float("nan"), "lr: expected a finite number, got nan"),
         ("image_size", 8, "image_size 8: expected an integer >= 16"),
         ("workers", -1, "workers -1: expected an integer >= 0"),
