@@ -33,7 +33,7 @@ def spelled(kinds: tuple[Kind, ...] = KINDS) -> str:
 # GPU); "tensorrt" is ONNX Runtime's TensorRT provider, so only ONNX files take it; engines run on a CUDA GPU.
 DEVICE_HELP = (
     f"{spelled()} (auto: the fastest here; tensorrt: ONNX Runtime's TensorRT provider, for ONNX files; "
-    "engines run on auto or cuda[:K])"
+    "an engine takes auto or cuda[:K])"
 )
 
 
