@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emoedge.errors import EmoedgeError
 from emoedge.explain.cam import explain_person
 from emoedge.explain.figure import draw_explanation
 from emoedge.explain.person import load_checkpoint, require_checkpoint
 from emoedge.fileio import output_folder
+from emoedge.settings import checked
 
 
 class FrameExplainer:
@@ -24,8 +24,7 @@ class FrameExplainer:
     ... of each stream); one loaded checkpoint serves every stream of a run."""
 
     def __init__(self, model: Path, every: int, folder: Path) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise EmoedgeError(f"explain_every {every!r}: expected an integer >= 1 (explain every k-th frame)")
+        every = checked(int, every, "explain_every", low=1)  # explain every k-th frame
         require_checkpoint(model, "--explain-every: explanations")
         self.folder = output_folder(Path(folder), "explanation folder")
         self.net, self.card = load_checkpoint(model)

@@ -95,8 +95,14 @@ def test_gemm_rates_and_plans() -> None:
     bf16 = gemm_rate("bf16")  # measured only where the CPU does BF16 in hardware
     assert bf16 > 1 if cpu_bf16_feature() else bf16 is None
     for kwargs, needle in (
-        ({"persons": (0,)}, "--persons [0]"),
-        ({"streams": 0}, "--streams 0"),
+        ({"persons": (4, 0)}, "persons[1] 0: expected an integer >= 1"),
+        ({"persons": ()}, "persons (): expected at least one"),
+        ({"persons": (1.5,)}, "persons[0]: expected int, got 1.5"),
+        ({"streams": 0}, "streams 0: expected an integer from 1 to 64"),
+        ({"seconds": 0}, "seconds 0.0: expected a number > 0"),
+        ({"seconds": 601}, "seconds 601.0: expected a number <= 600"),
+        ({"frames": 0}, "frames 0: expected an integer from 1 to 100000"),
+        ({"device": "gpu"}, "device 'gpu': expected auto, cpu, cuda[:K] or tensorrt[:K]"),
         ({"source": Path("clip.mp4")}, "give its --boxes or a --detector"),
     ):
         with pytest.raises(EmoedgeError, match=re.escape(needle)):
