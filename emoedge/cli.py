@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from emoedge import __version__, options, resources
+from emoedge.devices import DEVICE_HELP
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
 from emoedge.signals import Signals
@@ -189,7 +189,7 @@ def _add_eval(sub: Subparsers) -> None:
         help="report folder (default: eval-<split>-<model name> beside the model file, or here)",
     )
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K] (ONNX Runtime's provider)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
         "--precision",
         default="auto",
@@ -258,7 +258,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
 
 
 def _add_pretrain(sub: Subparsers) -> None:
-    from emoedge.training.settings import BRANCHES, PretrainSettings
+    from emoedge.training.settings import PretrainSettings
 
     examples = (
         "emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt",
@@ -268,23 +268,9 @@ def _add_pretrain(sub: Subparsers) -> None:
     summary = "pretrain a place or scene-gist backbone on an ImageFolder dataset"
     p = _command(sub, "pretrain", summary, _cmd_pretrain, *examples)
     _overrides(p, f"pretraining settings ({options.keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
-    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(PretrainSettings)})  # no torch import
-    p.add_argument("--branch", choices=BRANCHES, required=True, help="the branch the backbone is for")
     p.add_argument("--data", type=Path, required=True, help="ImageFolder root: one sub-folder of images per class")
     p.add_argument("-o", "--out", type=Path, required=True, help="output backbone checkpoint (.pt)")
-    p.add_argument(
-        "--arch", default=d.arch,
-        help="a registered backbone: resnet18/34/50, mobilenet_v3_small/large, tiny (an unknown name lists them)",
-    )  # fmt: skip
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
-    p.add_argument("--lr", type=float, default=d.lr, help="initial SGD learning rate (cosine schedule)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="training crop size in pixels")
-    p.add_argument("--weights", default=d.weights, help="initial weights: imagenet or a local file (default: random)")
-    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (0: in this process)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the split, initialisation and order")
-    p.add_argument("--device", default=d.device, help="auto (CUDA when available), cpu, cuda or cuda:K")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="images held out for val accuracy")
+    options.add_options(p, PretrainSettings)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -566,7 +552,7 @@ def _add_serve(sub: Subparsers) -> None:
     p.add_argument("--metrics-port", dest="metrics_port", type=int, default=d.metrics_port, help="Prometheus port")
     p.add_argument("--instances", type=int, default=1, help="model instances answering requests side by side")
     p.add_argument("--log", type=Path, help="Triton's log file (default: triton-NAME.log in emoedge's cache folder)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K]")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
@@ -579,7 +565,6 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 def _add_bench(sub: Subparsers) -> None:
     from emoedge.bench.plan import BenchPlan
 
-    d = BenchPlan()
     summary = "measure a model file here: the engine alone, end to end with the detector, several streams"
     examples = (
         "emoedge bench model.onnx   # the tables printed here",
@@ -589,25 +574,15 @@ def _add_bench(sub: Subparsers) -> None:
     p = _command(sub, "bench", summary, _cmd_bench, *examples)
     p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
     p.add_argument("-o", "--out", type=Path, help="also write the report into this folder: bench.md and bench.json")
-    p.add_argument("--detector", help="YOLO weights for the end-to-end rows (every frame and every 3rd frame)")
-    p.add_argument("--persons", type=int, nargs="+", default=list(d.persons), help="persons per engine call")
-    p.add_argument("--streams", type=int, default=d.streams, help="also measure this many streams in one process")
-    p.add_argument("--source", type=Path, help="your clip for the end-to-end rows (default: a generated 640x480 one)")
-    p.add_argument("--boxes", type=Path, help="person boxes of --source (JSON or CSV)")
-    p.add_argument("--seconds", type=float, default=d.seconds, help="timed seconds per engine point, about")
-    p.add_argument("--frames", type=int, default=d.frames, help="frames per end-to-end point")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    options.add_options(p, BenchPlan)
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     from emoedge.bench.plan import BenchPlan
     from emoedge.bench.run import bench
 
-    plan = BenchPlan(
-        persons=tuple(args.persons), streams=args.streams, source=args.source, boxes=args.boxes,
-        detector=args.detector, seconds=args.seconds, frames=args.frames, device=args.device,
-    )  # fmt: skip
+    plan = options.from_args(BenchPlan, args, [], "bench")
     result = bench(args.model, args.out, plan, progress=not args.quiet)
     if "paths" in result:
         print(f"report: {result['paths']['markdown']}, {result['paths']['json']}")

@@ -36,11 +36,14 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, dest=f.name, action=action, default=f.default, help=text)
             continue
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": text}
+        if meta.get("required"):
+            kwargs.update(required=True, default=None)
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
-        if limits is not None:
-            kwargs["help"] = f"{text} ({limits.describe(hint is int)})" if text else limits.describe(hint is int)
         origin, args = typing.get_origin(hint), typing.get_args(hint)
+        if limits is not None:
+            integer = int in (hint, *args)  # an int, or a tuple of ints
+            kwargs["help"] = f"{text} ({limits.describe(integer)})" if text else limits.describe(integer)
         if origin is Literal:
             kwargs.update(choices=args, type=type(args[0]))
         elif origin in (list, tuple):

@@ -96,16 +96,19 @@ def option(
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
+    required: bool = False,
 ) -> Any:
     """A settings field with its range and its command-line option declared where it is: `help` (the option's
     text), `low`/`high` (checked with the type; `low_open`/`high_open`: strictly), `flag` (the option's spelling, default --field-name; for a bool
-    that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only)."""
+    that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only),
+    `required` (the option must be given on the command line; the default serves Python callers)."""
     metadata = {
         "help": help,
         "range": Range(low, high, low_open, high_open) if low is not None or high is not None else None,
         "flag": flag,
         "metavar": metavar,
         "cli": cli,
+        "required": required,
     }
     return dataclasses.field(default=default, metadata=metadata)
 

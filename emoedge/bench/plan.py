@@ -8,19 +8,19 @@ from pathlib import Path
 
 from emoedge.devices import DEVICE_HELP, parse_device
 from emoedge.errors import EmoedgeError
-from emoedge.settings import checked, option, validate
+from emoedge.settings import option, validate
 
 
 @dataclass(frozen=True)
 class BenchPlan:
     """What to measure: persons per engine call, streams, the clip (None: generated), its boxes, the detector."""
 
-    persons: tuple[int, ...] = option((1, 4, 16), "persons per engine call")  # each >= 1: checked in __post_init__
+    persons: tuple[int, ...] = option((1, 4, 16), "persons per engine call", low=1)
     streams: int = option(1, "also measure this many streams in one process", low=1, high=64)
     source: Path | None = option(None, "your clip for the end-to-end rows (default: a generated 640x480 one)")
     boxes: Path | None = option(None, "person boxes of --source (JSON or CSV)")
     detector: str | None = option(None, "YOLO weights for the end-to-end rows (every frame and every 3rd frame)")
-    seconds: float = option(2.0, "timed seconds per engine point, about", high=600)  # > 0: checked in __post_init__
+    seconds: float = option(2.0, "timed seconds per engine point, about", low=0, low_open=True, high=600)
     frames: int = option(40, "frames per end-to-end point", low=1, high=100_000)
     device: str = option("auto", DEVICE_HELP)
 
@@ -28,10 +28,6 @@ class BenchPlan:
         validate(self)
         if not self.persons:
             raise EmoedgeError("persons (): expected at least one count of persons per engine call")
-        for i, n in enumerate(self.persons):  # a range per item, which option() declares for a number only
-            checked(int, n, f"persons[{i}]", low=1)
-        if self.seconds <= 0:  # a range open at its low end, which option() does not declare
-            raise EmoedgeError(f"seconds {self.seconds!r}: expected a number > 0")
         parse_device(self.device)
         if self.source is not None and self.boxes is None and self.detector is None:
             raise EmoedgeError(f"--source {self.source}: give its --boxes or a --detector to find its persons")

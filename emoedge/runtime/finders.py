@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.weights import detector_weights
@@ -104,7 +105,7 @@ class YoloFinder:
                 f"detector {weights}: class {PERSON} is {first!r}, expected 'person' (a COCO-trained YOLO model)"
             )
         self._args: dict[str, Any] = {
-            "classes": [PERSON], "conf": TRACK_CONF, "verbose": False, "device": _ultralytics_device(device)
+            "classes": [PERSON], "conf": TRACK_CONF, "verbose": False, "device": parse_device(device).ultralytics
         }  # fmt: skip
         if size is not None:
             self._args["imgsz"] = size
@@ -145,11 +146,3 @@ def _torch_threads_kept() -> Iterator[None]:
 def _first_line(exc: Exception) -> str:
     """The gist of an Ultralytics error, whose messages run over several lines."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-
-
-def _ultralytics_device(device: str) -> str | None:
-    """emoedge's device string as Ultralytics spells it; None lets Ultralytics choose ("auto")."""
-    kind, _, index = device.partition(":")
-    if kind in ("cuda", "tensorrt"):
-        return f"cuda:{index or 0}"
-    return "cpu" if kind == "cpu" else None

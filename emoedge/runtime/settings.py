@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from emoedge import settings
+from emoedge.devices import DEVICE_HELP, parse_device
 from emoedge.settings import option
 
 CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
@@ -26,7 +27,7 @@ class RunSettings:
 
     every: int = option(1, "re-infer each track every K frames (reuse its result between)", low=1)
     smooth: float = option(SMOOTH, "EMA weight of a track's past scores (0: off)", low=0, high=1, high_open=True)
-    device: str = option("auto", "auto, cpu, cuda[:K] or tensorrt[:K]")
+    device: str = option("auto", DEVICE_HELP)
     max_frames: int | None = option(None, "stop each stream after this many frames (default: all)", low=1)
     show: bool = option(False, "open a live window per stream (needs OpenCV with GUI support and a display)")
     progress: bool = option(True, "no progress bars or summary", flag="--quiet")
@@ -60,3 +61,4 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         settings.validate(self)
+        parse_device(self.device)

@@ -26,7 +26,7 @@ class PretrainSettings:
     arch: str = option(
         "resnet50", "a registered backbone: resnet18/34/50, mobilenet_v3_small/large, tiny (an unknown name lists them)"
     )
-    branch: Branch = option("place", "the branch the backbone is for")
+    branch: Branch = option("place", "the branch the backbone is for", required=True)
     epochs: int = option(10, "passes over the training images", low=1)
     batch_size: int = option(64, "images per step", low=1)
     lr: float = option(0.01, "initial SGD learning rate (cosine schedule)")  # > 0: checked in __post_init__
