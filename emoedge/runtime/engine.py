@@ -138,6 +138,7 @@ class _Stream:
         self.state = TrackState(s.every, s.smooth)
         self.frames: Iterator[Frame] = iter(source)
         self.outputs: StreamOutputs  # set once the run's outputs open
+        self.bar: Any  # its progress bar, set when the loop starts
         self.taken = self.written = self.events = 0
         self.outcome = "running"
         self.seconds = 0.0
@@ -175,9 +176,8 @@ class _Loop:
     def until_done(self, stack: ExitStack) -> float:
         """Tick until every stream has ended, failed or stopped, or a stop is requested; the seconds it took."""
         self._started = time.perf_counter()
-        bars = [
-            stack.enter_context(_progress(st, i, self.max_frames, self.progress)) for i, st in enumerate(self.streams)
-        ]
+        for i, stream in enumerate(self.streams):
+            stream.bar = stack.enter_context(_progress(stream, i, self.max_frames, self.progress))
         ticks: Any = self._ticks()
         if self.ahead:
             ticks = stack.enter_context(Ahead(ticks, lambda s: self.timer.record("decode", s), self._interrupt))
@@ -186,7 +186,6 @@ class _Loop:
             tagged = self.tagger([Item(f.stream.state, f.frame, f.persons) for f in found])
             for f, persons in zip(found, tagged):
                 self._write(f.stream, f.frame, persons)
-                bars[self.streams.index(f.stream)].update(1)
             if self.stop.requested or self.closed_window:
                 break
         if isinstance(ticks, Ahead):
@@ -263,6 +262,7 @@ class _Loop:
         self.outputs.write(stream.spec.id, frame, persons)
         stream.written += 1
         stream.events += len(persons)
+        stream.bar.update(1)
 
     def _end(self, stream: _Stream) -> None:
         """The source gave its last frame (or was interrupted by a stop)."""
