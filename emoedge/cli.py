@@ -13,23 +13,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
-import signal
+import re
 import sys
-import threading
 import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
-from emoedge import __version__, resources, settings
+from emoedge import __version__, options, resources
+from emoedge.devices import DEVICE_HELP
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
+from emoedge.signals import Signals
 
-T = TypeVar("T")
 Subparsers = argparse._SubParsersAction  # argparse's type of `add_subparsers()`, not exported under another name
 SPLITS = ("train", "val", "test")
 INTERRUPTED = 130  # the exit status of a stopped command (128 + SIGINT), its outputs complete
@@ -88,28 +87,11 @@ def _overrides(p: argparse.ArgumentParser, what: str, example: str) -> None:
     )
 
 
-def _settings(cls: type[T], args: argparse.Namespace, what: str) -> T:
-    """Settings `cls` from the options of the same names, then the command's key=value overrides (which win).
-
-    Both pass through the one settings mechanism, so an unknown key gets its "did you mean" and a bad value the
-    class's own one-line check, whichever way it was given.
-    """
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    try:
-        return settings.from_dict(cls, settings.apply_overrides(values, args.overrides))
-    except EmoedgeError as exc:
-        raise EmoedgeError(f"{what}: {exc}") from None
-
-
 def _model(value: str) -> str | Path:
     """A model option: a served model's URL as given (a Path would fold its //), else a file path."""
     from emoedge.backends import is_url
 
     return value if is_url(value) else Path(value)
-
-
-def _keys(cls: type) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
 def _shipped(kind: resources.Kind) -> str:
@@ -207,7 +189,7 @@ def _add_eval(sub: Subparsers) -> None:
         help="report folder (default: eval-<split>-<model name> beside the model file, or here)",
     )
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K] (ONNX Runtime's provider)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
         "--precision",
         default="auto",
@@ -276,7 +258,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
 
 
 def _add_pretrain(sub: Subparsers) -> None:
-    from emoedge.training.settings import BRANCHES, PretrainSettings
+    from emoedge.training.settings import PretrainSettings
 
     examples = (
         "emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt",
@@ -285,31 +267,17 @@ def _add_pretrain(sub: Subparsers) -> None:
     )
     summary = "pretrain a place or scene-gist backbone on an ImageFolder dataset"
     p = _command(sub, "pretrain", summary, _cmd_pretrain, *examples)
-    _overrides(p, f"pretraining settings ({_keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
-    d = argparse.Namespace(**{f.name: f.default for f in dataclasses.fields(PretrainSettings)})  # no torch import
-    p.add_argument("--branch", choices=BRANCHES, required=True, help="the branch the backbone is for")
+    _overrides(p, f"pretraining settings ({options.keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
     p.add_argument("--data", type=Path, required=True, help="ImageFolder root: one sub-folder of images per class")
     p.add_argument("-o", "--out", type=Path, required=True, help="output backbone checkpoint (.pt)")
-    p.add_argument(
-        "--arch", default=d.arch,
-        help="a registered backbone: resnet18/34/50, mobilenet_v3_small/large, tiny (an unknown name lists them)",
-    )  # fmt: skip
-    p.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training images")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step")
-    p.add_argument("--lr", type=float, default=d.lr, help="initial SGD learning rate (cosine schedule)")
-    p.add_argument("--image-size", type=int, default=d.image_size, help="training crop size in pixels")
-    p.add_argument("--weights", default=d.weights, help="initial weights: imagenet or a local file (default: random)")
-    p.add_argument("--workers", type=int, default=d.workers, help="data-loading processes (0: in this process)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed of the split, initialisation and order")
-    p.add_argument("--device", default=d.device, help="auto (CUDA when available), cpu, cuda or cuda:K")
-    p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="images held out for val accuracy")
+    options.add_options(p, PretrainSettings)
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
     from emoedge.training.pretrain import pretrain_backbone
     from emoedge.training.settings import PretrainSettings
 
-    s = _settings(PretrainSettings, args, "pretrain settings")
+    s = options.from_args(PretrainSettings, args, args.overrides, "pretrain settings")
     out = pretrain_backbone(args.data, args.out, s)
     print(f"{s.branch} backbone ({s.arch}) written to {out}; use it with model.weights.{s.branch}={out}")
 
@@ -492,12 +460,11 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
 
 
 def _add_run(sub: Subparsers) -> None:
-    from emoedge.runtime.publish import DEFAULT_QUEUE
-    from emoedge.runtime.settings import OVERLAP, RunSettings
+    from emoedge.runtime import settings as run
 
     examples = (
-        "emoedge run --source 0 --model model.engine --show",
         "emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl",
+        "emoedge run --source 0 --model model.engine --show",
         "emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0",
         "emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet",
         "emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person",
@@ -505,10 +472,9 @@ def _add_run(sub: Subparsers) -> None:
         "--publish mqtt://broker/emoedge/{stream}",
         "emoedge run --sources cameras.yaml --model model.engine --events events.jsonl",
     )
-    summary = "tag every person of a video, stream, webcam or image folder with emotions"
+    summary = "tag every person of videos, streams, webcams or image folders with emotions (one or several at once)"
     p = _command(sub, "run", summary, _cmd_run, *examples)
-    _overrides(p, f"run settings ({_keys(RunSettings)})", "every=2 smooth=0")
-    d = RunSettings()
+    _overrides(p, f"run settings ({options.keys(run.RunSettings)})", "every=2 smooth=0")
     p.add_argument(
         "--source",
         action="append",
@@ -538,70 +504,19 @@ def _add_run(sub: Subparsers) -> None:
     p.add_argument(
         "--events", type=Path, help="JSON Lines event log: one record per person per frame, a summary at the end"
     )
-    p.add_argument("--show", action="store_true", help="open a live window")
-    p.add_argument(
-        "--every", type=int, default=d.every, help="re-infer each track every K frames (reuse its result between)"
-    )
-    p.add_argument("--smooth", type=float, default=d.smooth, help="EMA weight of a track's past scores (0: off)")
-    p.add_argument(
-        "--detect-every",
-        dest="detect_every",
-        type=int,
-        default=d.detect_every,
-        help="run the detector every K-th frame; ByteTrack's Kalman filter carries the tracks between",
-    )
-    p.add_argument(
-        "--overlap",
-        choices=OVERLAP,
-        default=d.overlap,
-        help="detect one frame ahead on a thread of its own (auto: when the model runs on a CUDA device)",
-    )
-    p.add_argument(
-        "--detect-size",
-        dest="detect_size",
-        type=int,
-        help="detector inference size in pixels, e.g. 320 (default: the model's own, 640 for Ultralytics')",
-    )
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
-    p.add_argument("--max-frames", type=int, default=d.max_frames, help="stop after this many frames (default: all)")
-    p.add_argument("--quiet", dest="progress", action="store_false", help="no progress bar or summary")
-    p.add_argument(
-        "--no-download", dest="download", action="store_false", help="never download detector weights (offline use)"
-    )
-    p.add_argument(
-        "--connect-timeout",
-        dest="connect_timeout",
-        type=float,
-        default=d.connect_timeout,
-        help="seconds to wait for a live source (camera, stream) that is not up yet at start, retrying like an "
-        "outage: an IP camera powered with the box streams some 20-30 s after power-on (0: fail at once)",
-    )
-    p.add_argument(
-        "--explain-every",
-        dest="explain_every",
-        type=int,
-        default=d.explain_every,
-        help="every K-th frame, one Figure-1 explanation image per person into --explain-dir (checkpoints only; "
-        "about a second per person on a CPU; 0: off)",
-    )
     p.add_argument("--explain-dir", type=Path, help="folder of the explanation images (with --explain-every)")
     p.add_argument(
         "--publish",
         help="send every person event to an MQTT broker: mqtt[s]://[user:pass@]host[:port]/topic/{stream} (QoS 1)",
     )
-    p.add_argument(
-        "--publish-queue",
-        type=int,
-        default=DEFAULT_QUEUE,
-        help="events held while the broker is unreachable; past it they are dropped and counted",
-    )
+    options.add_options(p, run.RunSettings)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from emoedge.runtime.settings import RunSettings
+    from emoedge.runtime import settings as run
     from emoedge.runtime.streams import load_streams, streams_from_args
 
-    run_settings = _settings(RunSettings, args, "run settings")
+    run_settings = options.from_args(run.RunSettings, args, args.overrides, "run settings")
     if args.sources is not None:
         if args.source or args.boxes or args.out:
             args.parser.error("--sources FILE names every stream's source, boxes and video: no --source/--boxes/-o")
@@ -610,39 +525,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         specs = streams_from_args(args.source, args.boxes or [], args.out)
     else:
         args.parser.error("the following arguments are required: --source (or --sources FILE)")
-    if args.detector is not None and all(spec.boxes is not None for spec in specs):
-        args.parser.error("give either a detector (--detector WEIGHTS) or a boxes file (--boxes FILE), not both")
-    if any(spec.boxes is None for spec in specs):  # before torch and the model load: one line within a second
-        from emoedge.runtime.weights import detector_weights
+    from emoedge.runtime.engine import run as run_streams
 
-        args.detector = detector_weights(args.detector, download=run_settings.download)
-    if len(specs) == 1 and args.sources is None and args.publish is None:
-        from emoedge.runtime.pipeline import run
-
-        summary = run(
-            specs[0].source,
-            args.model,
-            detector=None if specs[0].boxes is not None else args.detector,
-            boxes=specs[0].boxes,
-            out=args.out,
-            events=args.events,
-            explain_dir=args.explain_dir,
-            settings=run_settings,
-        )
-    else:
-        from emoedge.runtime.multi import run_streams
-
-        if args.explain_dir is not None:
-            args.parser.error("--explain-dir takes a single source: explain one stream at a time")
-        summary = run_streams(
-            specs,
-            args.model,
-            detector=args.detector,
-            events=args.events,
-            publish=args.publish,
-            publish_queue=args.publish_queue,
-            settings=run_settings,
-        )
+    summary = run_streams(
+        specs, args.model, detector=args.detector, events=args.events, publish=args.publish,
+        explain_dir=args.explain_dir, settings=run_settings,
+    )  # fmt: skip
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 
@@ -664,7 +552,7 @@ def _add_serve(sub: Subparsers) -> None:
     p.add_argument("--metrics-port", dest="metrics_port", type=int, default=d.metrics_port, help="Prometheus port")
     p.add_argument("--instances", type=int, default=1, help="model instances answering requests side by side")
     p.add_argument("--log", type=Path, help="Triton's log file (default: triton-NAME.log in emoedge's cache folder)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:K] or tensorrt[:K]")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
@@ -677,37 +565,27 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 def _add_bench(sub: Subparsers) -> None:
     from emoedge.bench.plan import BenchPlan
 
-    d = BenchPlan()
     summary = "measure a model file here: the engine alone, end to end with the detector, several streams"
     examples = (
-        "emoedge bench model.onnx -o bench/",
+        "emoedge bench model.onnx   # the tables printed here",
         "emoedge bench model.engine --detector yolo11n.engine --persons 1 4 16 --streams 4 -o bench-orin/",
         "emoedge bench best.pt --source street.mp4 --detector yolo11n.pt --device cpu -o bench-cpu/",
     )
     p = _command(sub, "bench", summary, _cmd_bench, *examples)
     p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
-    p.add_argument("-o", "--out", type=Path, required=True, help="report folder: bench.md and bench.json")
-    p.add_argument("--detector", help="YOLO weights for the end-to-end rows (every frame and every 3rd frame)")
-    p.add_argument("--persons", type=int, nargs="+", default=list(d.persons), help="persons per engine call")
-    p.add_argument("--streams", type=int, default=d.streams, help="also measure this many streams in one process")
-    p.add_argument("--source", type=Path, help="your clip for the end-to-end rows (default: a generated 640x480 one)")
-    p.add_argument("--boxes", type=Path, help="person boxes of --source (JSON or CSV)")
-    p.add_argument("--seconds", type=float, default=d.seconds, help="timed seconds per engine point, about")
-    p.add_argument("--frames", type=int, default=d.frames, help="frames per end-to-end point")
-    p.add_argument("--device", default=d.device, help="auto, cpu, cuda[:K] or tensorrt[:K]")
+    p.add_argument("-o", "--out", type=Path, help="also write the report into this folder: bench.md and bench.json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    options.add_options(p, BenchPlan)
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     from emoedge.bench.plan import BenchPlan
     from emoedge.bench.run import bench
 
-    plan = BenchPlan(
-        persons=tuple(args.persons), streams=args.streams, source=args.source, boxes=args.boxes,
-        detector=args.detector, seconds=args.seconds, frames=args.frames, device=args.device,
-    )  # fmt: skip
-    paths = bench(args.model, args.out, plan, progress=not args.quiet)
-    print(f"report: {paths['markdown']}, {paths['json']}")
+    plan = options.from_args(BenchPlan, args, [], "bench")
+    result = bench(args.model, args.out, plan, progress=not args.quiet)
+    if "paths" in result:
+        print(f"report: {result['paths']['markdown']}, {result['paths']['json']}")
 
 
 def _add_demo(sub: Subparsers) -> None:
@@ -778,15 +656,26 @@ def _one_line_warning(
     return f"emoedge: warning: {redact_url(str(message))}\n"
 
 
-# The optional packages of each extra (pyproject.toml), for the one line that says which extra a command needs.
-EXTRAS = {
-    **dict.fromkeys(("albumentations", "scipy", "sklearn", "matplotlib", "tensorboard"), "train"),
-    **dict.fromkeys(("modelopt", "onnxslim"), "export"),
-    **dict.fromkeys(("onnx", "onnxruntime", "ultralytics", "lap", "paho"), "runtime"),
-    "captum": "explain",
-    "tritonclient": "triton",
-    "pytriton": "serve",
-}
+def _extra_of(module: str) -> str | None:
+    """The extra of emoedge (its package metadata: `Requires-Dist: ...; extra == "NAME"`) that installs `module`."""
+    from importlib import metadata
+
+    try:
+        requirements = metadata.requires("emoedge") or []
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return None
+    wanted = {_normalised(d) for d in metadata.packages_distributions().get(module, [module])}
+    for line in requirements:
+        name, _, marker = line.partition(";")
+        found = re.match(r"[A-Za-z0-9._-]+", name.strip())
+        extra = re.search(r"extra\s*==\s*[\"']([^\"']+)", marker)
+        if found and extra and _normalised(found.group()) in wanted:
+            return extra.group(1)
+    return None
+
+
+def _normalised(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -799,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     (opening a camera that does not answer, for up to its open timeout) aborts it ("terminate called without an
     active exception"). `main([...])`, for in-process callers, returns the status and restores the signal handlers.
     """
-    signals = _Signals().install()  # first of all: a signal while Python imports torch is an interrupt too
+    signals = Signals().install()  # first of all: a signal while Python imports torch is an interrupt too
     try:
         code = _run_command(argv, signals)
     except Exception:  # an internal error: its traceback and status 1, the process ended like any other's
@@ -821,44 +710,6 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-class _Signals:
-    """SIGINT and SIGTERM for the whole command: Ctrl-C and a service manager's stop mean the same.
-
-    A signal interrupts the command where it is (importing, loading a model, training) with a KeyboardInterrupt,
-    unless one is already being handled: then it only counts, so that the clean-up an earlier signal started (closing
-    files, saving a checkpoint) is never cut short and no second traceback appears, while a KeyboardInterrupt lost
-    somewhere (raised inside a `__del__`) does not leave the command deaf to the next signal. `emoedge run` stops on
-    its own terms while it runs (the pipeline takes the signals over and finishes its outputs) and hands them back
-    afterwards. Once the command is over (`settle`), a signal only makes the exit status 130.
-    """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received = 0
-        self._settled = False
-        self._previous: dict[int, Any] = {}
-
-    def __call__(self, _signum: int, _frame: object) -> None:
-        self.received += 1
-        if not self._settled and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
-            raise KeyboardInterrupt
-
-    def install(self) -> _Signals:
-        """Take SIGINT and SIGTERM; only the main thread can (elsewhere the process's own handling stays)."""
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self) for signum in self.SIGNALS}
-        return self
-
-    def settle(self) -> None:
-        """The command is over: from now on signals only count."""
-        self._settled = True
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
 def _flush() -> None:
     """Flush what the command printed and logged, as the interpreter's teardown would before the process ends (see
     `main`). A reader that went away (`emoedge ... | head`) cannot be written to; that is no reason to fail."""
@@ -868,7 +719,7 @@ def _flush() -> None:
             stream.flush()
 
 
-def _run_command(argv: list[str] | None, signals: _Signals) -> int:
+def _run_command(argv: list[str] | None, signals: Signals) -> int:
     """Parse and run the command; its status. Usage errors, --help and --version end by argparse's SystemExit."""
     try:
         try:
@@ -880,7 +731,7 @@ def _run_command(argv: list[str] | None, signals: _Signals) -> int:
         print(f"emoedge: error: {redact_url(str(exc))}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an optional package of an extra this install left out
-        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        extra = _extra_of((exc.name or "").split(".")[0])
         if extra is None:
             raise
         print(f"emoedge: error: this command needs {exc.name!r}, which is not installed: pip install 'emoedge[{extra}]'",

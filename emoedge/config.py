@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +16,12 @@ from typing import Any, Literal
 from emoedge import settings
 from emoedge.card import IMAGENET_MEAN, IMAGENET_STD
 from emoedge.categories import BRANCHES
+from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 
 LOSS_MODES = ("count", "probability", "fixed")
 # Seeds are mixed with the epoch and rank into torch generator seeds, which must fit in 64 bits.
 MAX_SEED = 2**32 - 1
-DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
 @dataclass
@@ -143,7 +142,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _at_least("run.seed", self.seed, 0, MAX_SEED)
-        check_device("run.device", self.device)
+        parse_device(self.device, "run.device", kinds=TORCH_KINDS)  # whether this machine has it: when training starts
 
 
 @dataclass
@@ -180,12 +179,6 @@ def _non_negative(key: str, value: float) -> None:
 def _in_unit(key: str, value: float) -> None:
     if not 0.0 <= value < 1.0:  # False for NaN too
         raise EmoedgeError(f"{key} {value}: expected a number in [0, 1)")
-
-
-def check_device(key: str, value: str) -> None:
-    """The spelling of a training device (whether this machine has it is known only when training starts)."""
-    if not DEVICE.fullmatch(value):
-        raise EmoedgeError(f"{key} {value!r}: expected auto, cpu, cuda or cuda:K")
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:

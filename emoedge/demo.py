@@ -31,7 +31,7 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | str |
     from emoedge.evaluation.report import table1_markdown
     from emoedge.export.onnx import export_onnx
     from emoedge.runtime.clip import make_demo_clip
-    from emoedge.runtime.pipeline import run
+    from emoedge.runtime.engine import run
     from emoedge.runtime.weights import detector_weights
 
     if detector is not None:  # before minutes of training: a detector that cannot be had fails now

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from emoedge.backends import Backend, load_model
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.triton import CARD_OUTPUT, TensorSpec, check_name, describe
 
@@ -95,7 +96,7 @@ def serve(
     config = TritonConfig(
         http_address=endpoints.host, http_port=endpoints.http_port, grpc_address=endpoints.host,
         grpc_port=endpoints.grpc_port, metrics_port=endpoints.metrics_port, log_file=log,
-        allow_gpu_metrics=backend.device.startswith("cuda"),  # else DCGM prints that it found no GPU
+        allow_gpu_metrics=parse_device(backend.device).kind == "cuda",  # else DCGM prints that it found no GPU
     )  # fmt: skip
     logging.getLogger("pytriton").setLevel(logging.WARNING)
     with _this_libpython_first(), Triton(config=config) as triton:

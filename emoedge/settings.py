@@ -51,30 +51,38 @@ def parse_yaml(text: str) -> Any:
 
 @dataclass(frozen=True)
 class Range:
-    """Bounds of a number: `low` <= value (< or <=) `high`; None leaves that side open."""
+    """Bounds of a number (or of each number of a tuple or list): `low` <= value <= `high`, either side strict with
+    `low_open`/`high_open` and open-ended where None."""
 
     low: float | None = None
     high: float | None = None
+    low_open: bool = False  # value > low, not >= (seconds > 0)
     high_open: bool = False  # value < high, not <= (a weight in [0, 1))
 
     def check(self, value: Any, key: str) -> None:
         """One line naming `key` and `value` unless `value` (a number, or None: unset) is within the bounds."""
+        if isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                self.check(item, f"{key}[{i}]")
+            return
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return
-        below = self.low is not None and value < self.low
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         above = self.high is not None and (value >= self.high if self.high_open else value > self.high)
         if below or above:
             raise EmoedgeError(f"{key} {_show(value)}: expected {self.describe(isinstance(value, int))}")
 
     def describe(self, integer: bool = False) -> str:
-        """"an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096"."""
+        """ "an integer >= 1", "a number in [0, 1)", "an integer from 32 to 4096", "a number > 0"."""
         what = "an integer" if integer else "a number"
         low, high = _number(self.low), _number(self.high)
         if self.low is not None and self.high is not None:
-            return f"{what} in [{low}, {high})" if self.high_open else f"{what} from {low} to {high}"
+            if self.low_open or self.high_open:
+                return f"{what} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+            return f"{what} from {low} to {high}"
         if self.low is not None:
-            return f"{what} >= {low}"
-        return f"{what} < {high}" if self.high_open else f"{what} <= {high}"
+            return f"{what} {'>' if self.low_open else '>='} {low}"
+        return f"{what} {'<' if self.high_open else '<='} {high}"
 
 
 def option(
@@ -83,20 +91,24 @@ def option(
     *,
     low: float | None = None,
     high: float | None = None,
+    low_open: bool = False,
     high_open: bool = False,
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
+    required: bool = False,
 ) -> Any:
     """A settings field with its range and its command-line option declared where it is: `help` (the option's
-    text), `low`/`high` (checked with the type), `flag` (the option's spelling, default --field-name; for a bool
-    that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only)."""
+    text), `low`/`high` (checked with the type; `low_open`/`high_open`: strictly), `flag` (the option's spelling, default --field-name; for a bool
+    that defaults to True, the --no-... or --quiet flag that turns it off), `cli=False` (no option: a key only),
+    `required` (the option must be given on the command line; the default serves Python callers)."""
     metadata = {
         "help": help,
-        "range": Range(low, high, high_open) if low is not None or high is not None else None,
+        "range": Range(low, high, low_open, high_open) if low is not None or high is not None else None,
         "flag": flag,
         "metavar": metavar,
         "cli": cli,
+        "required": required,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -149,7 +161,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
 def convert(hint: Any, value: Any, key: str) -> Any:
     """`value` checked against the type hint `hint` and converted to it (lists to tuples, str to Path, ...)."""
     if dataclasses.is_dataclass(hint):
-        return from_dict(hint, value, key)
+        return value if isinstance(value, hint) else from_dict(hint, value, key)  # an instance: checked when built
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -306,7 +318,10 @@ def _name(hint: Any) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
+    """A bound as people write it: 4096 and 4294967295 whole, 0.5 as it is."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _show(value: Any) -> str:

@@ -316,7 +316,9 @@ def test_run_options_and_overrides_are_the_same_settings(onnx_model, clip, tmp_p
         (*base, "--events", str(tmp_path / "b.jsonl"), "every=2", "smooth=0", "--quiet"),
     ])  # fmt: skip
     assert re.search(
-        r"^12 frames in .* FPS; \d+ person events, \d+ inferred in \d+ engine calls$", _ok(by_options).stdout, re.M
+        r"^12 frames in .* FPS; \d+ person events, \d+ inferred in \d+ engine calls over 12 ticks$",
+        _ok(by_options).stdout,
+        re.M,
     )
     assert _ok(by_overrides).stdout == ""  # --quiet
     assert video_frames(tmp_path / "a.mp4") == (12, (320, 240))
@@ -370,13 +372,14 @@ def test_run_explains_every_kth_frame_of_a_checkpoint(trained, clip, tmp_path):
         "--events", str(tmp_path / "ev.jsonl"), "--explain-every", "5", "--explain-dir", str(tmp_path / "why"),
     ))  # fmt: skip
     persons = {f["index"]: len(f["boxes"]) for f in json.loads(boxes.read_text())["frames"]}
-    written = {p.name for p in (tmp_path / "why").iterdir()}
+    assert [p.name for p in (tmp_path / "why").iterdir()] == ["cam0"]  # DIR/<stream>/, one stream or several
+    written = {p.name for p in (tmp_path / "why" / "cam0").iterdir()}
     events, summary = read_events(tmp_path / "ev.jsonl")
     tracks = {(e["frame"], e["track_id"]) for e in events if e["frame"] in (0, 5, 10)}  # frames 0, K, 2K of 12
     assert written == {f"frame{i:06d}-track{t}.png" for i, t in tracks}
     assert len(written) == sum(persons.get(i, 0) for i in (0, 5, 10)) > 0
     assert summary["explanations"] == len(written) and f"{len(written)} explanations" in proc.stdout
-    assert Image.open(tmp_path / "why" / sorted(written)[0]).size[0] > 1000
+    assert Image.open(tmp_path / "why" / "cam0" / sorted(written)[0]).size[0] > 1000
 
 
 @pytest.mark.parametrize(
@@ -445,7 +448,7 @@ BAD = {
     "eval-takes-no-overrides": (("eval", "best.pt", "--data", "d", "split=val"), "unrecognized arguments: split=val"),
     "missing-option": (("run", "--model", "m.onnx"), "the following arguments are required: --source"),
     "bad-detect-every": ((*RUN, "--detect-every", "0"), "run settings: detect_every 0: expected an integer >= 1"),
-    "bad-detect-size": ((*RUN, "detect_size=8"), "run settings: detect_size 8: expected pixels from 32 to 4096"),
+    "bad-detect-size": ((*RUN, "detect_size=8"), "run settings: detect_size 8: expected an integer from 32 to 4096"),
     "sources-and-source": ((*RUN, "--sources", "s.yaml"), "--sources FILE names every stream's source"),
     "boxes-beyond-sources": ((*RUN, "--boxes", "a.json", "--boxes", "b.json"), "--boxes given 2 times for 1 source"),
     "detector-and-boxes": ((*RUN, "--boxes", "a.json", "--detector", "y.pt"), "give either a detector"),
@@ -473,13 +476,13 @@ def test_bad_arguments_are_one_line_errors(case, bad_runs):
 def test_a_signal_interrupts_but_never_inside_the_clean_up_it_started():
     """The command line's signal rule: a signal raises KeyboardInterrupt, except while one is being handled (the
     clean-up is not cut short) and once the command is over (it only counts, for the exit status)."""
-    from emoedge.cli import _Signals
+    from emoedge.signals import Signals
 
     def signal_self(signum: int) -> None:
         os.kill(os.getpid(), signum)
         time.sleep(0.01)  # the handler runs at the next bytecode
 
-    signals = _Signals().install()
+    signals = Signals().install()
     try:
         with pytest.raises(KeyboardInterrupt):
             signal_self(signal.SIGTERM)

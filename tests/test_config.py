@@ -92,7 +92,7 @@ SAMPLE = RECIPES[0].parent / "sample.yaml"
         ("loss.alpha=-1", "loss.alpha -1.0: expected a finite number >= 0"),
         ("run.seed=-1", "run.seed -1: expected an integer from 0 to 4294967295"),
         ("run.seed=4294967296", "run.seed 4294967296: expected an integer from 0 to 4294967295"),
-        ("run.device=gpu7", "run.device 'gpu7': expected auto, cpu, cuda or cuda:K"),
+        ("run.device=gpu7", "run.device 'gpu7': expected auto, cpu or cuda[:K]"),
     ],
 )
 def test_numbers_out_of_range_name_the_override_key_and_value(override, message):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from emoedge.backends.base import Backend, host_array
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.onnx import card_of, graph_precision, load_onnx
 
@@ -141,26 +142,22 @@ def _choose_provider(device: str, available: list[str], *, gpu: bool = True) -> 
 
     `gpu` False (no CUDA GPU visible) makes "auto" choose the CPU provider whatever the build offers.
     """
-    kind, _, index = device.partition(":")
-    if index and not index.isdigit():
-        raise EmoedgeError(f"device {device!r}: expected 'auto', 'cpu', 'cuda[:K]' or 'tensorrt[:K]'")
-    device_id = int(index or 0)
-    if kind == "auto":
+    wanted = parse_device(device)
+    device_id = wanted.index or 0
+    if wanted.kind == "auto":
         if not gpu:
             return CPU, 0, "no CUDA GPU visible"
         for provider in (TENSORRT, CUDA):
             if provider in available:
                 return provider, device_id, "the fastest provider in this onnxruntime build"
         return CPU, 0, "no CUDA or TensorRT provider in this onnxruntime build"
-    wanted = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}.get(kind)
-    if wanted is None:
-        raise EmoedgeError(f"device {device!r}: expected 'auto', 'cpu', 'cuda[:K]' or 'tensorrt[:K]'")
-    if wanted not in available:
+    provider = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}[wanted.kind]
+    if provider not in available:
         raise EmoedgeError(
-            f"device {device!r}: this onnxruntime build has no {wanted} (it has {', '.join(available)}); "
+            f"device {device!r}: this onnxruntime build has no {provider} (it has {', '.join(available)}); "
             "install onnxruntime-gpu for CUDA and TensorRT"
         )
-    return wanted, device_id, "device requested"
+    return provider, device_id, "device requested"
 
 
 def _provider_options(provider: str, device_id: int, precision: str, stored: str, path: Any) -> tuple[str, dict]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from emoedge.backends.base import Backend
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.engine import REBUILD, check_compatible, read_engine_info
 from emoedge.formats.tensorrt import cuda_gpu, import_tensorrt, tensorrt_logger
@@ -46,7 +47,7 @@ class TensorRTBackend(Backend):
                 "precision is fixed when it is built (the target's precision); use 'auto'"
             )
         self.precision = self.info.precision
-        index = _device_index(device)
+        index = parse_device(device, kinds=("auto", "cuda"), who="the tensorrt backend").index  # None: the current GPU
         trt = import_tensorrt()
         gpu_name, capability = cuda_gpu(index)
         check_compatible(
@@ -159,16 +160,6 @@ def person_batches(persons: int, low: int, high: int) -> list[tuple[int, int, in
         raise EmoedgeError(f"engine profile: persons min {low}, max {high}; expected 1 <= min <= max")
     return [(start, min(start + high, persons), max(low, min(high, persons - start)))
             for start in range(0, persons, high)]  # fmt: skip
-
-
-def _device_index(device: str) -> int | None:
-    """None for the current GPU ("auto", "cuda"), K for "cuda:K"."""
-    kind, _, index = device.partition(":")
-    if kind == "auto" and not index:
-        return None
-    if kind == "cuda" and (not index or index.isdigit()):
-        return int(index) if index else None
-    raise EmoedgeError(f"device {device!r}: the tensorrt backend runs on 'auto' or 'cuda[:K]'")
 
 
 def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:

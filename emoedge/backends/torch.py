@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from emoedge.backends.base import Backend
+from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -29,20 +30,17 @@ def cpu_bf16_feature() -> str | None:
 
 def choose(device: str, precision: str) -> tuple[str, str, str]:
     """(device, precision, reason) for the requested values, "auto" resolved to the fastest that is there."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        where = "CUDA GPU found" if device == "cuda" else "no CUDA GPU"
+    cuda = torch.cuda.is_available()
+    wanted = parse_device(device, kinds=TORCH_KINDS, who="the torch backend")
+    chosen = wanted.resolve(cuda)
+    if wanted.kind == "auto":
+        where = "CUDA GPU found" if cuda else "no CUDA GPU"
     else:
         where = "device requested"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        kind = "unknown"
-    if kind not in ("cpu", "cuda"):
-        raise EmoedgeError(f"device {device!r}: the torch backend runs on 'auto', 'cpu' or 'cuda[:N]'")
-    on_cuda = kind == "cuda"
-    if on_cuda and not torch.cuda.is_available():
+    on_cuda = chosen.kind == "cuda"
+    if on_cuda and not cuda:
         raise EmoedgeError(f"device {device!r}: CUDA is not available to PyTorch here; use device 'cpu' or 'auto'")
+    device = chosen.torch_device
     if precision == "auto":
         if on_cuda:
             precision, why = "fp16", "FP16 on CUDA"

@@ -16,6 +16,7 @@ import numpy as np
 
 from emoedge.backends.base import Backend, host_array
 from emoedge.card import ModelCard
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.triton import CARD_OUTPUT, MODEL_NAME, card_from_parameters
 
@@ -33,7 +34,7 @@ class TritonBackend(Backend):
         match = URL.fullmatch(url)
         if match is None:
             raise EmoedgeError(f"model {url}: expected grpc://HOST:PORT/NAME or http://HOST:PORT/NAME (no user:pass@)")
-        if (device, precision) != ("auto", "auto"):
+        if parse_device(device).kind != "auto" or precision != "auto":
             raise EmoedgeError(f"model {url}: device and precision of a served model are set on the server")
         self.url, self.model_name, self.grpc = url, match["name"], match["scheme"] == "grpc"
         self.client = _client(self.grpc, match["address"])

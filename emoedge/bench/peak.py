@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 
 from emoedge.card import ModelCard
+from emoedge.devices import parse_device
 
 GEMM_SIZE = 2048  # square matrix products: large enough to reach the library's best rate on a CPU core or GPU
 GEMM_SECONDS = 0.6
@@ -45,15 +46,16 @@ def model_gflops(card: ModelCard, persons: Iterable[int]) -> dict[int, float]:
 
 
 def gemm_rate(precision: str, device: str = "cpu") -> float | None:
-    """GFLOP/s (GOP/s for int8) of large matrix products at `precision` on `device`; None where there is no fair
-    reference: an unknown precision, int8 without `torch._int_mm`, FP16 on a CPU (torch's CPU FP16 product is a
-    slow conversion fallback on CPUs without AVX512-FP16 or AMX-FP16, not the rate an FP16 ONNX graph gets), and BF16
-    on a CPU without AMX or AVX512-BF16 (an emulation some 500× slower than FP32, which the torch backend never
-    chooses there)."""
+    """GFLOP/s (GOP/s for int8) of large matrix products at `precision` on `device` (cpu or cuda[:K]: where the
+    model's inputs live); None where there is no fair reference: an unknown precision, int8 without `torch._int_mm`,
+    FP16 on a CPU (torch's CPU FP16 product is a slow conversion fallback on CPUs without AVX512-FP16 or AMX-FP16, not
+    the rate an FP16 ONNX graph gets), and BF16 on a CPU without AMX or AVX512-BF16 (an emulation some 500× slower
+    than FP32, which the torch backend never chooses there)."""
     from emoedge.backends.torch import cpu_bf16_feature
 
     dtype = DTYPES.get(precision)
-    on_cpu = not device.startswith("cuda")
+    device = parse_device(device, kinds=("cpu", "cuda")).torch_device
+    on_cpu = device == "cpu"
     if dtype is None or (on_cpu and (dtype == torch.float16 or (dtype == torch.bfloat16 and not cpu_bf16_feature()))):
         return None
     n = GEMM_SIZE
@@ -76,6 +78,6 @@ def gemm_rate(precision: str, device: str = "cpu") -> float | None:
     while time.perf_counter() - start < GEMM_SECONDS:
         op(a, b)
         calls += 1
-    if device.startswith("cuda"):
+    if not on_cpu:
         torch.cuda.synchronize()
     return 2 * n**3 * calls / (time.perf_counter() - start) / 1e9

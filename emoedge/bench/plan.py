@@ -6,28 +6,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoedge.devices import DEVICE_HELP, parse_device
 from emoedge.errors import EmoedgeError
+from emoedge.settings import option, validate
 
 
 @dataclass(frozen=True)
 class BenchPlan:
     """What to measure: persons per engine call, streams, the clip (None: generated), its boxes, the detector."""
 
-    persons: tuple[int, ...] = (1, 4, 16)
-    streams: int = 1
-    source: Path | None = None
-    boxes: Path | None = None
-    detector: str | None = None
-    seconds: float = 2.0  # timed seconds per engine point, about
-    frames: int = 40  # end-to-end frames per point
-    device: str = "auto"
+    persons: tuple[int, ...] = option((1, 4, 16), "persons per engine call", low=1)
+    streams: int = option(1, "also measure this many streams in one process", low=1, high=64)
+    source: Path | None = option(None, "your clip for the end-to-end rows (default: a generated 640x480 one)")
+    boxes: Path | None = option(None, "person boxes of --source (JSON or CSV)")
+    detector: str | None = option(None, "YOLO weights for the end-to-end rows (every frame and every 3rd frame)")
+    seconds: float = option(2.0, "timed seconds per engine point, about", low=0, low_open=True, high=600)
+    frames: int = option(40, "frames per end-to-end point", low=1, high=100_000)
+    device: str = option("auto", DEVICE_HELP)
 
     def __post_init__(self) -> None:
-        if not self.persons or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.persons):
-            raise EmoedgeError(f"--persons {list(self.persons)}: expected whole numbers >= 1")
-        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or not 1 <= self.streams <= 64:
-            raise EmoedgeError(f"--streams {self.streams!r}: expected a whole number from 1 to 64")
+        validate(self)
+        if not self.persons:
+            raise EmoedgeError("persons (): expected at least one count of persons per engine call")
+        parse_device(self.device)
         if self.source is not None and self.boxes is None and self.detector is None:
             raise EmoedgeError(f"--source {self.source}: give its --boxes or a --detector to find its persons")
-        if not 0 < self.seconds <= 600 or not 1 <= self.frames <= 100_000:
-            raise EmoedgeError(f"--seconds {self.seconds} / --frames {self.frames}: expected 0-600 s and 1+ frames")

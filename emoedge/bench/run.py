@@ -5,8 +5,9 @@ context recomputed per person), p50/p90/p99 in interleaved rounds, each path's e
 matrix-multiply rate at its precision measured in the same run. End to end: the real `run` pipeline on the user's
 clip (`--source`, with `--boxes` or the detector) or on a generated 640×480 clip of walking figures; with a detector
 on the generated clip, the detector runs for its real cost on every frame it is due, but ByteTrack is handed the
-clip's true boxes (a synthetic figure is no person to a trained detector). Several streams: `run_streams` over S
-copies of the clip. Written as bench.md and bench.json.
+clip's true boxes (a synthetic figure is no person to a trained detector; `CostOnlyFinder`, a `PersonFinder`). Several
+streams: the same `run` over S copies of the clip. Printed as tables; with an output folder also written as bench.md
+and bench.json.
 """
 
 from __future__ import annotations
@@ -26,17 +27,24 @@ from emoedge.bench.peak import gemm_rate, model_gflops
 from emoedge.bench.plan import BenchPlan
 from emoedge.bench.timing import interleaved, per_person, summarise
 from emoedge.fileio import atomic_write_text, output_folder
-from emoedge.runtime.detect import YoloDetector
-from emoedge.runtime.pipeline import RunSettings, RunSummary, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.finders import Found, YoloFinder
+from emoedge.runtime.settings import RunSettings
 from emoedge.runtime.sources import Frame
+from emoedge.runtime.streams import StreamSpec
+from emoedge.runtime.summary import RunSummary
 
 CLIP_SIZE, CLIP_PERSONS = (640, 480), 4
 DETECT_EVERY = (1, 3)
 
 
-def bench(model: Path, out: Path, plan: BenchPlan = BenchPlan(), *, progress: bool = True) -> dict[str, Path]:
-    """Measure `model` as `plan` says; writes and returns {"markdown": out/bench.md, "json": out/bench.json}."""
-    out = output_folder(out, "benchmark folder")
+def bench(
+    model: Path, out: Path | None = None, plan: BenchPlan = BenchPlan(), *, progress: bool = True
+) -> dict[str, Any]:
+    """Measure `model` as `plan` says; the result (its tables printed when `progress`), with `out` also written as
+    out/bench.md and out/bench.json (their paths under "paths")."""
+    if out is not None:
+        out = output_folder(out, "benchmark folder")
     backend = load_model(model, device=plan.device)
     say = print if progress else (lambda *_a, **_k: None)
     say(f"model: {model} ({backend.reason})", flush=True)
@@ -51,11 +59,14 @@ def bench(model: Path, out: Path, plan: BenchPlan = BenchPlan(), *, progress: bo
               "busy_before": busy, "engine": engine, "pipeline": pipeline, "streams": streams,
               "clip": str(plan.source) if plan.source else f"generated {CLIP_SIZE[0]}x{CLIP_SIZE[1]}, "
               f"{CLIP_PERSONS} walking figures"}  # fmt: skip
-    paths = {
-        "json": atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n"),
-        "markdown": atomic_write_text(out / "bench.md", markdown(result)),
-    }
-    return paths
+    report = markdown(result)
+    say("\n" + report)
+    if out is not None:
+        result["paths"] = {
+            "json": atomic_write_text(out / "bench.json", json.dumps(result, indent=2) + "\n"),
+            "markdown": atomic_write_text(out / "bench.md", report),
+        }
+    return result
 
 
 def _engine(backend: Any, plan: BenchPlan, say: Any) -> list[dict[str, Any]]:
@@ -107,7 +118,7 @@ def _pipeline(
         settings = RunSettings(progress=False, max_frames=plan.frames, detect_every=every, device=plan.device)
         kwargs: dict[str, Any] = {"boxes": boxes} if detector is None else {"detector": detector}
         if detector is not None and truth is not None:
-            kwargs = {"detector": CostOnlyDetector(detector, truth, every, plan.device)}
+            kwargs = {"detector": CostOnlyFinder(detector, truth, plan.device)}
         summary = run(str(source), backend, out=folder / "out.mp4", settings=settings, **kwargs)
         rows.append(_row(label, every, summary))
         say(f"end to end, {label}: {summary.fps:.1f} FPS", flush=True)
@@ -122,33 +133,33 @@ def _row(label: str, every: int, summary: RunSummary) -> dict[str, Any]:
 
 def _streams(backend: Any, plan: BenchPlan, source: Path, boxes: Path | None, say: Any) -> dict[str, Any]:
     """Total FPS of one process over `plan.streams` copies of the clip (boxes given: the emotion model's share)."""
-    from emoedge.runtime.multi import run_streams
-    from emoedge.runtime.streams import StreamSpec
-
     if boxes is None:
         return {"skipped": "several streams are measured with boxes given (--boxes)"}
     specs = [StreamSpec(f"s{i}", str(source), boxes) for i in range(plan.streams)]
-    summary = run_streams(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames))
+    summary = run(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames))
     say(f"{plan.streams} streams in one process: {summary.fps:.1f} FPS in total", flush=True)
     return {"streams": plan.streams, "frames": summary.frames, "fps": summary.fps, "ticks": summary.ticks,
             "engine_calls": summary.engine_calls}  # fmt: skip
 
 
-class CostOnlyDetector(YoloDetector):
-    """A YOLO detector run for its real cost on every frame it is due, whose boxes are replaced by a generated
-    clip's true ones before ByteTrack: a synthetic figure is no person to a trained detector, yet its cost is
-    what the benchmark measures."""
+class CostOnlyFinder:
+    """A `PersonFinder` that runs a YOLO model for its real cost on every frame it is asked for, and answers with a
+    generated clip's true boxes: a synthetic figure is no person to a trained detector, yet its cost is what the
+    benchmark measures."""
 
-    def __init__(
-        self, weights: str, truth: dict[int, np.ndarray], every: int, device: str, *, size: int | None = None
-    ) -> None:
-        super().__init__(weights, device=device, detect_every=every, size=size)
-        self.truth = truth
+    gives_ids = False
 
-    def _boxes(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-        self.detect([frame.image])  # the detector's real work; its answer replaced by the truth
-        boxes = self.truth.get(frame.index, np.zeros((0, 4), np.float32))
-        return boxes, np.full(len(boxes), 0.9, np.float32)
+    def __init__(self, weights: str, truth: dict[int, np.ndarray], device: str, *, size: int | None = None) -> None:
+        self.yolo = YoloFinder(weights, device=device, size=size)
+        self.truth, self.name = truth, f"{self.yolo.name} (cost only: the clip's true boxes)"
+
+    def find(self, frames: list[Frame]) -> list[Found]:
+        self.yolo.find(frames)  # the detector's real work; its answer replaced by the truth
+        boxes = [self.truth.get(frame.index, np.zeros((0, 4), np.float32)) for frame in frames]
+        return [Found(b, np.full(len(b), 0.9, np.float32)) for b in boxes]
+
+    def unused(self) -> list[str]:
+        return []
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -36,6 +36,7 @@ from emoedge.data.emotic import CSV_COLUMNS, SPLITS
 from emoedge.data.records import clip_box
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import output_folder
+from emoedge.settings import checked
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,7 @@ def write_sample(
     width, height = int(image_size[0]), int(image_size[1])
     if width < 64 or height < 48:
         raise EmoedgeError(f"image_size {image_size}: expected (width, height) of at least (64, 48)")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise EmoedgeError(f"seed {seed!r}: expected an integer >= 0")
+    checked(int, seed, "seed", low=0)
     output_folder(out_dir, "sample folder")  # one line before any file is written, not a traceback halfway
     for folder in FOLDERS:
         (out_dir / "emotic" / folder).mkdir(parents=True, exist_ok=True)

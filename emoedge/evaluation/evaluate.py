@@ -23,9 +23,9 @@ from emoedge.card import ModelCard
 from emoedge.categories import BRANCHES
 from emoedge.data.dataset import die_with_parent
 from emoedge.data.frames import ImageFrames, ImageItem
-from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
 from emoedge.formats import CHECKPOINT_SUFFIXES
+from emoedge.settings import checked
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,7 @@ def evaluate_model(
     progress: bool = True,
 ) -> Evaluation:
     """Run a model file over a split of an EMOTIC-layout dataset, one image per call, and score it."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise EmoedgeError(f"workers {workers!r}: expected an integer >= 0 (image-decoding processes)")
+    workers = checked(int, workers, "workers", low=0)  # image-decoding processes
     backend = model if isinstance(model, Backend) else open_for_evaluation(model, device=device, precision=precision)
     frames = ImageFrames(Path(root), split, backend.card)
     pred = predict(backend, frames, workers=workers, progress=progress)

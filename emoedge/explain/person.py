@@ -18,6 +18,7 @@ from emoedge.explain.figure import draw_explanation
 from emoedge.fileio import output_file
 from emoedge.formats import CHECKPOINT_SUFFIXES
 from emoedge.model.net import EmotionNet
+from emoedge.settings import checked
 
 
 def parse_box(text: str) -> tuple[float, float, float, float]:
@@ -43,11 +44,7 @@ def explain_annotated(model: Path, root: Path, split: str, index: int, out: Path
     """The figure for person `index` (0-based, annotation order) of a dataset split, with its annotated categories."""
     net, card = _network(model, out)
     records = checked_records(Path(root), split)
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(records):
-        raise EmoedgeError(
-            f"--index {index!r}: expected a person index from 0 to {len(records) - 1} of split {split!r}"
-        )
-    record = records[index]
+    record = records[checked(int, index, "index", low=0, high=len(records) - 1)]
     pixels = read_image(image_path(Path(root), record))
     explanation = explain_person(net, card, pixels, record.bbox, category)
     truth = [c for c, hot in zip(CATEGORIES, record.multi_hot()) if hot]

@@ -10,7 +10,6 @@ renamed into place once it passed, so a refused export leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model
 from emoedge.fileio import output_file
+from emoedge.settings import checked
 
 # Allowed val-mAP drop (points) by the precision of the new file: FP16 loses almost nothing; INT8 may lose a little.
 DEFAULT_MAX_DROP = {"fp32": 0.2, "fp16": 0.2, "int8": 1.0}
@@ -58,14 +58,7 @@ def check_max_drop(max_drop: float | None, precision: str) -> float:
     """The allowed drop in points: `max_drop` if given (finite, >= 0), else the default for `precision`."""
     if max_drop is None:
         return DEFAULT_MAX_DROP[precision]
-    if (
-        isinstance(max_drop, bool)
-        or not isinstance(max_drop, (int, float))
-        or not math.isfinite(max_drop)
-        or max_drop < 0
-    ):
-        raise EmoedgeError(f"max map drop {max_drop!r}: expected a number of mAP points >= 0 (e.g. 0.2)")
-    return float(max_drop)
+    return checked(float, max_drop, "max_map_drop", low=0)  # mAP points, e.g. 0.2
 
 
 def map_gate(

@@ -20,9 +20,9 @@ import torch
 
 from emoedge import __version__
 from emoedge.card import ModelCard
-from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write, output_file
 from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
+from emoedge.settings import checked
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,7 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     from emoedge.formats.checkpoint import load_trained_model
     from emoedge.model.deploy import DeployModel
 
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
-        raise EmoedgeError(f"opset {opset!r}: expected an integer from {OPSETS[0]} to {OPSETS[-1]}")
+    opset = checked(int, opset, "opset", low=OPSETS[0], high=OPSETS[-1])
     output_file(out, "ONNX output")  # before the export's work, not after it
     net, card, _ = load_trained_model(checkpoint)
     deploy = DeployModel(net).eval()

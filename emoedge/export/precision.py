@@ -51,6 +51,7 @@ from emoedge.formats.onnx import (
     graph_precision,
     load_onnx,
 )
+from emoedge.settings import checked
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,7 @@ def to_int8(
         raise EmoedgeError(f"high precision {high_precision!r}: expected one of {list(HIGH_PRECISIONS)}")
     if target == "cpu" and high_precision != "fp32":
         raise EmoedgeError(f"high precision {high_precision!r}: INT8 target 'cpu' keeps the rest FP32 ('fp32')")
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
-        raise EmoedgeError(f"max_images {max_images!r}: expected at least 1 calibration image")
+    max_images = checked(int, max_images, "max_images", low=1)  # calibration images
     if calib is None and data is None:
         raise EmoedgeError("INT8 calibration needs real inputs: an image folder (--calib) or a dataset (--data)")
     output_file(out, "INT8 output")  # before calibration's work, not after it

@@ -7,7 +7,9 @@ failure, and knows the categories, thresholds and preprocessing without the ONNX
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +21,20 @@ from emoedge.fileio import atomic_write_text
 
 SIDECAR_FORMAT = "emoedge-engine-1"
 REBUILD = "rebuild it on this machine with `emoedge export engine`"
+Precision = Literal["fp16", "int8", "fp32"]
+_Shape = tuple[int, int, int, int]
+_LEVELS = ("min", "opt", "max")  # of an optimisation profile
+# The fields that the sidecar's JSON nests (under "gpu" and "profile"); every other field is a top-level key.
+_NESTED = ("gpu_name", "compute_capability", "persons", "frames")
 
 
 @dataclass(frozen=True)
 class EngineInfo:
-    """The sidecar: the card and what the engine was built with, for, and from."""
+    """The sidecar: the card and what the engine was built with, for, and from.
+
+    On disk (`to_dict`, format emoedge-engine-1) the GPU and the optimisation profile are nested as TensorRT's tools
+    show them: "gpu": {name, compute_capability}, "profile": {image, body: {min, opt, max: [N, 3, h, w]}, frames}.
+    """
 
     card: ModelCard
     tensorrt: str
@@ -31,7 +42,7 @@ class EngineInfo:
     compute_capability: tuple[int, int]
     target: str
     persons: tuple[int, int, int]  # min, opt, max of the optimisation profile over N
-    precision: str
+    precision: Precision
     strongly_typed: bool
     dla_core: int | None
     engine_bytes: int
@@ -41,8 +52,8 @@ class EngineInfo:
     emoedge: str = __version__
     # What the build let TensorRT compute in: a strongly typed build the graph's own types; a weakly typed one
     # (TensorRT 10.3) fp32 plus what the builder flags allowed, whatever the target asked.
-    allowed_precisions: tuple[str, ...] = ()
-    frames: tuple[int, int, int] = (1, 1, 1)  # min, opt, max of the profile over F (engines with a `frame` input)
+    allowed_precisions: tuple[Precision, ...] = ()  # absent from sidecars written before it
+    frames: tuple[int, int, int] = (1, 1, 1)  # min, opt, max of the profile over F (absent: single-frame engines)
     # Whether the engine takes the `frame` input (None: a sidecar written before this was recorded).
     frame_input: bool | None = None
 
@@ -52,90 +63,53 @@ class EngineInfo:
         return self.frames[-1] > 1 if self.frame_input is None else self.frame_input
 
     def to_dict(self) -> dict[str, Any]:
+        """The sidecar's JSON: the fields (`settings.to_dict`), the GPU and the profile nested."""
+        data = settings.to_dict(self)
         h, w = self.card.body_size
-        body = dict(zip(("min", "opt", "max"), ([n, 3, h, w] for n in self.persons)))
-        frames = dict(zip(("min", "opt", "max"), self.frames))
-        return {
-            "format": SIDECAR_FORMAT,
-            "card": self.card.to_dict(),
-            "tensorrt": self.tensorrt,
-            "gpu": {"name": self.gpu_name, "compute_capability": list(self.compute_capability)},
-            "target": self.target,
-            "profile": {"image": [1, 3, *self.card.image_size], "body": body, "frames": frames},
-            "precision": self.precision,
-            "strongly_typed": self.strongly_typed,
-            "dla_core": self.dla_core,
-            "engine_bytes": self.engine_bytes,
-            "build_seconds": self.build_seconds,
-            "built_at": self.built_at,
-            "onnx": self.onnx,
-            "emoedge": self.emoedge,
-            "allowed_precisions": list(self.allowed_precisions),
-            "frame_input": self.frame_input,
+        gpu = {"name": data.pop("gpu_name"), "compute_capability": data.pop("compute_capability")}
+        profile = {
+            "image": [1, 3, *self.card.image_size],
+            "body": {level: [n, 3, h, w] for level, n in zip(_LEVELS, data.pop("persons"))},
+            "frames": dict(zip(_LEVELS, data.pop("frames"))),
         }
+        return {"format": SIDECAR_FORMAT, **data, "gpu": gpu, "profile": profile}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineInfo:
-        """Rebuild from `to_dict` output, checked key by key (one EmoedgeError naming the key)."""
-        stored = settings.from_dict(_Sidecar, data)
-        return cls(
-            card=stored.card, tensorrt=stored.tensorrt, gpu_name=stored.gpu.name,
-            compute_capability=stored.gpu.compute_capability, target=stored.target,
-            persons=(stored.profile.body.min[0], stored.profile.body.opt[0], stored.profile.body.max[0]),
-            precision=stored.precision, strongly_typed=stored.strongly_typed, dla_core=stored.dla_core,
-            engine_bytes=stored.engine_bytes, build_seconds=stored.build_seconds, built_at=stored.built_at,
-            onnx=stored.onnx, emoedge=stored.emoedge, allowed_precisions=stored.allowed_precisions,
-            frames=(stored.profile.frames.min, stored.profile.frames.opt, stored.profile.frames.max),
-            frame_input=stored.frame_input,
-        )  # fmt: skip
+    def from_dict(cls, data: Any) -> EngineInfo:
+        """Rebuild from `to_dict` output through `settings`: an unknown, missing or mistyped key is one line naming
+        it as the JSON spells it ("gpu.name", "profile.body.max")."""
+        own = [f.name for f in dataclasses.fields(cls) if f.name not in _NESTED]
+        data = _keys(data, "", ("format", "gpu", "profile", *own), optional=own)
+        if (written := data.pop("format")) != SIDECAR_FORMAT:
+            raise EmoedgeError(f"format {written!r}: expected {SIDECAR_FORMAT!r}")
+        gpu, profile = _keys(data.pop("gpu"), "gpu", ("name", "compute_capability")), data.pop("profile")
+        profile = _keys(profile, "profile", ("image", "body", "frames"), optional=("frames",))
+        settings.convert(_Shape, profile["image"], "profile.image")  # the card's image size: checked, not kept
+        body = _keys(profile["body"], "profile.body", _LEVELS)
+        frames = _keys(profile.get("frames", dict.fromkeys(_LEVELS, 1)), "profile.frames", _LEVELS)
+        nested = {
+            "gpu_name": settings.convert(str, gpu["name"], "gpu.name"),
+            "compute_capability": settings.convert(
+                tuple[int, int], gpu["compute_capability"], "gpu.compute_capability"
+            ),
+            "persons": [settings.convert(_Shape, body[level], f"profile.body.{level}")[0] for level in _LEVELS],
+            "frames": [settings.convert(int, frames[level], f"profile.frames.{level}") for level in _LEVELS],
+        }
+        return settings.from_dict(cls, {**data, **nested})
 
 
-# The sidecar's JSON layout, for reading it through the settings mechanism (EngineInfo.to_dict writes it).
-@dataclass(frozen=True)
-class _Gpu:
-    name: str
-    compute_capability: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class _BodyProfile:
-    min: tuple[int, int, int, int]
-    opt: tuple[int, int, int, int]
-    max: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class _FramesProfile:
-    min: int = 1
-    opt: int = 1
-    max: int = 1
-
-
-@dataclass(frozen=True)
-class _Profile:
-    image: tuple[int, int, int, int]
-    body: _BodyProfile
-    frames: _FramesProfile = _FramesProfile()  # absent from sidecars of single-frame engines before it
-
-
-@dataclass(frozen=True)
-class _Sidecar:
-    format: Literal["emoedge-engine-1"]
-    card: ModelCard
-    tensorrt: str
-    gpu: _Gpu
-    target: str
-    profile: _Profile
-    precision: Literal["fp16", "int8", "fp32"]
-    strongly_typed: bool
-    dla_core: int | None
-    engine_bytes: int
-    build_seconds: float
-    built_at: str
-    onnx: str
-    emoedge: str
-    allowed_precisions: tuple[Literal["int8", "fp16", "fp32"], ...] = ()  # absent from sidecars before it
-    frame_input: bool | None = None  # absent from sidecars before it
+def _keys(data: Any, where: str, keys: tuple[str, ...], optional: Iterable[str] = ()) -> dict[str, Any]:
+    """`data` as a mapping of `keys` (those in `optional` may be absent) and no others, else one line naming the key
+    as `settings.from_dict` names a dataclass's: the sidecar's nested parts are checked as its fields are."""
+    data = settings.convert(dict[str, Any], data, where or "sidecar")
+    prefix = f"{where}." if where else ""
+    unknown = [key for key in data if key not in keys]
+    if unknown:
+        raise EmoedgeError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(keys)})")
+    missing = [f"{prefix}{key}" for key in keys if key not in data and key not in optional]
+    if missing:
+        raise EmoedgeError(f"missing key(s) {', '.join(missing)}")
+    return data
 
 
 def sidecar_path(engine: str | Path) -> Path:

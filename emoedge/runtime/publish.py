@@ -22,14 +22,14 @@ from urllib.parse import unquote, urlsplit
 
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
+from emoedge.runtime.settings import MAX_QUEUE, PUBLISH_QUEUE
+from emoedge.settings import checked
 
 log = logging.getLogger(__name__)
 
 SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 QOS = 1
-DEFAULT_QUEUE = 10_000  # records held across a broker outage: about 5 min of 4 streams x 2 persons at 4 FPS
 BACKOFF_S = (0.5, 8.0)  # first and longest wait between reconnect attempts (the sources' back-off)
-MAX_QUEUE = 65_535  # MQTT message ids are 16-bit: more unacknowledged messages than ids cannot be told apart
 CLOSE_TIMEOUT_S = 5.0  # how long closing waits for the broker to acknowledge what is still queued
 
 
@@ -79,11 +79,8 @@ class MqttPublisher:
     """Publishes records to a broker; `published`, `dropped` (past the queue bound) and `undelivered` (still
     unacknowledged when closed) count what happened. Use as a context manager."""
 
-    def __init__(self, url: str, *, queue: int = DEFAULT_QUEUE, client_id: str = "") -> None:
-        if isinstance(queue, bool) or not isinstance(queue, int) or not 1 <= queue <= MAX_QUEUE:
-            raise EmoedgeError(
-                f"--publish-queue {queue!r}: expected an integer from 1 to {MAX_QUEUE} (records held while offline)"
-            )
+    def __init__(self, url: str, *, queue: int = PUBLISH_QUEUE, client_id: str = "") -> None:
+        queue = checked(int, queue, "publish_queue", low=1, high=MAX_QUEUE)
         import paho.mqtt.client as mqtt  # optional: the `runtime` extra
 
         self.broker = Broker.parse(url)

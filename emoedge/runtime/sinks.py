@@ -8,8 +8,9 @@ flushed at once, so a crash can lose at most the line being built, never leave h
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import cv2
 import numpy as np
@@ -20,10 +21,24 @@ from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.render import above_threshold
 
+S = TypeVar("S", bound="_Closes")
 DIGITS = 4  # decimals kept for scores and weights in the log: well below any threshold's meaning
 
 
-class VideoSink:
+class _Closes(ABC):
+    """A sink as a context manager: leaving the `with` block closes it, whatever happened."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoSink(_Closes):
     """An MP4 (mp4v) of fixed size and rate; a frame of another size (an image folder of mixed sizes) is scaled to
     fit and padded with black (letterbox), never stretched."""
 
@@ -46,12 +61,6 @@ class VideoSink:
     def close(self) -> None:
         self._writer.release()
 
-    def __enter__(self) -> VideoSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`image` scaled to fit `size` (width, height) with its aspect ratio kept, centred on black."""
@@ -65,23 +74,17 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class EventLog:
+class EventLog(_Closes):
     """JSON Lines: one "person" record per person and processed frame, then one "summary" record."""
 
-    def __init__(self, path: Path, card: ModelCard) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.card = card
         self.records = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._file: TextIO = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 — closed in close()
         except OSError as exc:
             raise EmoedgeError(f"events file {self.path}: cannot write it ({exc.strerror})") from None
-
-    def write_frame(self, index: int, timestamp: float, persons: Persons) -> None:
-        """One record per person of a processed frame (persons must carry the model's outputs)."""
-        for i in range(len(persons)):
-            self.write(person_record(index, timestamp, persons, i, self.card))
 
     def write(self, record: dict[str, Any]) -> None:
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
@@ -90,12 +93,6 @@ class EventLog:
 
     def close(self) -> None:
         self._file.close()
-
-    def __enter__(self) -> EventLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def person_record(index: int, timestamp: float, persons: Persons, i: int, card: ModelCard) -> dict[str, Any]:
@@ -118,28 +115,22 @@ def person_record(index: int, timestamp: float, persons: Persons, i: int, card: 
     return record
 
 
-class Window:
-    """A live OpenCV window; `show` returns False once the user presses q or Esc."""
+class Window(_Closes):
+    """A live OpenCV window (one per stream, titled with its id); `show` returns False once the user presses q or
+    Esc in it."""
 
-    TITLE = "emoedge"
-
-    def __init__(self) -> None:
+    def __init__(self, title: str = "emoedge") -> None:
+        self.title = title
         try:
-            cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error:
             raise EmoedgeError(
                 "--show needs OpenCV with GUI support and a display (opencv-python, not opencv-python-headless)"
             ) from None
 
     def show(self, image: np.ndarray) -> bool:
-        cv2.imshow(self.TITLE, image)
+        cv2.imshow(self.title, image)
         return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
 
     def close(self) -> None:
-        cv2.destroyWindow(self.TITLE)
-
-    def __enter__(self) -> Window:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        cv2.destroyWindow(self.title)

@@ -33,8 +33,10 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
+from emoedge import settings
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url, userinfo
+from emoedge.settings import option
 
 log = logging.getLogger(__name__)
 
@@ -70,37 +72,29 @@ class SourceSettings:
     """How sources connect, buffer and reconnect: one validated value handed to every source, built in code or from
     a mapping with `emoedge.settings.from_dict(SourceSettings, {...})`."""
 
-    open_timeout_s: float = 5.0  # one connect attempt: an unreachable camera fails fast, not after OpenCV's 30 s
-    read_timeout_s: float = 5.0  # a stream silent this long counts as dropped
-    backoff_s: tuple[float, float] = (0.5, 8.0)  # first and longest wait between reconnect attempts
-    file_queue: int = 4  # decoded frames buffered ahead for files and folders
-    reconnect: bool = True  # live sources reopen when they drop; False: the stream's end is the source's end
-    max_outage_s: float | None = None  # give up after this long without a stream; None: never
-    # How long a live source that is not up yet at start is waited for, like an outage (0: fail at once). Edge boxes
-    # and cameras are often powered together, and an IP camera streams some 20-30 s after power-on.
-    connect_timeout_s: float = 30.0
+    open_timeout_s: float = option(  # an unreachable camera fails fast, not after OpenCV's 30 s
+        5.0, "seconds one connect attempt may take", low=0, low_open=True
+    )
+    read_timeout_s: float = option(
+        5.0, "seconds a stream may be silent before it counts as dropped", low=0, low_open=True
+    )
+    backoff_s: tuple[float, float] = option(
+        (0.5, 8.0), "first and longest seconds between reconnect attempts", low=0, low_open=True
+    )
+    file_queue: int = option(4, "decoded frames buffered ahead for files and folders", low=1)
+    reconnect: bool = option(True, "live sources reopen when they drop (off: the stream's end is the source's end)")
+    max_outage_s: float | None = option(
+        None, "seconds without a stream before giving up (None: never)", low=0, low_open=True
+    )
+    # Edge boxes and cameras are often powered together, and an IP camera streams some 20-30 s after power-on.
+    connect_timeout_s: float = option(
+        30.0, "seconds a live source not up yet at start is waited for, like an outage (0: fail at once)", low=0
+    )
 
     def __post_init__(self) -> None:
-        for name in ("open_timeout_s", "read_timeout_s"):
-            _check_seconds(name, getattr(self, name))
-        if self.connect_timeout_s != 0:
-            _check_seconds("connect_timeout_s", self.connect_timeout_s)
-        if not isinstance(self.backoff_s, tuple) or len(self.backoff_s) != 2:
-            raise EmoedgeError(f"backoff_s {self.backoff_s!r}: expected (first, longest) seconds")
-        for i, value in enumerate(self.backoff_s):
-            _check_seconds(f"backoff_s[{i}]", value)
+        settings.validate(self)
         if self.backoff_s[0] > self.backoff_s[1]:
             raise EmoedgeError(f"backoff_s {self.backoff_s!r}: expected first <= longest")
-        if isinstance(self.file_queue, bool) or not isinstance(self.file_queue, int) or self.file_queue < 1:
-            raise EmoedgeError(f"file_queue {self.file_queue!r}: expected an integer >= 1 (frames)")
-        if self.max_outage_s is not None:
-            _check_seconds("max_outage_s", self.max_outage_s)
-
-
-def _check_seconds(name: str, value: object) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if not ok:
-        raise EmoedgeError(f"{name} {value!r}: expected a finite number of seconds > 0")
 
 
 @dataclass(frozen=True, eq=False)

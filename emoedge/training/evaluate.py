@@ -17,20 +17,20 @@ from tqdm import tqdm
 from emoedge.config import Recipe
 from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
+from emoedge.devices import TORCH_KINDS, parse_device, spelled
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import Predictions
 
 
 def resolve_device(name: str = "auto", key: str = "device") -> torch.device:
-    """A device spelled as `config.check_device` allows: 'auto' picks CUDA when present; a CUDA device this machine
-    lacks is one line naming `key`, not torch's driver traceback when the first tensor moves."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device.type == "cuda" and (device.index or 0) >= found:
-        raise EmoedgeError(f"{key} {name!r}: this machine has {found} CUDA device(s); expected auto, cpu or cuda:K")
-    return device
+    """A training device (auto, cpu or cuda[:K]): 'auto' picks CUDA when present; a CUDA device this machine lacks is
+    one line naming `key`, not torch's driver traceback when the first tensor moves."""
+    cuda = torch.cuda.is_available()
+    device = parse_device(name, key, kinds=TORCH_KINDS).resolve(cuda)
+    found = torch.cuda.device_count() if cuda else 0
+    if device.kind == "cuda" and (device.index or 0) >= found:
+        raise EmoedgeError(f"{key} {name!r}: this machine has {found} CUDA device(s); expected {spelled(TORCH_KINDS)}")
+    return torch.device(device.torch_device)
 
 
 def eval_loader(recipe: Recipe, root: Path, split: str, *, batch_size: int, workers: int) -> DataLoader:

@@ -3,12 +3,13 @@ key=value overrides) does not import torch."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from emoedge.config import MAX_SEED, check_device
+from emoedge.config import MAX_SEED
+from emoedge.devices import TORCH_KINDS, parse_device, spelled
 from emoedge.errors import EmoedgeError
+from emoedge.settings import option, validate
 
 Branch = Literal["place", "scene"]
 BRANCHES: tuple[str, ...] = get_args(Branch)
@@ -22,41 +23,25 @@ class PretrainSettings:
     `val_fraction` of the images is held out to print the accuracy after each epoch.
     """
 
-    arch: str = "resnet50"
-    branch: Branch = "place"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.01
-    image_size: int = 224
-    weights: str | None = None
-    workers: int = 2
-    seed: int = 0
-    device: str = "auto"
-    val_fraction: float = 0.1
+    arch: str = option(
+        "resnet50", "a registered backbone: resnet18/34/50, mobilenet_v3_small/large, tiny (an unknown name lists them)"
+    )
+    branch: Branch = option("place", "the branch the backbone is for", required=True)
+    epochs: int = option(10, "passes over the training images", low=1)
+    batch_size: int = option(64, "images per step", low=1)
+    lr: float = option(0.01, "initial SGD learning rate (cosine schedule)")  # > 0: checked in __post_init__
+    image_size: int = option(224, "training crop size in pixels", low=16)
+    weights: str | None = option(None, "initial weights: imagenet or a local file (default: random)")
+    workers: int = option(2, "data-loading processes (0: in this process)", low=0)
+    seed: int = option(0, "random seed of the split, initialisation and order", low=0, high=MAX_SEED)
+    device: str = option("auto", f"{spelled(TORCH_KINDS)} (auto: CUDA when available)")
+    val_fraction: float = option(0.1, "images held out for val accuracy", low=0, high=1, high_open=True)
 
     def __post_init__(self) -> None:
         from emoedge.model.backbones import get_variant  # here: the registry imports torch
 
+        validate(self)
+        if self.lr <= 0:  # a range open at its low end, which option() does not declare
+            raise EmoedgeError(f"lr {self.lr!r}: expected a finite number > 0")
         get_variant(self.arch)  # an unknown name is one EmoedgeError listing the known ones
-        check_device("device", self.device)
-        checks = (
-            ("branch", self.branch in BRANCHES, f"one of {', '.join(BRANCHES)}"),
-            ("epochs", _is_int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
-            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
-            ("lr", _is_number(self.lr) and self.lr > 0, "a finite number > 0"),
-            ("image_size", _is_int(self.image_size) and self.image_size >= 16, "an integer >= 16"),
-            ("workers", _is_int(self.workers) and self.workers >= 0, "an integer >= 0"),
-            ("seed", _is_int(self.seed) and 0 <= self.seed <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
-            ("val_fraction", _is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "a number in [0, 1)"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise EmoedgeError(f"{name} {getattr(self, name)!r}: expected {expected}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        parse_device(self.device, kinds=TORCH_KINDS)

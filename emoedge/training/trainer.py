@@ -29,6 +29,7 @@ from tqdm import tqdm
 from emoedge.config import Recipe, recipe_from_dict
 from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
+from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
 from emoedge.fileio import atomic_write_text, output_folder, remove_stale_temps
@@ -66,7 +67,8 @@ def _init_distributed(device_name: str) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ctx = _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
-        use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+        on_gpu = parse_device(device_name, "run.device", kinds=TORCH_KINDS).kind in ("auto", "cuda")
+        use_cuda = torch.cuda.is_available() and on_gpu
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return ctx
 

@@ -54,7 +54,7 @@ def test_missing_sidecar_is_checked_first(tmp_path):
     ("kwargs", "message"),
     [
         ({"precision": "fp32"}, "precision 'fp32': engine .* was built for fp16"),
-        ({"device": "cpu"}, "device 'cpu': the tensorrt backend runs on 'auto' or 'cuda\\[:K\\]'"),
+        ({"device": "cpu"}, "device 'cpu': the tensorrt backend runs on auto or cuda\\[:K\\]"),
         ({"device": "cuda:x"}, "device 'cuda:x'"),
     ],
 )

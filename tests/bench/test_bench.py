@@ -38,8 +38,10 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
     model = random_checkpoint(tmp_path / "tiny.pt")
     detector = "yolo11n.yaml" if _has_ultralytics() else None
     plan = BenchPlan(persons=(1, 3), streams=2, detector=detector, seconds=0.05, frames=6, device="cpu")
-    paths = bench(model, tmp_path / "report", plan, progress=False)
+    returned = bench(model, tmp_path / "report", plan, progress=False)
+    paths = returned["paths"]
     result = json.loads(paths["json"].read_text())
+    assert result == json.loads(json.dumps({k: v for k, v in returned.items() if k != "paths"}))
 
     engine = {(r["way"], r["persons"]): r for r in result["engine"]}
     assert set(engine) == {("shared", 1), ("per person", 1), ("shared", 3), ("per person", 3)}
@@ -71,6 +73,17 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
         assert heading in text
 
 
+def test_bench_without_a_folder_prints_its_tables_and_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    """As `yolo benchmark` does: the report on the terminal; -o DIR only adds the files."""
+    model = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    monkeypatch.chdir(tmp_path)
+    result = bench(model, None, BenchPlan(persons=(1,), seconds=0.05, frames=3, device="cpu"), progress=True)
+    printed = capsys.readouterr().out
+    assert "paths" not in result and sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]
+    for heading in ("## Engine alone", "| shared | 1 |", "## End to end", "| boxes given |"):
+        assert heading in printed
+
+
 def test_the_paper_model_counts_as_three_resnet50s() -> None:
     """ResNet50 at 224 px is 4.1 GMAC (8.2 GFLOP): the paper model is three of them, plus a small fusion."""
     card = ModelCard(
@@ -88,8 +101,14 @@ def test_gemm_rates_and_plans() -> None:
     bf16 = gemm_rate("bf16")  # measured only where the CPU does BF16 in hardware
     assert bf16 > 1 if cpu_bf16_feature() else bf16 is None
     for kwargs, needle in (
-        ({"persons": (0,)}, "--persons [0]"),
-        ({"streams": 0}, "--streams 0"),
+        ({"persons": (4, 0)}, "persons[1] 0: expected an integer >= 1"),
+        ({"persons": ()}, "persons (): expected at least one"),
+        ({"persons": (1.5,)}, "persons[0]: expected int, got 1.5"),
+        ({"streams": 0}, "streams 0: expected an integer from 1 to 64"),
+        ({"seconds": 0}, "seconds 0.0: expected a number in (0, 600]"),
+        ({"seconds": 601}, "seconds 601.0: expected a number in (0, 600]"),
+        ({"frames": 0}, "frames 0: expected an integer from 1 to 100000"),
+        ({"device": "gpu"}, "device 'gpu': expected auto, cpu, cuda[:K] or tensorrt[:K]"),
         ({"source": Path("clip.mp4")}, "give its --boxes or a --detector"),
     ):
         with pytest.raises(EmoedgeError, match=re.escape(needle)):

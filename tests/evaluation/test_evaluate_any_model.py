@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from cli_helpers import run_cli  # type: ignore[import-not-found]
 
 from emoedge.config import load_recipe
+from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model
 from emoedge.export.onnx import export_onnx
 from emoedge.resources import find
@@ -71,3 +73,12 @@ def test_fp16_and_both_int8_files_go_through_the_same_command(sample_model, samp
         results = _eval_cli(path, sample_root, tmp_path / path.stem)
         assert results["extra"]["precision"] == kind.split()[0], (kind, results["extra"])
         assert abs(results["mAP"] - reference) < 0.05, (kind, results["mAP"], reference)  # within 5 points
+
+
+@pytest.mark.parametrize(
+    ("workers", "message"),
+    [(-2, "workers -2: expected an integer >= 0"), (1.5, "workers: expected int, got 1.5")],
+)
+def test_bad_workers_are_one_line_before_the_model_is_read(tmp_path, workers, message):
+    with pytest.raises(EmoedgeError, match=f"^{re.escape(message)}$"):
+        evaluate_model(tmp_path / "absent.pt", tmp_path, workers=workers)

@@ -141,7 +141,7 @@ def test_a_dataset_person_and_an_image_file_are_explained(checkpoint, sample_roo
 @pytest.mark.parametrize(
     ("call", "needle"),
     [
-        ("index", "--index 999: expected a person index from 0 to"),
+        ("index", "index 999: expected an integer from 0 to"),
         ("onnx", "explanations need the checkpoint (.pt)"),
         ("box", "--box '1,2,3': expected four numbers x1,y1,x2,y2"),
         ("out", "explanation image"),

@@ -141,7 +141,7 @@ def test_bad_checkpoint_writes_nothing(tmp_path):
     [
         (5, "out.onnx", "opset 5: expected an integer from 11 to 20"),
         (99, "out.onnx", "opset 99: expected an integer from 11 to 20"),
-        (True, "out.onnx", "opset True: expected an integer"),
+        (True, "out.onnx", "opset: expected int, got True"),
         (18, "blocker/out.onnx", "blocker is a file, not a folder"),
     ],
 )

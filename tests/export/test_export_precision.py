@@ -10,6 +10,7 @@ quantize_static, min/max calibration on the val split) max |Δscore| 1.6e-2 and 
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import CPU, CUDA, TENSORRT, _choose_provider
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model
+from emoedge.export.gate import check_max_drop
 from emoedge.export.onnx import export_onnx
 from emoedge.export.precision import to_fp16, to_int8
 from emoedge.formats.onnx import (
@@ -237,6 +239,7 @@ def already_fp16(source: Path, path: Path) -> Path:
         ("no-modelopt", "NVIDIA Model Optimizer is not installed"),
         ("bad-target", "INT8 target 'gpu': expected one of \\['tensorrt', 'cpu'\\]"),
         ("cpu-fp16", "INT8 target 'cpu' keeps the rest FP32"),
+        ("no-images", "max_images 0: expected an integer >= 1"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatch, case, message):
@@ -257,7 +260,11 @@ def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatc
         cv2.imwrite(str(calib / "frame.png"), np.full((40, 60, 3), 128, np.uint8))
         monkeypatch.setitem(sys.modules, "modelopt.onnx.quantization", None)
         monkeypatch.setitem(sys.modules, "modelopt.onnx.autocast", None)
-    options = {"bad-target": {"target": "gpu"}, "cpu-fp16": {"target": "cpu", "high_precision": "fp16"}}.get(case, {})
+    options = {
+        "bad-target": {"target": "gpu"},
+        "cpu-fp16": {"target": "cpu", "high_precision": "fp16"},
+        "no-images": {"max_images": 0},
+    }.get(case, {})
     out = tmp_path / "out.onnx"
     with pytest.raises(EmoedgeError, match=message) as info:
         to_int8(source, out, calib=None if case == "no-calibration" else calib, **options)
@@ -268,6 +275,25 @@ def test_bad_input_is_one_line_and_writes_nothing(exported, tmp_path, monkeypatc
         with pytest.raises(EmoedgeError, match=message):
             to_fp16(source, out)
         assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, 1.0),  # int8's default
+        (0, 0.0),
+        (0.5, 0.5),
+        (-1, "max_map_drop -1.0: expected a number >= 0"),
+        (float("nan"), "max_map_drop: expected a finite number, got nan"),
+        (True, "max_map_drop: expected float, got True"),
+    ],
+)
+def test_the_allowed_drop_is_checked_where_it_enters(given, expected):
+    if isinstance(expected, float):
+        assert check_max_drop(given, "int8") == expected
+    else:
+        with pytest.raises(EmoedgeError, match=f"^{re.escape(expected)}$"):
+            check_max_drop(given, "int8")
 
 
 # The ONNX Runtime backend with onnxruntime-gpu (the build Model Optimizer needs) on a machine without a GPU.

@@ -273,6 +273,7 @@ def test_sidecar_round_trip(tmp_path):
         "frames": {"min": 1, "opt": 1, "max": 1},
     }
     del data["profile"]["frames"]  # as sidecars of single-frame engines were written before it
+    del data["frame_input"]  # as every sidecar was written before it
     written.write_text(json.dumps(data))
     assert read_engine_info(engine) == info()
     assert data["precision"] == "fp16" and data["strongly_typed"] is False and data["build_seconds"] == 91.26
@@ -311,6 +312,49 @@ def test_broken_sidecar_is_one_line(tmp_path, content, message):
     with pytest.raises(EmoedgeError, match=re.escape(message)) as caught:
         read_engine_info(engine)
     assert str(sidecar_path(engine)) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("colour",), "red", "colour: unknown key"),
+        (("gpu_name",), "Orin", "gpu_name: unknown key"),  # a field's name is not a key of the file
+        (("gpu", "vendor"), "NVIDIA", "gpu.vendor: unknown key (known: name, compute_capability)"),
+        (("gpu",), "Orin", "gpu: expected a mapping, got 'Orin'"),
+        (("gpu", "name"), 7, "gpu.name: expected str, got 7"),
+        (("gpu", "compute_capability"), [8], "gpu.compute_capability: expected 2 values"),
+        (("profile", "body", "max"), "16", "profile.body.max: expected a list, got '16'"),
+        (("profile", "body", "max", 0), 1.5, "profile.body.max[0]: expected int, got 1.5"),
+        (("profile", "frames", "opt"), None, "profile.frames.opt: expected int, got None"),
+        (("profile", "image"), [1, 3], "profile.image: expected 4 values"),
+        (("precision",), "fp8", "precision 'fp8': expected one of 'fp16', 'int8', 'fp32'"),
+        (("allowed_precisions",), ["fp4"], "allowed_precisions[0] 'fp4': expected one of"),
+        (("engine_bytes",), "100", "engine_bytes: expected int, got '100'"),
+    ],
+)
+def test_a_bad_sidecar_value_is_named_as_the_json_spells_it(path, value, message):
+    with pytest.raises(EmoedgeError) as caught:
+        EngineInfo.from_dict(_edited(path, value))
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize("path", [("gpu",), ("profile", "body"), ("profile", "body", "opt"), ("format",)])
+def test_a_missing_sidecar_key_is_named(path):
+    with pytest.raises(EmoedgeError, match=re.escape(f"missing key(s) {'.'.join(path)}")):
+        EngineInfo.from_dict(_edited(path))
+
+
+def _edited(path: tuple, value: object = ...) -> dict:
+    """`info()`'s sidecar JSON with the value at `path` replaced by `value` (deleted: `...`)."""
+    data = info().to_dict()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    if value is ...:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return data
 
 
 def test_sidecar_of_another_engine_is_refused(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emoedge.errors import EmoedgeError
-from emoedge.runtime.detect import BoxesDetector, load_boxes
+from emoedge.runtime.boxes import BoxesFile, load_boxes
 from emoedge.runtime.sinks import letterbox
 from emoedge.runtime.sources import Frame, open_source
 
@@ -36,9 +36,10 @@ def test_boxes_by_file_name_go_to_their_image(tmp_path: Path) -> None:
         {"file": "img_0002.png", "boxes": [[1, 1, 50, 60]], "ids": [4]},
         {"file": "img_0003.png", "boxes": [[2, 2, 40, 40]], "ids": [4]},
     ]}))  # fmt: skip
-    detector = BoxesDetector(boxes)
-    with open_source(str(_folder(tmp_path / "f"))) as frames:
-        found = {f.name: detector(f).boxes.tolist() for f in frames}
+    detector = BoxesFile(boxes)
+    with open_source(str(_folder(tmp_path / "f"))) as source:
+        frames = list(source)
+    found = {f.name: given.boxes.tolist() for f, given in zip(frames, detector.find(frames))}
     assert found == {"img_0000.png": [], "img_0002.png": [[1, 1, 50, 60]], "img_0003.png": [[2, 2, 40, 40]]}
     csv = tmp_path / "b.csv"
     csv.write_text("file,x1,y1,x2,y2,id\nimg_0002.png,1,1,50,60,4\n")
@@ -62,10 +63,9 @@ def _entries(key: str, values: list) -> list[dict]:
 def test_boxes_no_frame_asked_for_are_named(tmp_path: Path, entries: list, unused: list[str]) -> None:
     boxes = tmp_path / "b.json"
     boxes.write_text(json.dumps({"frames": entries}))
-    detector = BoxesDetector(boxes)
+    detector = BoxesFile(boxes)
     with open_source(str(_folder(tmp_path / "f"))) as frames:
-        for frame in frames:
-            detector(frame)
+        detector.find(list(frames))
     assert detector.unused() == unused
 
 
@@ -73,7 +73,7 @@ def test_boxes_by_file_name_need_an_image_folder(tmp_path: Path) -> None:
     boxes = tmp_path / "b.json"
     boxes.write_text(json.dumps({"frames": [{"file": "img_0000.png", "boxes": [[1, 1, 9, 9]], "ids": [1]}]}))
     with pytest.raises(EmoedgeError, match="names image files, but the source is not an image folder"):
-        BoxesDetector(boxes)(Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8)))
+        BoxesFile(boxes).find([Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8))])
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from emoedge.backends import load_model
 from emoedge.bench.clip import write_boxes_json, write_clip
 from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
-from emoedge.runtime.multi import run_streams
-from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.settings import RunSettings
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.streams import StreamSpec
 
@@ -47,7 +47,7 @@ def _key(record: dict) -> tuple[int, int]:
 
 def test_four_streams_give_the_events_of_four_single_runs_in_one_call_per_tick(backend, streams, tmp_path) -> None:
     specs = [StreamSpec(s.id, s.source, s.boxes, tmp_path / "videos" / f"{s.id}.mp4") for s in streams]
-    summary = run_streams(specs, backend, events=tmp_path / "all.jsonl", settings=QUIET)
+    summary = run(specs, backend, events=tmp_path / "all.jsonl", settings=QUIET)
     persons, record = read_events(tmp_path / "all.jsonl")
 
     assert summary.ticks == max(LENGTHS) and summary.engine_calls == summary.ticks  # not sum(LENGTHS) calls
@@ -79,7 +79,7 @@ def test_four_streams_give_the_events_of_four_single_runs_in_one_call_per_tick(b
 
 def test_every_and_max_frames_apply_per_stream(backend, streams, tmp_path) -> None:
     settings = RunSettings(progress=False, every=3, max_frames=9)
-    summary = run_streams(streams, backend, events=tmp_path / "e.jsonl", settings=settings)
+    summary = run(streams, backend, events=tmp_path / "e.jsonl", settings=settings)
     assert [s.frames for s in summary.streams] == [min(n, 9) for n in LENGTHS]
     assert [s.outcome for s in summary.streams] == ["stopped", "stopped", "ended", "stopped"]
     for spec in streams[:2]:
@@ -102,7 +102,7 @@ def test_tracked_streams_never_share_a_track_id(backend, tmp_path) -> None:
                 f"s{i}", str(tmp_path / f"c{i}.mp4"), write_boxes_json(tmp_path / f"b{i}.json", boxes, ids=False)
             )
         )
-    run_streams(specs, backend, events=tmp_path / "e.jsonl", settings=RunSettings(progress=False, detect_every=2))
+    run(specs, backend, events=tmp_path / "e.jsonl", settings=RunSettings(progress=False, detect_every=2))
     persons, _ = read_events(tmp_path / "e.jsonl")
     ids = {spec.id: {r["track_id"] for r in persons if r["stream"] == spec.id} for spec in specs}
     assert all(len(found) == 2 for found in ids.values())  # two persons each, each on one id throughout
@@ -113,7 +113,7 @@ def test_a_failing_stream_is_dropped_with_one_line_and_the_others_go_on(backend,
     wrong = tmp_path / "by-name.json"  # boxes by image file name, for a video: this stream fails at its first frame
     wrong.write_text(json.dumps({"frames": [{"file": "a.jpg", "boxes": [[1, 1, 20, 20]], "ids": [1]}]}))
     specs = [streams[0], StreamSpec("broken", streams[1].source, wrong), streams[2]]
-    summary = run_streams(specs, backend, events=tmp_path / "e.jsonl", settings=QUIET)
+    summary = run(specs, backend, events=tmp_path / "e.jsonl", settings=QUIET)
     outcomes = {s.id: (s.frames, s.outcome) for s in summary.streams}
     assert outcomes[streams[0].id] == (LENGTHS[0], "ended") and outcomes[streams[2].id] == (LENGTHS[2], "ended")
     assert outcomes["broken"][0] == 0 and outcomes["broken"][1].startswith("failed: boxes file")
@@ -122,15 +122,11 @@ def test_a_failing_stream_is_dropped_with_one_line_and_the_others_go_on(backend,
     assert {r["stream"] for r in persons} == {streams[0].id, streams[2].id}
 
 
-def test_requests_a_multi_stream_run_cannot_serve_are_one_line(backend, streams, tmp_path) -> None:
-    with pytest.raises(EmoedgeError, match="--show opens one window"):
-        run_streams(streams, backend, settings=RunSettings(progress=False, show=True))
-    with pytest.raises(EmoedgeError, match="--explain-every takes a single source"):
-        run_streams(streams, backend, settings=RunSettings(progress=False, explain_every=2))
+def test_an_output_a_stream_cannot_write_is_one_line(backend, streams, tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     bad = [StreamSpec("a", streams[0].source, streams[0].boxes, tmp_path / "file" / "a.mp4")]
     with pytest.raises(EmoedgeError, match="output video of stream a"):
-        run_streams(bad, backend, settings=QUIET)
+        run(bad, backend, settings=QUIET)
 
 
 def test_batched_yolo_tracks_each_stream_as_track_would() -> None:
@@ -143,10 +139,11 @@ def test_batched_yolo_tracks_each_stream_as_track_would() -> None:
         pytest.skip(str(exc))
     import torch
 
-    from emoedge.runtime.detect import BoxTracker, YoloDetector
+    from emoedge.runtime.finders import YoloFinder
+    from emoedge.runtime.tracking import Tracker
 
-    def biased() -> YoloDetector:  # an untrained head sees nothing: bias it so that some anchors score 'person'
-        detector = YoloDetector("yolo11n.yaml", device="cpu")
+    def biased() -> YoloFinder:  # an untrained head sees nothing: bias it so that some anchors score 'person'
+        detector = YoloFinder("yolo11n.yaml", device="cpu")
         torch.manual_seed(0)
         with torch.no_grad():
             for branch in detector.model.predictor.model.model.model[-1].cv3:
@@ -157,14 +154,13 @@ def test_batched_yolo_tracks_each_stream_as_track_would() -> None:
     clips = [[rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)] for _ in range(2)]
     batched, alone = biased(), [biased(), biased()]
     predictor = batched.model.predictor
-    trackers = [BoxTracker(), BoxTracker()]
+    trackers, own_trackers = [Tracker(), Tracker()], [Tracker(), Tracker()]
     found = 0
     for t in range(3):
         frames = [Frame(t, t / 25, clip[t]) for clip in clips]
-        detections = batched.detect([f.image for f in frames])
-        for s, (frame, (boxes, confidences)) in enumerate(zip(frames, detections)):
-            mine = trackers[s](boxes, confidences, frame.image.shape[:2])
-            theirs = alone[s](frame)
+        for s, (frame, detections) in enumerate(zip(frames, batched.find(frames))):
+            mine = trackers[s](detections, frame.image.shape[:2])
+            theirs = own_trackers[s](alone[s].find([frame])[0], frame.image.shape[:2])
             np.testing.assert_allclose(mine.boxes, theirs.boxes, atol=1e-3)
             assert mine.ids.tolist() == theirs.ids.tolist()
             found += len(mine)
@@ -219,7 +215,7 @@ def test_events_reach_an_mqtt_broker_restarted_mid_run(backend, streams, tmp_pat
 
     monkeypatch.setattr(MqttPublisher, "publish", publish)
     try:
-        summary = run_streams(
+        summary = run(
             streams[:2], backend, events=tmp_path / "e.jsonl",
             publish=f"mqtt://user:s3cret@127.0.0.1:{broker.port}/emoedge/{{stream}}", settings=QUIET,
         )  # fmt: skip
@@ -283,7 +279,7 @@ def test_a_camera_outage_never_holds_the_other_streams(backend, tmp_path) -> Non
     helper = threading.Thread(target=script, daemon=True)
     helper.start()
     try:
-        summary = run_streams(specs, backend, events=events, settings=QUIET)
+        summary = run(specs, backend, events=events, settings=QUIET)
     finally:
         helper.join(30)
         server.stop()

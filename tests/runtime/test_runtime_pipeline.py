@@ -26,7 +26,8 @@ from runtime.runtime_media import (  # type: ignore[import-not-found]
 from emoedge.backends import load_model
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.clip import make_demo_clip
-from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.settings import RunSettings
 
 QUIET = RunSettings(progress=False)
 
@@ -193,7 +194,7 @@ def test_detecting_ahead_gives_the_same_events(tmp_path: Path, backend, max_fram
         assert detected == summary.frames if overlap == "off" or max_frames is None else detected <= summary.frames + 2
         logs[overlap] = read_events(tmp_path / f"{overlap}.jsonl")[0]
     assert logs["on"] == logs["off"] and logs["on"]
-    assert not [t for t in threading.enumerate() if t.name == "emoedge-detect"]  # the detecting thread ended
+    assert not [t for t in threading.enumerate() if t.name == "emoedge-ahead"]  # the finding thread ended
 
 
 def test_a_detector_error_ahead_is_the_runs_one_line(tmp_path: Path, backend) -> None:
@@ -206,7 +207,7 @@ def test_a_detector_error_ahead_is_the_runs_one_line(tmp_path: Path, backend) ->
             boxes=tmp_path / "b.json",
             settings=RunSettings(progress=False, overlap="on"),
         )
-    with pytest.raises(EmoedgeError, match="overlap 'maybe': expected one of auto, on, off"):
+    with pytest.raises(EmoedgeError, match="overlap 'maybe': expected one of 'auto', 'on', 'off'"):
         RunSettings(overlap="maybe")
 
 
@@ -246,7 +247,8 @@ def test_yolo_detector_path_runs_on_the_clip(demo, backend, tmp_path: Path) -> N
 SCRIPT = """
 import sys
 from pathlib import Path
-from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.settings import RunSettings
 summary = run(sys.argv[1], Path(sys.argv[2]), boxes=Path(sys.argv[3]), out=Path(sys.argv[4]), events=Path(sys.argv[5]),
               settings=RunSettings(device="cpu", progress=False))
 print("interrupted" if summary.interrupted else "finished", summary.frames, flush=True)

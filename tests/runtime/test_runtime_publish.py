@@ -142,7 +142,7 @@ def test_past_the_bound_records_are_dropped_and_counted(tmp_path: Path) -> None:
 
 
 def test_the_queue_bound_is_checked() -> None:
-    with pytest.raises(EmoedgeError, match=r"--publish-queue 0: expected an integer from 1 to 65535"):
+    with pytest.raises(EmoedgeError, match=r"publish_queue 0: expected an integer from 1 to 65535"):
         MqttPublisher("mqtt://127.0.0.1:1/x", queue=0)
 
 

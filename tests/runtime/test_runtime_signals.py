@@ -153,7 +153,7 @@ def test_a_signal_at_start_up(start, tmp_path, signum: int) -> None:
 
 
 def test_a_signal_during_the_model_load(start, tmp_path) -> None:
-    hook = ("emoedge.runtime.pipeline", "load_model", "before")
+    hook = ("emoedge.runtime.engine", "load_model", "before")
     run = start(tmp_path, "long", "long_boxes", hook)
     _check_exit(run, _hooked_exit_seconds(run), "model load")
     assert _check_outputs(tmp_path) is None  # stopped before the outputs were opened

@@ -53,8 +53,10 @@ def test_person_record_holds_what_the_spec_lists() -> None:
 
 def test_event_log_writes_whole_flushed_lines(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "events.jsonl"
-    with EventLog(path, CARD) as log:
-        log.write_frame(0, 0.0, _persons())
+    persons = _persons()
+    with EventLog(path) as log:
+        for i in range(len(persons)):
+            log.write(person_record(0, 0.0, persons, i, CARD))
         on_disk = path.read_text()  # flushed after every line, before close
         assert on_disk.endswith("\n") and len(on_disk.splitlines()) == 2
         log.write({"type": "summary"})

@@ -352,16 +352,17 @@ def test_settings_from_a_mapping() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"open_timeout_s": 0}, "open_timeout_s 0: expected a finite number of seconds > 0"),
-        ({"read_timeout_s": math.nan}, "read_timeout_s nan: expected a finite number of seconds > 0"),
-        ({"read_timeout_s": "5"}, "read_timeout_s '5': expected a finite number of seconds > 0"),
-        ({"backoff_s": (0.0, 8.0)}, "backoff_s[0] 0.0: expected a finite number of seconds > 0"),
-        ({"backoff_s": (0.5, math.inf)}, "backoff_s[1] inf: expected a finite number of seconds > 0"),
+        ({"open_timeout_s": 0}, "open_timeout_s 0.0: expected a number > 0"),
+        ({"read_timeout_s": math.nan}, "read_timeout_s: expected a finite number, got nan"),
+        ({"read_timeout_s": "5"}, "read_timeout_s: expected float, got '5'"),
+        ({"backoff_s": (0.0, 8.0)}, "backoff_s[0] 0.0: expected a number > 0"),
+        ({"backoff_s": (0.5, math.inf)}, "backoff_s[1]: expected a finite number, got inf"),
         ({"backoff_s": (8.0, 0.5)}, "backoff_s (8.0, 0.5): expected first <= longest"),
-        ({"backoff_s": (0.5,)}, "backoff_s (0.5,): expected (first, longest) seconds"),
-        ({"file_queue": 0}, "file_queue 0: expected an integer >= 1 (frames)"),
-        ({"file_queue": 2.5}, "file_queue 2.5: expected an integer >= 1 (frames)"),
-        ({"max_outage_s": -1.0}, "max_outage_s -1.0: expected a finite number of seconds > 0"),
+        ({"backoff_s": (0.5,)}, "backoff_s: expected 2 values, got 1 ((0.5,))"),
+        ({"file_queue": 0}, "file_queue 0: expected an integer >= 1"),
+        ({"file_queue": 2.5}, "file_queue: expected int, got 2.5"),
+        ({"max_outage_s": -1.0}, "max_outage_s -1.0: expected a number > 0"),
+        ({"connect_timeout_s": -1}, "connect_timeout_s -1.0: expected a number >= 0"),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_field(values: dict, message: str) -> None:

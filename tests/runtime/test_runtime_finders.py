@@ -1,5 +1,6 @@
-"""Persons from boxes files (JSON, CSV, with or without ids) and from Ultralytics YOLO + ByteTrack; one-line errors;
-Ultralytics configured once, offline, and kept off torch's thread count."""
+"""Persons from boxes files (JSON, CSV, with or without ids) and from Ultralytics YOLO, tracked per stream by
+ByteTrack (coasting between detections); one-line errors; Ultralytics configured once, offline, and kept off torch's
+thread count."""
 
 from __future__ import annotations
 
@@ -16,14 +17,11 @@ from cli_helpers import REPO  # type: ignore[import-not-found]
 
 from emoedge.bench.clip import moving_boxes
 from emoedge.errors import EmoedgeError
-from emoedge.runtime.detect import (
-    BoxesDetector,
-    BoxTracker,
-    YoloDetector,
-    load_boxes,
-    open_detector,
-)
+from emoedge.runtime.boxes import BoxesFile, load_boxes
+from emoedge.runtime.finders import Found, PersonFinder, YoloFinder
+from emoedge.runtime.persons import Persons
 from emoedge.runtime.sources import Frame
+from emoedge.runtime.tracking import Tracker
 from emoedge.runtime.yolo import import_ultralytics
 
 FRAME = np.zeros((120, 160, 3), np.uint8)
@@ -40,9 +38,9 @@ def test_boxes_file_formats_give_the_same_persons(tmp_path: Path, name: str, tex
     frames, has_ids = load_boxes(tmp_path / name)
     assert has_ids
     assert frames[0].boxes.tolist() == [[1, 2, 30, 40], [50, 5, 80, 90]] and frames[0].ids.tolist() == [7, 3]
-    detector = BoxesDetector(tmp_path / name)
-    assert detector(Frame(0, 0.0, FRAME)).ids.tolist() == [7, 3]
-    assert len(detector(Frame(1, 0.04, FRAME))) == 0  # a frame without an entry has no persons
+    first, second = BoxesFile(tmp_path / name).find([Frame(0, 0.0, FRAME), Frame(1, 0.04, FRAME)])
+    assert first.ids is not None and first.ids.tolist() == [7, 3]
+    assert len(second.boxes) == 0  # a frame without an entry has no persons
 
 
 @pytest.mark.parametrize(
@@ -96,25 +94,28 @@ def test_boxes_files_that_are_not_utf8_name_the_line_and_a_byte_order_mark_is_fi
 
 def test_missing_and_foreign_detector_files_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(EmoedgeError, match=r"yolo11n\.pt not found.*download yolo11n\.pt.*--detector PATH"):
-        YoloDetector(tmp_path / "yolo11n.pt")
+        YoloFinder(tmp_path / "yolo11n.pt")
     with pytest.raises(EmoedgeError, match=r"expected Ultralytics YOLO weights"):
-        YoloDetector(tmp_path / "weights.bin")
-    with pytest.raises(EmoedgeError, match="not both"):
-        open_detector(tmp_path / "yolo11n.pt", tmp_path / "b.json")
+        YoloFinder(tmp_path / "weights.bin")
     (tmp_path / "broken.pt").write_bytes(b"not a model")
     _needs_ultralytics()
     with pytest.raises(EmoedgeError, match="Ultralytics cannot load it"):
-        YoloDetector(tmp_path / "broken.pt")
+        YoloFinder(tmp_path / "broken.pt")
+
+
+def _persons(finder: PersonFinder, tracker: Tracker, frame: Frame) -> Persons:
+    """One frame through a finder and a stream's tracker, as the run's loop takes it."""
+    return tracker(finder.find([frame])[0] if tracker.due() else None, frame.image.shape[:2])
 
 
 def test_bytetrack_keeps_ids_of_given_moving_boxes() -> None:
     _needs_ultralytics()
-    tracker = BoxTracker()
+    tracker = Tracker()
     seen: dict[int, int] = {}
     boxes = moving_boxes(12, 3, (160, 120))
     for frame_boxes in boxes:
         given = np.asarray(frame_boxes, np.float32)
-        persons = tracker(given, np.ones(len(given), np.float32), (120, 160))
+        persons = tracker(Found(given, np.ones(len(given), np.float32)), (120, 160))
         assert len(persons) == 3
         for box, ident in zip(persons.boxes.tolist(), persons.ids.tolist()):
             person = frame_boxes.index(box)  # the given box comes back, not the tracker's estimate
@@ -137,11 +138,13 @@ def test_detect_every_carries_moving_tracks_between_detections(tmp_path: Path, e
     truth = moving_boxes(40, 3, (320, 240))
     frames = [{"index": i, "boxes": b} for i, b in enumerate(truth)]
     (tmp_path / "b.json").write_text(json.dumps({"frames": frames}))
-    detector = BoxesDetector(tmp_path / "b.json", detect_every=every)
+    finder, tracker = BoxesFile(tmp_path / "b.json"), Tracker(every)
     ids: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
     worst = 1.0
     for index, boxes in enumerate(truth):
-        persons = detector(Frame(index, index / 25, np.zeros((240, 320, 3), np.uint8)))
+        frame = Frame(index, index / 25, np.zeros((240, 320, 3), np.uint8))
+        given = finder.find([frame])[0]  # a boxes file is read on every frame (a look-up), as the run does
+        persons = tracker(given if tracker.due() else None, frame.image.shape[:2])
         assert len(persons) == 3, index
         for box, ident in zip(persons.boxes, persons.ids.tolist()):
             overlaps = [_iou(box, np.asarray(t)) for t in boxes]
@@ -151,28 +154,24 @@ def test_detect_every_carries_moving_tracks_between_detections(tmp_path: Path, e
     print(f"detect_every {every}: worst IoU of a carried box {worst:.3f}; ids per person {ids}")
     assert all(len(seen) == 1 for seen in ids.values())  # at most one id switch allowed; none happens
     assert worst >= {1: 0.99, 3: 0.65, 5: 0.5}[every]  # measured 1.0, 0.705, 0.552: the persons turn round
-    assert detector.unused() == []  # the boxes of the skipped frames were not needed, and not missed
-    assert detector.name.endswith(f"{'' if every == 1 else f', every {every} frames'} + ByteTrack")
+    assert finder.unused() == []  # the boxes of the frames between detections were not needed, and not missed
 
 
 def test_yolo_runs_on_every_kth_frame_only(monkeypatch: pytest.MonkeyPatch) -> None:
     _needs_ultralytics()
     import torch
 
-    detector = YoloDetector("yolo11n.yaml", device="cpu", detect_every=3, size=320)
+    detector, tracker = YoloFinder("yolo11n.yaml", device="cpu", size=320), Tracker(3)
     with torch.no_grad():  # an untrained head sees nothing: bias it so that anchors score 'person'
         for branch in detector.model.predictor.model.model.model[-1].cv3:
             branch[-1].bias[0] = 8.0
     calls: list[int] = []
-    real = detector.detect
-    monkeypatch.setattr(detector, "detect", lambda images: calls.append(len(images)) or real(images))
+    real = detector.find
+    monkeypatch.setattr(detector, "find", lambda frames: calls.append(len(frames)) or real(frames))
     image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
-    counts = [len(detector(Frame(i, i / 25, image))) for i in range(7)]
+    counts = [len(_persons(detector, tracker, Frame(i, i / 25, image))) for i in range(7)]
     assert calls == [1, 1, 1] and counts[0] > 0 and all(c == counts[0] for c in counts[1:3])  # frames 0, 3, 6
-    assert detector.name == "YOLO yolo11n.yaml at 320 px, every 3 frames + ByteTrack"
-    for bad, needle in ((0, "detect_every 0: expected an integer >= 1"), (True, "detect_every True")):
-        with pytest.raises(EmoedgeError, match=needle):
-            BoxTracker(bad)
+    assert detector.name == "YOLO yolo11n.yaml at 320 px"
 
 
 def _needs_ultralytics() -> None:
@@ -191,14 +190,14 @@ def test_yolo_detector_sets_up_once_and_never_touches_torch_threads(monkeypatch:
     threads = torch.get_num_threads()
     torch.set_num_threads(NUM_THREADS + 1)  # not the count Ultralytics sets, so that a change shows
     try:
-        detector = YoloDetector("yolo11n.yaml", device="cpu")
+        detector, tracker = YoloFinder("yolo11n.yaml", device="cpu"), Tracker()
         assert torch.get_num_threads() == NUM_THREADS + 1
         predictor = detector.model.predictor
         calls: list[int] = []
         monkeypatch.setattr(torch, "set_num_threads", calls.append)  # by Ultralytics or by the detector
         image = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
         for index in range(3):
-            persons = detector(Frame(index, index / 25, image))
+            persons = _persons(detector, tracker, Frame(index, index / 25, image))
             assert persons.boxes.shape[1] == 4 and len(persons.ids) == len(persons)
         assert calls == [] and torch.get_num_threads() == NUM_THREADS + 1
         assert detector.model.predictor is predictor  # set up once, never rebuilt
@@ -222,9 +221,9 @@ def test_exported_detectors_load_and_keep_torch_threads(tmp_path: Path, kind: st
     try:
         exported = Path(ultralytics.YOLO(str(tmp_path / "yolo11n.pt")).export(format=kind, imgsz=160, verbose=False))
         torch.set_num_threads(threads)  # the exporter's own setting, not the detector's
-        detector = YoloDetector(exported, device="cpu", size=160)
+        detector = YoloFinder(exported, device="cpu", size=160)
         assert torch.get_num_threads() == threads
-        assert len(detector(Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8)))) == 0  # untrained: nobody
+        assert len(detector.find([Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8))])[0].boxes) == 0  # untrained
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(threads)
@@ -234,11 +233,11 @@ def test_yolo_detector_ids_start_fresh_after_the_set_up() -> None:
     _needs_ultralytics()
     import torch
 
-    detector = YoloDetector("yolo11n.yaml", device="cpu")
+    detector = YoloFinder("yolo11n.yaml", device="cpu")
     with torch.no_grad():  # an untrained head sees nothing: bias it so that every anchor scores 'person'
         for branch in detector.model.predictor.model.model.model[-1].cv3:
             branch[-1].bias[0] = 8.0
-    persons = detector(Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8)))
+    persons = _persons(detector, Tracker(), Frame(0, 0.0, np.zeros((120, 160, 3), np.uint8)))
     assert len(persons) > 0 and sorted(persons.ids.tolist()) == list(range(1, len(persons) + 1))
 
 
