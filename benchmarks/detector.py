@@ -28,9 +28,10 @@ from emoedge.backends import load_model
 from emoedge.bench.clip import make_clip
 from emoedge.bench.machine import describe, machine_line, wait_for_quiet
 from emoedge.bench.models import random_checkpoint
-from emoedge.bench.run import CostOnlyDetector
+from emoedge.bench.run import CostOnlyFinder
 from emoedge.fileio import atomic_write_text
-from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.settings import RunSettings
 
 SIZE, PERSONS = (640, 480), 4
 WAYS = (("boxes given", None, None, "off"), ("detector every frame", 1, None, "off"),
@@ -55,12 +56,12 @@ def main() -> int:
         backend = load_model(checkpoint, device="cpu")
         run(str(video), backend, boxes=boxes_file, settings=RunSettings(progress=False, max_frames=3))  # warm-up
         for label, every, size, overlap in WAYS:
-            settings = RunSettings(progress=False, smooth=0.0, overlap=overlap)
+            settings = RunSettings(progress=False, smooth=0.0, overlap=overlap, detect_every=every or 1)
             busy = wait_for_quiet(args.wait)
             if every is None:
                 summary = run(str(video), backend, boxes=boxes_file, out=tmp / "o.mp4", settings=settings)
             else:
-                detector = CostOnlyDetector("yolo11n.yaml", truth, every, "cpu", size=size)
+                detector = CostOnlyFinder("yolo11n.yaml", truth, "cpu", size=size)
                 summary = run(str(video), backend, detector=detector, out=tmp / "o.mp4", settings=settings)
             stages = {name: round(s.mean_ms, 2) for name, s in summary.stages.items()}
             rows.append({"way": label, "detect_every": every, "detect_size": size, "overlap": overlap, "fps": summary.fps,

@@ -4,7 +4,7 @@ Why: on a CPU the detector costs more than the emotion engine (see detector.py),
 formats that run faster than its PyTorch weights on some machines (ONNX Runtime; OpenVINO on x86 CPUs; TensorRT
 engines on NVIDIA GPUs). This script exports YOLO11n, built from its model YAML (weights cannot be downloaded here;
 the speed does not depend on them), to ONNX and, where the `openvino` package is installed, to OpenVINO, at 640 and
-320 px, and times `YoloDetector.detect` (Ultralytics' pre-processing, inference and NMS: what `emoedge run` calls)
+320 px, and times `YoloFinder.find` (Ultralytics' pre-processing, inference and NMS: what `emoedge run` calls)
 on a 640×480 frame, one format after the other. INT8 exports need calibration images Ultralytics downloads (coco8), so
 they are not measured here.
 
@@ -27,7 +27,8 @@ import torch
 from emoedge.bench.machine import describe, machine_line, wait_for_quiet
 from emoedge.bench.timing import interleaved, summarise
 from emoedge.fileio import atomic_write_text
-from emoedge.runtime.detect import YoloDetector
+from emoedge.runtime.finders import YoloFinder
+from emoedge.runtime.sources import Frame
 from emoedge.runtime.yolo import import_ultralytics
 
 SIZES = (640, 320)
@@ -65,8 +66,8 @@ def main() -> int:
         torch.set_num_threads(threads)  # Ultralytics' exporter sets its own count; the runtime keeps the process's
         points = {}
         for (kind, size), path in files.items():
-            detector = YoloDetector(path, device="cpu", download=False, size=size)
-            points[kind, size] = functools.partial(detector.detect, [image])
+            detector = YoloFinder(path, device="cpu", download=False, size=size)
+            points[kind, size] = functools.partial(detector.find, [Frame(0, 0.0, image)])
         busy = wait_for_quiet(60.0)
         # One format at a time: ONNX Runtime's and OpenVINO's thread pools spin on after a call, so interleaving
         # formats in one process would charge one format's spinning threads to the next.
@@ -81,7 +82,7 @@ def main() -> int:
     lines = [
         "# Person detector per format and size — CPU",
         "",
-        f"{machine_line(machine, LIBRARIES)}. YOLO11n (from its YAML), `YoloDetector.detect` on one 640×480 frame: "
+        f"{machine_line(machine, LIBRARIES)}. YOLO11n (from its YAML), `YoloFinder.find` on one 640×480 frame: "
         "Ultralytics' pre-processing, inference and NMS.",
         "",
         "| format | size | p50 ms | p90 ms | frames/s |",

@@ -2,7 +2,7 @@
 
 Why: SPEC §8–9 promise one engine call per frame (the context branches once, the N body crops as one batch), where
 the popular reimplementation calls its model once per person, recomputing the context each time (3N backbone passes
-instead of 2 + N). This script runs the real pipeline (`emoedge.runtime.pipeline.run`: decoding, boxes, preprocessing,
+instead of 2 + N). This script runs the real pipeline (`emoedge.runtime.engine.run`: decoding, boxes, preprocessing,
 engine, smoothing, drawing, MP4 and JSON Lines writing) on synthetic clips with 1, 4 and 8 persons per frame at
 640×480 and 1280×720, for the paper model (ResNet50 ×3 at 224) and the edge variant (train/edge.yaml backbones),
 random weights (speed does not depend on them), through ONNX Runtime FP32 and PyTorch (BF16 channels_last where the
@@ -33,7 +33,8 @@ from emoedge.bench.machine import QUIET, cpu_busy, describe, machine_line, wait_
 from emoedge.bench.models import random_checkpoint
 from emoedge.export.onnx import export_onnx
 from emoedge.fileio import atomic_write_text
-from emoedge.runtime.pipeline import RunSettings, run
+from emoedge.runtime.engine import run
+from emoedge.runtime.settings import RunSettings
 
 CLIP_FRAMES, MIN_FRAMES, WARMUP_FRAMES = 40, 3, 2
 TARGETS = {"paper": 6.0, "edge": 25.0}  # FPS at 640×480, 4 persons, given boxes, 2 CPU cores (the issue's)
@@ -133,7 +134,7 @@ def write_results(out: Path, meta: dict, rows: list[dict]) -> None:
         f"# Runtime pipeline, end to end — CPU ({meta['machine']['cpu']})",
         "",
         f"{machine_line(meta['machine'], LIBRARIES)}; {meta['seconds']:.0f} s in all.",
-        "`emoedge.runtime.pipeline.run` on mp4v clips with a boxes file (ids given: no detector), writing the annotated",
+        "`emoedge.runtime.engine.run` on mp4v clips with a boxes file (ids given: no detector), writing the annotated",
         "MP4 and the JSON Lines log; random weights. FPS = frames ÷ wall time of the loop. Shared = one engine call per",
         "frame (context once, N crops batched); per-person = one call per person with the whole frame (context",
         f"recomputed per person), otherwise the same pipeline. Every {REUSE}: shared, each track re-inferred once",
