@@ -75,7 +75,7 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
 
 def test_bench_without_a_folder_prints_its_tables_and_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
     """As `yolo benchmark` does: the report on the terminal; -o DIR only adds the files."""
-    model = write_tiny_checkpoint(tmp_path / "tiny.pt")
+    model = random_checkpoint(tmp_path / "tiny.pt")
     monkeypatch.chdir(tmp_path)
     result = bench(model, None, BenchPlan(persons=(1,), seconds=0.05, frames=3, device="cpu"), progress=True)
     printed = capsys.readouterr().out
