@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from emoedge.errors import EmoedgeError
 
 ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local header: torch.save's format since torch 1.6
@@ -104,6 +102,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """`torch.save` that never leaves a truncated file at `path`."""
+    import torch  # here, as in `safe_torch_load`: output paths are checked (run, CLI) before torch loads
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -122,6 +122,8 @@ def safe_torch_load(path: str | Path, *, what: str = "checkpoint") -> Any:
         head = handle.read(len(ZIP_MAGIC))
     if not head.startswith((ZIP_MAGIC, PICKLE_PROTO)):
         raise EmoedgeError(f"{what} {path}: not a torch file (expected a zip archive written by torch.save)")
+    import torch
+
     errors: list[str] = []
     for kwargs in ({}, {"encoding": "latin1"}):
         try:
