@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import logging
 import os
 import re
@@ -63,10 +64,12 @@ def _examples(*lines: str) -> str:
 
 
 def _command(
-    sub: Subparsers, name: str, summary: str, func: Callable[[argparse.Namespace], int | None] | None, *examples: str
+    sub: Subparsers, name: str, func: Callable[[argparse.Namespace], int | None] | None, doc: Callable | None = None
 ) -> argparse.ArgumentParser:
-    """A (sub)command: its one-line summary (also its description), its examples, and what it runs."""
-    p = sub.add_parser(name, help=summary, description=summary, epilog=_examples(*examples))
+    """A (sub)command running `func`, described by the docstring of `func` (or of `doc`, for a group of commands):
+    its first line is the summary (also the description), the lines after the blank one are the examples."""
+    summary, _, examples = inspect.getdoc(func or doc).partition("\n\n")  # type: ignore[arg-type]
+    p = sub.add_parser(name, help=summary, description=summary, epilog=_examples(*examples.splitlines()))
     if func is not None:
         p.set_defaults(func=func, parser=p)
     return p
@@ -100,14 +103,17 @@ def _shipped(kind: resources.Kind) -> str:
 
 # -------------------------------------------------------------------------------------------------- the commands
 def _add_sample(sub: Subparsers) -> None:
-    summary = "write the sample dataset in EMOTIC's official on-disk layout"
-    examples = ("emoedge sample data/sample", "emoedge sample data/sample2 --seed 1")
-    p = _command(sub, "sample", summary, _cmd_sample, *examples)
+    p = _command(sub, "sample", _cmd_sample)
     p.add_argument("dir", type=Path, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed of the generated images and annotations")
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
+    """write the sample dataset in EMOTIC's official on-disk layout
+
+    emoedge sample data/sample
+    emoedge sample data/sample2 --seed 1
+    """
     from emoedge.data.sample import write_sample
 
     out = write_sample(args.dir, seed=args.seed)
@@ -116,10 +122,12 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 
 
 def _add_data(sub: Subparsers) -> None:
-    group = _group(_command(sub, "data", "dataset tools", None, "emoedge data check /data/EMOTIC"), "data_command")
-    summary = "validate a dataset: counts per split and category, problems found"
-    examples = ("emoedge data check /data/EMOTIC", "emoedge data check data/sample --format csv")
-    p = _command(group, "check", summary, _cmd_data_check, *examples)
+    """dataset tools
+
+    emoedge data check /data/EMOTIC
+    """
+    group = _group(_command(sub, "data", None, _add_data), "data_command")
+    p = _command(group, "check", _cmd_data_check)
     p.add_argument("dir", type=Path, help="dataset root (holding emotic/ and Annotations/ or emotic_pre/)")
     p.add_argument(
         "--format",
@@ -130,6 +138,11 @@ def _add_data(sub: Subparsers) -> None:
 
 
 def _cmd_data_check(args: argparse.Namespace) -> None:
+    """validate a dataset: counts per split and category, problems found
+
+    emoedge data check /data/EMOTIC
+    emoedge data check data/sample --format csv
+    """
     from emoedge.data.check import check_dataset, format_report
 
     report = check_dataset(args.dir, args.format)
@@ -139,15 +152,7 @@ def _cmd_data_check(args: argparse.Namespace) -> None:
 
 
 def _add_train(sub: Subparsers) -> None:
-    examples = (
-        "emoedge train sample --data data/sample",
-        "emoedge train paper --data /data/EMOTIC -o runs/paper optim.epochs=30 model.fusion=concat",
-        "emoedge train paper --data /data/EMOTIC -o runs/paper --resume",
-        "torchrun --nproc-per-node 4 -m emoedge train paper --data /data/EMOTIC  # DDP, one process per GPU",
-    )
-    p = _command(
-        sub, "train", "train a recipe: model, data, loss and optimiser settings in YAML", _cmd_train, *examples
-    )
+    p = _command(sub, "train", _cmd_train)
     p.add_argument("recipe", help=f"recipe YAML file, or the name of a shipped one ({_shipped('recipe')})")
     _overrides(p, "recipe entries", "optim.epochs=5 model.fusion=concat data.workers=0")
     p.add_argument("--data", type=Path, help="dataset root (default: the recipe's data.root)")
@@ -157,6 +162,13 @@ def _add_train(sub: Subparsers) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    """train a recipe: model, data, loss and optimiser settings in YAML
+
+    emoedge train sample --data data/sample
+    emoedge train paper --data /data/EMOTIC -o runs/paper optim.epochs=30 model.fusion=concat
+    emoedge train paper --data /data/EMOTIC -o runs/paper --resume
+    torchrun --nproc-per-node 4 -m emoedge train paper --data /data/EMOTIC  # DDP, one process per GPU
+    """
     from emoedge.config import load_recipe
     from emoedge.training.trainer import train
 
@@ -168,13 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 
 def _add_eval(sub: Subparsers) -> None:
-    summary = "evaluate any model file on a split: the paper's Table 1, results.json and plots"
-    examples = (
-        "emoedge eval runs/sample/best.pt --data data/sample",
-        "emoedge eval model-int8-cpu.onnx --data /data/EMOTIC --device cpu   # the file you deploy, as it runs",
-        "emoedge eval model.engine --data /data/EMOTIC --split val -o reports/engine-val --no-references",
-    )
-    p = _command(sub, "eval", summary, _cmd_eval, *examples)
+    p = _command(sub, "eval", _cmd_eval)
     p.add_argument(
         "model",
         type=_model,
@@ -201,6 +207,12 @@ def _add_eval(sub: Subparsers) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    """evaluate any model file on a split: the paper's Table 1, results.json and plots
+
+    emoedge eval runs/sample/best.pt --data data/sample
+    emoedge eval model-int8-cpu.onnx --data /data/EMOTIC --device cpu   # the file you deploy, as it runs
+    emoedge eval model.engine --data /data/EMOTIC --split val -o reports/engine-val --no-references
+    """
     from emoedge.evaluation.evaluate import evaluate_model, write_evaluation
     from emoedge.evaluation.report import table1_markdown
     from emoedge.fileio import output_folder
@@ -225,13 +237,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _add_explain(sub: Subparsers) -> None:
-    summary = "explain one person as the paper's Figure 1: where each branch looked, the modality weights, the scores"
-    examples = (
-        "emoedge explain runs/sample/best.pt --image street.jpg --box 120,40,260,400 -o why.png",
-        "emoedge explain runs/sample/best.pt --data data/sample --split test --index 3 -o why-3.png   # with truth",
-        "emoedge explain best.pt --image street.jpg --box 120,40,260,400 --category Happiness -o happy.png",
-    )
-    p = _command(sub, "explain", summary, _cmd_explain, *examples)
+    p = _command(sub, "explain", _cmd_explain)
     p.add_argument("model", type=Path, help="training checkpoint (.pt): Grad-CAM needs its gradients")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--image", type=Path, help="an image file (with --box)")
@@ -244,6 +250,12 @@ def _add_explain(sub: Subparsers) -> None:
 
 
 def _cmd_explain(args: argparse.Namespace) -> None:
+    """explain one person as the paper's Figure 1: where each branch looked, the modality weights, the scores
+
+    emoedge explain runs/sample/best.pt --image street.jpg --box 120,40,260,400 -o why.png
+    emoedge explain runs/sample/best.pt --data data/sample --split test --index 3 -o why-3.png   # with truth
+    emoedge explain best.pt --image street.jpg --box 120,40,260,400 --category Happiness -o happy.png
+    """
     from emoedge.explain.person import explain_annotated, explain_image, parse_box
 
     if args.image is not None:
@@ -260,13 +272,7 @@ def _cmd_explain(args: argparse.Namespace) -> None:
 def _add_pretrain(sub: Subparsers) -> None:
     from emoedge.training.settings import PretrainSettings
 
-    examples = (
-        "emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt",
-        "emoedge pretrain --branch scene --data /data/stock-emotion -o weights/scene.pt --weights imagenet epochs=30",
-        "emoedge train paper --data /data/EMOTIC model.weights.scene=weights/scene.pt  # then train with it",
-    )
-    summary = "pretrain a place or scene-gist backbone on an ImageFolder dataset"
-    p = _command(sub, "pretrain", summary, _cmd_pretrain, *examples)
+    p = _command(sub, "pretrain", _cmd_pretrain)
     _overrides(p, f"pretraining settings ({options.keys(PretrainSettings)})", "lr=0.05 val_fraction=0.2")
     p.add_argument("--data", type=Path, required=True, help="ImageFolder root: one sub-folder of images per class")
     p.add_argument("-o", "--out", type=Path, required=True, help="output backbone checkpoint (.pt)")
@@ -274,6 +280,12 @@ def _add_pretrain(sub: Subparsers) -> None:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
+    """pretrain a place or scene-gist backbone on an ImageFolder dataset
+
+    emoedge pretrain --branch place --data /data/places365 -o weights/place_resnet50.pt
+    emoedge pretrain --branch scene --data /data/stock-emotion -o weights/scene.pt --weights imagenet epochs=30
+    emoedge train paper --data /data/EMOTIC model.weights.scene=weights/scene.pt  # then train with it
+    """
     from emoedge.training.pretrain import pretrain_backbone
     from emoedge.training.settings import PretrainSettings
 
@@ -283,14 +295,14 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def _add_export(sub: Subparsers) -> None:
-    examples = (
-        "emoedge export onnx runs/sample/best.pt -o model.onnx",
-        "emoedge export precision model.onnx --fp16 -o model-fp16.onnx",
-        "emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine",
-        "emoedge export triton model.engine -o model_repository --name emoedge",
-    )
-    summary = "make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines, Triton model repositories"
-    group = _group(_command(sub, "export", summary, None, *examples), "export_command")
+    """make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines, Triton model repositories
+
+    emoedge export onnx runs/sample/best.pt -o model.onnx
+    emoedge export precision model.onnx --fp16 -o model-fp16.onnx
+    emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine
+    emoedge export triton model.engine -o model_repository --name emoedge
+    """
+    group = _group(_command(sub, "export", None, _add_export), "export_command")
     _add_export_onnx(group)
     _add_export_precision(group)
     _add_export_engine(group)
@@ -298,9 +310,7 @@ def _add_export(sub: Subparsers) -> None:
 
 
 def _add_export_onnx(sub: Subparsers) -> None:
-    summary = "checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])"
-    examples = ("emoedge export onnx runs/sample/best.pt", "emoedge export onnx runs/paper/best.pt -o model.onnx")
-    p = _command(sub, "onnx", summary, _cmd_export_onnx, *examples)
+    p = _command(sub, "onnx", _cmd_export_onnx)
     p.add_argument("checkpoint", type=Path, help="training checkpoint (.pt) written by `emoedge train`")
     p.add_argument("-o", "--out", type=Path, help="output .onnx (default: the checkpoint path with .onnx)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset version")
@@ -308,6 +318,11 @@ def _add_export_onnx(sub: Subparsers) -> None:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> None:
+    """checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])
+
+    emoedge export onnx runs/sample/best.pt
+    emoedge export onnx runs/paper/best.pt -o model.onnx
+    """
     from emoedge.export.onnx import export_onnx
 
     out = args.out or args.checkpoint.with_suffix(".onnx")
@@ -317,14 +332,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> None:
 
 
 def _add_export_precision(sub: Subparsers) -> None:
-    examples = (
-        "emoedge export precision model.onnx --fp16",
-        "emoedge export precision model.onnx --int8 --data /data/EMOTIC -o model-int8.onnx",
-        "emoedge export precision model.onnx --int8 --int8-target cpu --calib frames/ -o model-int8-cpu.onnx",
-    )
-    p = _command(
-        sub, "precision", "FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX", _cmd_export_precision, *examples
-    )
+    p = _command(sub, "precision", _cmd_export_precision)
     p.add_argument("onnx", type=Path, help="the FP32 ONNX from `emoedge export onnx`")
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--fp16", action="store_true", help="FP16 with AutoCast (sensitive nodes and I/O stay FP32)")
@@ -354,6 +362,12 @@ def _add_export_precision(sub: Subparsers) -> None:
 
 
 def _cmd_export_precision(args: argparse.Namespace) -> None:
+    """FP32 ONNX → FP16 mixed-precision or INT8 Q/DQ ONNX
+
+    emoedge export precision model.onnx --fp16
+    emoedge export precision model.onnx --int8 --data /data/EMOTIC -o model-int8.onnx
+    emoedge export precision model.onnx --int8 --int8-target cpu --calib frames/ -o model-int8-cpu.onnx
+    """
     from emoedge.export.precision import to_fp16, to_int8
 
     src = args.onnx
@@ -381,12 +395,7 @@ def _cmd_export_precision(args: argparse.Namespace) -> None:
 
 
 def _add_export_engine(sub: Subparsers) -> None:
-    examples = (
-        "emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine",
-        "emoedge export engine model-int8.onnx --target jetson-orin persons.max=8 workspace_mib=2048",
-    )
-    summary = "ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)"
-    p = _command(sub, "engine", summary, _cmd_export_engine, *examples)
+    p = _command(sub, "engine", _cmd_export_engine)
     p.add_argument(
         "onnx", type=Path, help="emoedge ONNX (the FP16/INT8 one from `export precision` for TensorRT >= 10.12)"
     )
@@ -417,6 +426,11 @@ def _gate_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _cmd_export_engine(args: argparse.Namespace) -> None:
+    """ONNX → TensorRT engine for a target (needs TensorRT and an NVIDIA GPU)
+
+    emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine
+    emoedge export engine model-int8.onnx --target jetson-orin persons.max=8 workspace_mib=2048
+    """
     from emoedge.export.targets import load_target
     from emoedge.export.tensorrt import build_engine
 
@@ -434,13 +448,7 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
 
 
 def _add_export_triton(sub: Subparsers) -> None:
-    examples = (
-        "emoedge export triton model.onnx -o model_repository",
-        "emoedge export triton model.engine -o /models --name emotions --instances 2",
-        "emoedge run --source clip.mp4 --model grpc://gpu-server:8001/emoedge   # tritonserver serving the repository",
-    )
-    summary = "ONNX file or TensorRT engine → Triton Inference Server model repository (config.pbtxt with the card)"
-    p = _command(sub, "triton", summary, _cmd_export_triton, *examples)
+    p = _command(sub, "triton", _cmd_export_triton)
     p.add_argument("model", type=Path, help="emoedge ONNX (.onnx) or TensorRT engine (.engine)")
     p.add_argument("-o", "--out", type=Path, required=True, help="model repository folder (created or added to)")
     p.add_argument("--name", default="emoedge", help="model name: the folder in the repository and the URL's NAME")
@@ -452,6 +460,12 @@ def _add_export_triton(sub: Subparsers) -> None:
 
 
 def _cmd_export_triton(args: argparse.Namespace) -> None:
+    """ONNX file or TensorRT engine → Triton Inference Server model repository (config.pbtxt with the card)
+
+    emoedge export triton model.onnx -o model_repository
+    emoedge export triton model.engine -o /models --name emotions --instances 2
+    emoedge run --source clip.mp4 --model grpc://gpu-server:8001/emoedge   # tritonserver serving the repository
+    """
     from emoedge.export.triton import export_triton
 
     result = export_triton(args.model, args.out, name=args.name, instances=args.instances, kind=args.kind)
@@ -462,18 +476,7 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
 def _add_run(sub: Subparsers) -> None:
     from emoedge.runtime import settings as run
 
-    examples = (
-        "emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl",
-        "emoedge run --source 0 --model model.engine --show",
-        "emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0",
-        "emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet",
-        "emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person",
-        "emoedge run --source rtsp://cam1/s --source rtsp://cam2/s --model model.engine -o videos/ "
-        "--publish mqtt://broker/emoedge/{stream}",
-        "emoedge run --sources cameras.yaml --model model.engine --events events.jsonl",
-    )
-    summary = "tag every person of videos, streams, webcams or image folders with emotions (one or several at once)"
-    p = _command(sub, "run", summary, _cmd_run, *examples)
+    p = _command(sub, "run", _cmd_run)
     _overrides(p, f"run settings ({options.keys(run.RunSettings)})", "every=2 smooth=0")
     p.add_argument(
         "--source",
@@ -513,6 +516,16 @@ def _add_run(sub: Subparsers) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """tag every person of videos, streams, webcams or image folders with emotions (one or several at once)
+
+    emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl
+    emoedge run --source 0 --model model.engine --show
+    emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0
+    emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet
+    emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person
+    emoedge run --source rtsp://cam1/s --source rtsp://cam2/s --model model.engine -o videos/ --publish mqtt://broker/emoedge/{stream}
+    emoedge run --sources cameras.yaml --model model.engine --events events.jsonl
+    """
     from emoedge.runtime import settings as run
     from emoedge.runtime.streams import load_streams, streams_from_args
 
@@ -538,12 +551,7 @@ def _add_serve(sub: Subparsers) -> None:
     from emoedge.serve import Endpoints
 
     d = Endpoints()
-    summary = "serve a model file through a Triton Inference Server (PyTriton's bundled server; numpy < 2)"
-    examples = (
-        "emoedge serve model.onnx   # clients: emoedge run --model grpc://127.0.0.1:8001/emoedge ...",
-        "emoedge serve model.engine --host 0.0.0.0 --name emotions --grpc-port 9001",
-    )
-    p = _command(sub, "serve", summary, _cmd_serve, *examples)
+    p = _command(sub, "serve", _cmd_serve)
     p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
     p.add_argument("--name", default="emoedge", help="model name in the clients' URLs")
     p.add_argument("--host", default=d.host, help="address to listen on (0.0.0.0: every interface)")
@@ -556,6 +564,11 @@ def _add_serve(sub: Subparsers) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
+    """serve a model file through a Triton Inference Server (PyTriton's bundled server; numpy < 2)
+
+    emoedge serve model.onnx   # clients: emoedge run --model grpc://127.0.0.1:8001/emoedge ...
+    emoedge serve model.engine --host 0.0.0.0 --name emotions --grpc-port 9001
+    """
     from emoedge.serve import Endpoints, serve
 
     endpoints = Endpoints(args.host, args.grpc_port, args.http_port, args.metrics_port)
@@ -565,13 +578,7 @@ def _cmd_serve(args: argparse.Namespace) -> None:
 def _add_bench(sub: Subparsers) -> None:
     from emoedge.bench.plan import BenchPlan
 
-    summary = "measure a model file here: the engine alone, end to end with the detector, several streams"
-    examples = (
-        "emoedge bench model.onnx   # the tables printed here",
-        "emoedge bench model.engine --detector yolo11n.engine --persons 1 4 16 --streams 4 -o bench-orin/",
-        "emoedge bench best.pt --source street.mp4 --detector yolo11n.pt --device cpu -o bench-cpu/",
-    )
-    p = _command(sub, "bench", summary, _cmd_bench, *examples)
+    p = _command(sub, "bench", _cmd_bench)
     p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
     p.add_argument("-o", "--out", type=Path, help="also write the report into this folder: bench.md and bench.json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -579,6 +586,12 @@ def _add_bench(sub: Subparsers) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    """measure a model file here: the engine alone, end to end with the detector, several streams
+
+    emoedge bench model.onnx   # the tables printed here
+    emoedge bench model.engine --detector yolo11n.engine --persons 1 4 16 --streams 4 -o bench-orin/
+    emoedge bench best.pt --source street.mp4 --detector yolo11n.pt --device cpu -o bench-cpu/
+    """
     from emoedge.bench.plan import BenchPlan
     from emoedge.bench.run import bench
 
@@ -589,16 +602,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _add_demo(sub: Subparsers) -> None:
-    summary = "the offline main job: sample → train → evaluate → export ONNX → tag a clip"
-    examples = ("emoedge demo", "emoedge demo /tmp/demo --epochs 2 --detector yolo11n.pt")
-    p = _command(sub, "demo", summary, _cmd_demo, *examples)
-    p.add_argument(
-        "dir",
-        type=Path,
-        nargs="?",
-        default="demo",
-        help="working folder; a stage whose output is already there is skipped",
-    )
+    p = _command(sub, "demo", _cmd_demo)
+    p.add_argument("dir", type=Path, nargs="?", default="demo", help="working folder; stages already done are skipped")
     p.add_argument("--epochs", type=int, help="training epochs (default: the sample recipe's)")
     p.add_argument(
         "--detector",
@@ -607,6 +612,11 @@ def _add_demo(sub: Subparsers) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
+    """the offline main job: sample → train → evaluate → export ONNX → tag a clip
+
+    emoedge demo
+    emoedge demo /tmp/demo --epochs 2 --detector yolo11n.pt
+    """
     from emoedge.demo import run_demo
 
     run_demo(args.dir, epochs=args.epochs, detector=args.detector)
