@@ -154,7 +154,7 @@ class _Found:
 
 
 class _Loop:
-    """The ticks of a run (see the module docstring): `_ticks` finds, `run` tags and writes."""
+    """The ticks of a run (see the module docstring): `_ticks` finds persons, `until_done` tags and writes them."""
 
     def __init__(
         self,
