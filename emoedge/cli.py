@@ -542,7 +542,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     summary = run_streams(
         specs, args.model, detector=args.detector, events=args.events, publish=args.publish,
-        explain_dir=args.explain_dir, settings=run_settings,
+        explain_dir=args.explain_dir, sources_file=args.sources, settings=run_settings,
     )  # fmt: skip
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 

@@ -102,3 +102,17 @@ def stop_request() -> Iterator[StopRequest]:
             yield stop
     finally:
         own.restore()
+
+
+@contextmanager
+def reload_requests(callback: Callable[[], None]) -> Iterator[None]:
+    """While entered, SIGHUP (a service manager's reload: `systemctl reload`) calls `callback`, which must only
+    queue work (it runs in the signal handler); from the main thread only, like every handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, lambda _signum, _frame: callback())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)

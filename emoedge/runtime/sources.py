@@ -185,6 +185,8 @@ class FrameSource(ABC):
     fps: float | None  # None where unknown; a live source's are known once it is up (by its first frame)
     size: tuple[int, int] | None  # (width, height)
     total: int | None  # frames (files) or images (folders); None for live sources
+    state: str  # "connecting" (live, not up yet), "live", "reconnecting", "reading" (files, folders), "ended"
+    reconnects: int  # outages of a live source so far
 
     def __init__(
         self,
@@ -202,6 +204,8 @@ class FrameSource(ABC):
         self.size = size
         self.total = total
         self.settings = settings
+        self.state = "connecting" if live else "reading"  # read by observers (a live page, health) on any thread
+        self.reconnects = 0
         self._mailbox = _Mailbox(1 if live else settings.file_queue, keep_latest=live)
         self._stop = threading.Event()
         self._delivered = 0
@@ -233,6 +237,7 @@ class FrameSource(ABC):
             error = exc
         finally:
             self._release()
+            self.state = "ended"
             self._mailbox.finish(error)
 
     def _start(self) -> FrameSource:
@@ -326,6 +331,8 @@ class _CaptureSource(FrameSource):
     def _produce(self, put: Put) -> None:
         if self._capture is None and not self._connect():
             return
+        if self.live:
+            self.state = "live"
         while not self._stop.is_set():
             ok, image = self._capture.read()
             if ok:
@@ -360,6 +367,7 @@ class _CaptureSource(FrameSource):
     def _reopen(self) -> bool:
         """Reopen a dropped stream with the back-off; False if stopped meanwhile; an error after max_outage_s."""
         self._release()
+        self.state, self.reconnects = "reconnecting", self.reconnects + 1
         first, longest = self.settings.backoff_s
         limit = self.settings.max_outage_s
         log.warning("%s: stream lost; reconnecting (back-off %g s to %g s)", self.name, first, longest)
@@ -369,6 +377,7 @@ class _CaptureSource(FrameSource):
         if outage is None:
             return False
         log.warning("%s: stream back after a %.1f s outage", self.name, outage)
+        self.state = "live"
         return True
 
     def _retry(self, limit: float | None, give_up: Callable[[float], str]) -> float | None:
