@@ -200,7 +200,7 @@ class Loop:
             ticks.close()
         for stream in list(self.active):  # left by a stop request or a closed window
             self.drop(stream, "stopped")
-        self._refuse_commands()
+        self._apply_commands(ended=True)
         return time.perf_counter() - self._started
 
     def _ticks(self) -> Iterator[list[_Found]]:
@@ -222,25 +222,22 @@ class Loop:
                 self._found_ticks += 1
                 yield found
 
-    def _apply_commands(self) -> None:
-        while True:
+    def _apply_commands(self, *, ended: bool = False) -> None:
+        """Apply the queued commands (`ended`: refuse them, the run is over); each answers its future."""
+        for change, done in self._queued():
             try:
-                change, done = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
+                if ended:
+                    raise EmoedgeError("the run has ended")
                 done.set_result(change(self))
             except BaseException as exc:  # handed to the caller (an API request): the run goes on
                 done.set_exception(exc)
 
-    def _refuse_commands(self) -> None:
-        """Commands that came too late: the run has ended."""
+    def _queued(self) -> Iterator[tuple[Command, Future]]:
         while True:
             try:
-                _, done = self._commands.get_nowait()
+                yield self._commands.get_nowait()
             except queue.Empty:
                 return
-            done.set_exception(EmoedgeError("the run has ended"))
 
     def _next_frames(self) -> list[tuple[Stream, Frame]]:
         """The next frame of each active stream that has one; streams that end, fail or reach `max_frames` leave."""
