@@ -70,9 +70,10 @@ def test_a_package_the_set_installs_without_a_pin_fails_the_check(resolver, tmp_
 @pytest.mark.parametrize("name", sorted(TOOL.SETS))
 def test_the_makefile_installs_the_set_the_check_resolves(name):
     """`make setup SET=…` installs what tools/constraints.py resolves, and accepts the Pythons it resolves for."""
-    proc = subprocess.run(["make", "-s", "set", f"SET={name}"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    cmd = ["make", "-s", "--no-print-directory", "set", f"SET={name}"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    made = dict(line.split("=", 1) for line in proc.stdout.splitlines())
+    made = dict(line.split("=", 1) for line in proc.stdout.splitlines() if re.match(r"^[A-Z_]+=", line))
     s = TOOL.SETS[name]
     assert made == {
         "CONSTRAINTS": s.file,
