@@ -90,19 +90,20 @@ class Stream:
         self.started = self.seconds = 0.0
         self.last_tick: int | None = None  # set when it leaves: the tick that holds its last frame
         self._times: collections.deque[float] = collections.deque(maxlen=RATE_FRAMES)
-        self._tracks: tuple[TrackView, ...] = ()
+        self._last: tuple[Persons, ModelCard] | None = None  # the newest frame's persons, made into views on demand
 
     def wrote(self, persons: Persons, card: ModelCard) -> None:
         """Count a written frame and keep what observers see of it."""
         self.written += 1
         self.events += len(persons)
         self._times.append(time.monotonic())
-        self._tracks = tuple(_track_view(persons, i, card) for i in range(len(persons)))
+        self._last = (persons, card)  # no work per frame for observers that may never look
         if self.bar is not None:
             self.bar.update(1)
 
     def view(self) -> StreamView:
-        times, tracks = tuple(self._times), self._tracks  # read once: the loop replaces them, never mutates them
+        times, last = tuple(self._times), self._last  # read once: the loop replaces them, never mutates them
+        tracks = () if last is None else tuple(_track_view(last[0], i, last[1]) for i in range(len(last[0])))
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         return StreamView(
             id=self.spec.id,
