@@ -47,23 +47,25 @@ def test_each_constraints_file_installs_on_its_sets_python_and_platforms(resolve
     assert not problems, "\n".join(problems)
 
 
+def _edited(library_set, folder, pattern: str, replacement: str):
+    """A copy of the set's constraints file in `folder` with `pattern` replaced."""
+    text = (REPO / library_set.file).read_text(encoding="utf-8")
+    copy = folder / Path(library_set.file).name
+    copy.write_text(re.sub(pattern, replacement, text), encoding="utf-8")
+    return copy
+
+
 def test_a_pin_without_a_wheel_for_the_sets_python_fails_the_check(resolver, tmp_path):
     """What happened to the JetPack 6 set: matplotlib 3.11.2 has wheels for Python 3.11 and newer only."""
     jetpack = TOOL.SETS["jetpack6"]
-    text = (REPO / jetpack.file).read_text(encoding="utf-8")
-    broken = tmp_path / "constraints-jetpack6.txt"
-    broken.write_text(re.sub(r"(?m)^matplotlib==.*$", "matplotlib==3.11.2", text), encoding="utf-8")
-    problems = resolver.check(jetpack, broken)
+    problems = resolver.check(jetpack, _edited(jetpack, tmp_path, r"(?m)^matplotlib==.*$", "matplotlib==3.11.2"))
     assert len(problems) == len(jetpack.platforms), problems  # once per platform
     assert all("does not resolve" in p and "matplotlib==3.11.2" in p for p in problems), problems
 
 
 def test_a_package_the_set_installs_without_a_pin_fails_the_check(resolver, tmp_path):
     serve = TOOL.SETS["serve"]
-    text = (REPO / serve.file).read_text(encoding="utf-8")
-    unpinned = tmp_path / "constraints-serve.txt"
-    unpinned.write_text(re.sub(r"(?m)^tqdm==.*\n", "", text), encoding="utf-8")
-    problems = resolver.check(serve, unpinned)
+    problems = resolver.check(serve, _edited(serve, tmp_path, r"(?m)^tqdm==.*\n", ""))
     assert len(problems) == 1 and "tqdm==" in problems[0] and "not pinned" in problems[0], problems
 
 
