@@ -475,6 +475,7 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
 
 def _add_run(sub: Subparsers) -> None:
     from emoedge.runtime import settings as run
+    from emoedge.service.settings import ServiceSettings
 
     p = _command(sub, "run", _cmd_run)
     _overrides(p, f"run settings ({options.keys(run.RunSettings)})", "every=2 smooth=0")
@@ -513,6 +514,7 @@ def _add_run(sub: Subparsers) -> None:
         help="send every person event to an MQTT broker: mqtt[s]://[user:pass@]host[:port]/topic/{stream} (QoS 1)",
     )
     options.add_options(p, run.RunSettings)
+    options.add_options(p, ServiceSettings)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -525,11 +527,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person
     emoedge run --source rtsp://cam1/s --source rtsp://cam2/s --model model.engine -o videos/ --publish mqtt://broker/emoedge/{stream}
     emoedge run --sources cameras.yaml --model model.engine --events events.jsonl
+    emoedge run --sources cameras.yaml --model model.engine --http 8080   # live page, /metrics, /api/streams
     """
     from emoedge.runtime import settings as run
     from emoedge.runtime.streams import load_streams, streams_from_args
+    from emoedge.service.settings import ServiceSettings, address
 
     run_settings = options.from_args(run.RunSettings, args, args.overrides, "run settings")
+    served = address(options.from_args(ServiceSettings, args, [], "service"))
     if args.sources is not None:
         if args.source or args.boxes or args.out:
             args.parser.error("--sources FILE names every stream's source, boxes and video: no --source/--boxes/-o")
@@ -539,11 +544,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         args.parser.error("the following arguments are required: --source (or --sources FILE)")
     from emoedge.runtime.engine import run as run_streams
+    from emoedge.service.systemd import Notifier
 
-    summary = run_streams(
-        specs, args.model, detector=args.detector, events=args.events, publish=args.publish,
-        explain_dir=args.explain_dir, sources_file=args.sources, settings=run_settings,
-    )  # fmt: skip
+    with contextlib.ExitStack() as serving:
+        observers = []
+        if served is not None:  # listening before the model loads: a taken port is one line at once
+            from emoedge.service.server import HttpService
+
+            observers.append(serving.enter_context(HttpService(served)).attached)
+        notifier = Notifier.from_environment()
+        if notifier is not None:
+            observers.append(notifier.attached)
+        summary = run_streams(
+            specs, args.model, detector=args.detector, events=args.events, publish=args.publish,
+            explain_dir=args.explain_dir, sources_file=args.sources, settings=run_settings, observers=observers,
+            serves=served is not None,
+        )  # fmt: skip
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 

@@ -4,8 +4,9 @@
 explanation request), opens the sources (cameras connect while the model loads), the person finders, the model and
 the outputs, and runs the frame loop (`emoedge.runtime.loop`) until every stream has ended, failed or stopped, or a
 stop is requested. While it runs, streams can be added and removed (`add`, `remove`; `reload` applies an edited
-streams file, as SIGHUP does for `emoedge run --sources FILE`) without disturbing the others, and `views` tells
-observers how each stream is doing.
+streams file, as SIGHUP does for `emoedge run --sources FILE`) without disturbing the others; `views`, `ready`,
+`beat` and `live_frame` tell observers (`run`'s `observers`: the HTTP service, the systemd notifier) how it is doing.
+An engine that `serves` runs until it is stopped, even with no stream left.
 
 A stream that ends, is cut at `max_frames` or fails (its boxes file, its decoder) leaves the loop with one line; the
 others go on; the run fails (one line) only when every stream failed. A stop request (SIGINT, SIGTERM: see
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from emoedge.errors import EmoedgeError
 from emoedge.fileio import output_file, output_folder
 from emoedge.runtime.boxes import BoxesFile
 from emoedge.runtime.finders import PersonFinder, YoloFinder
+from emoedge.runtime.live import LiveFrame
 from emoedge.runtime.loop import Loop, Stream, StreamView
 from emoedge.runtime.outputs import RunOutputs, StreamOutputs
 from emoedge.runtime.publish import MqttPublisher
@@ -43,6 +45,10 @@ from emoedge.signals import reload_requests, stop_request
 
 log = logging.getLogger(__name__)
 
+Observer = Callable[
+    ["Engine"], AbstractContextManager[Any]
+]  # watches a loaded engine while it runs (HTTP service, systemd)
+
 
 def run(
     source: str | Sequence[StreamSpec],
@@ -56,17 +62,22 @@ def run(
     explain_dir: Path | None = None,
     sources_file: Path | None = None,
     settings: RunSettings = RunSettings(),
+    observers: Sequence[Observer] = (),
+    serves: bool = False,
 ) -> RunSummary:
     """Tag every person of every frame of every stream with emotions (see the module docstring and `Engine`).
 
     `source`: one source (webcam index, file, URL or image folder; `boxes` and `out` are its boxes file and video)
     or the streams (`StreamSpec`: id, source, boxes, out). `sources_file`: the streams file they came from, re-read
-    on SIGHUP. Prints the summary unless `settings.progress` is off; a run whose every stream failed raises its
-    first reason as an EmoedgeError once its outputs are finalised.
+    on SIGHUP. `observers`: each called with the loaded engine, entered for as long as it runs. `serves`: run until
+    stopped, even when every stream has ended (streams may be added). Prints the summary unless `settings.progress`
+    is off; a run whose every stream failed raises its first reason as an EmoedgeError once its outputs are finalised.
     """
     engine = Engine(_specs(source, boxes, out), model, detector=detector, events=events, publish=publish,
-                    explain_dir=explain_dir, settings=settings)  # fmt: skip
-    with engine:
+                    explain_dir=explain_dir, settings=settings, serves=serves)  # fmt: skip
+    with engine, ExitStack() as observing:
+        for observer in observers:
+            observing.enter_context(observer(engine))
         if sources_file is not None:
             engine.watch(sources_file)
         summary = engine.until_done()
@@ -97,6 +108,7 @@ class Engine:
         publish: str | None = None,
         explain_dir: Path | None = None,
         settings: RunSettings = RunSettings(),
+        serves: bool = False,
     ) -> None:
         specs, s = list(streams), settings
         if not specs:
@@ -117,6 +129,8 @@ class Engine:
         self._ids = itertools.count(1)  # one id counter for every tracker: ids never collide across streams
         self._shared: PersonFinder | None = detector if _is_finder(detector) else None  # type: ignore[assignment]
         self._watched: Path | None = None
+        self.serves = serves
+        self.sources = SourceSettings(connect_timeout_s=float(s.connect_timeout))
 
     def __enter__(self) -> Engine:
         s, stack = self.settings, self._stack
@@ -135,7 +149,8 @@ class Engine:
             run_outputs = RunOutputs(backend.card, stack, events=self.events, publisher=self.publisher)
             self.ahead = s.overlap == "on" or (s.overlap == "auto" and str(backend.input_device).startswith("cuda"))
             self.loop = Loop(Tagger(backend, self.timer), self.timer, run_outputs, self.stop,
-                             max_frames=s.max_frames, ahead=self.ahead, progress=s.progress)  # fmt: skip
+                             max_frames=s.max_frames, ahead=self.ahead, progress=s.progress,
+                             serves=self.serves)  # fmt: skip
             for stream in opened:
                 self._join(stream)
         except BaseException:
@@ -200,6 +215,26 @@ class Engine:
         """How every stream of the run is doing now (never waits for the loop)."""
         return [stream.view() for stream in list(self.loop.streams)]
 
+    @property
+    def ready(self) -> bool:
+        """The model is loaded and a first frame has been tagged."""
+        return self.loop.ticks > 0
+
+    @property
+    def beat(self) -> float:
+        """`time.monotonic()` of the frame loop's last turn: it stops when the loop is stuck."""
+        return self.loop.beat
+
+    @property
+    def persons(self) -> str:
+        """How the streams' persons are found, e.g. "YOLO yolo11n.pt + ByteTrack"."""
+        return _persons_from(list(self.loop.streams))
+
+    def live_frame(self, ident: str) -> LiveFrame | None:
+        """The newest-frame slot of the stream `ident` (the latest to bear that id), or None if there is none."""
+        found = [stream for stream in list(self.loop.streams) if stream.spec.id == ident]
+        return found[-1].outputs.live if found else None
+
     # ------------------------------------------------------------------------------------ internals
     def _queue_add(self, spec: StreamSpec) -> Future:
         _check_output(spec)
@@ -225,9 +260,7 @@ class Engine:
     def _open(self, spec: StreamSpec) -> Stream:
         """A stream's source, finder, tracker and track state (its source opened: it starts decoding)."""
         s = self.settings
-        source = self._stack.enter_context(
-            open_source(spec.source, settings=SourceSettings(connect_timeout_s=float(s.connect_timeout)))
-        )
+        source = self._stack.enter_context(open_source(spec.source, settings=self.sources))
         finder = BoxesFile(spec.boxes) if spec.boxes is not None else self._detector()
         tracker = Tracker(s.detect_every, self._ids, gives_ids=finder.gives_ids)
         return Stream(spec, source, finder, tracker, TrackState(s.every, s.smooth))

@@ -9,7 +9,10 @@ the run's (event log, MQTT). With `ahead` the finding runs one tick ahead on a t
 
 Streams join and leave between ticks (`Loop.command`: the engine's `add` and `remove`), on the thread that finds, so
 the list of streams is only ever changed by one thread; a removed stream's outputs are closed once its last frame has
-been written. Observers (a live page, health checks) read `Stream.view()`, which never waits for the loop.
+been written. Observers (a live page, health checks) read `Stream.view()`, which never waits for the loop, and
+`Loop.beat`, the time of the finding thread's last turn (a loop stuck anywhere stops it within a tick: the tagging
+side holds at most one found tick). A loop that `serves` goes on, idle, when no stream is left: streams may still be
+added.
 """
 
 from __future__ import annotations
@@ -61,17 +64,19 @@ class TrackView:
 @dataclass(frozen=True)
 class StreamView:
     """A stream as observers see it now: state ("connecting", "live", "reconnecting", "reading", or how it ended:
-    "ended", "stopped", "lost", "removed", "failed: <reason>"), frames written, recent frames per second, persons and
-    tracks of its newest frame, reconnects, and seconds since its last frame (None before the first)."""
+    "ended", "stopped", "lost", "removed", "failed: <reason>"), whether its source is live (a camera, a network
+    stream), frames written, recent frames per second, persons and tracks of its newest frame, reconnects, and seconds
+    since its last frame (since it joined, before its first)."""
 
     id: str
     source: str
     state: str
+    live: bool
     frames: int
     fps: float
     persons: int
     reconnects: int
-    since_frame_s: float | None
+    since_frame_s: float
     tracks: tuple[TrackView, ...]
 
 
@@ -88,6 +93,7 @@ class Stream:
         self.taken = self.written = self.events = 0
         self.outcome = "running"
         self.started = self.seconds = 0.0
+        self.joined = time.monotonic()
         self.last_tick: int | None = None  # set when it leaves: the tick that holds its last frame
         self._times: collections.deque[float] = collections.deque(maxlen=RATE_FRAMES)
         self._last: tuple[Persons, ModelCard] | None = None  # the newest frame's persons, made into views on demand
@@ -109,11 +115,12 @@ class Stream:
             id=self.spec.id,
             source=self.source.name,
             state=self.source.state if self.outcome == "running" else self.outcome,
+            live=self.source.live,
             frames=self.written,
             fps=rate,
             persons=len(tracks),
             reconnects=self.source.reconnects,
-            since_frame_s=time.monotonic() - times[-1] if times else None,
+            since_frame_s=time.monotonic() - (times[-1] if times else self.joined),
             tracks=tracks,
         )
 
@@ -155,12 +162,15 @@ class Loop:
         max_frames: int | None,
         ahead: bool,
         progress: bool,
+        serves: bool = False,
     ) -> None:
         self.tagger, self.timer, self.outputs, self.stop = tagger, timer, outputs, stop
-        self.max_frames, self.ahead, self.progress = max_frames, ahead, progress
+        self.max_frames, self.ahead, self.progress, self.serves = max_frames, ahead, progress, serves
+        self.beat = time.monotonic()
         self.streams: list[Stream] = []  # every stream the run has had, in the order they joined
         self.active: list[Stream] = []
-        self.ticks = self._found_ticks = 0
+        self.ticks = 0  # ticks tagged and written
+        self._found = self._written = 0  # ticks handed over by the finding side and taken by the writing side
         self.closed_window = False
         self._leaving: list[Stream] = []  # streams that left, their outputs still open
         self._started = time.perf_counter()
@@ -169,7 +179,7 @@ class Loop:
 
     def join(self, stream: Stream, outputs: StreamOutputs) -> None:
         """A stream starts taking part (at the start, or between ticks)."""
-        stream.outputs, stream.started = outputs, time.perf_counter()
+        stream.outputs, stream.started, stream.joined = outputs, time.perf_counter(), time.monotonic()
         if self._stack is not None:
             stream.bar = self._stack.enter_context(_progress(stream, len(self.streams), self.max_frames, self.progress))
         self.streams.append(stream)
@@ -182,7 +192,8 @@ class Loop:
         return done
 
     def until_done(self, stack: ExitStack) -> float:
-        """Tick until every stream has ended, failed or stopped, or a stop is requested; the seconds it took."""
+        """Tick until every stream has ended, failed or stopped (unless the loop `serves`), or a stop is requested;
+        the seconds it took."""
         self._stack = stack
         for i, stream in enumerate(self.streams):
             stream.bar = stack.enter_context(_progress(stream, i, self.max_frames, self.progress))
@@ -190,10 +201,12 @@ class Loop:
         if self.ahead:
             ticks = stack.enter_context(Ahead(ticks, lambda s: self.timer.record("decode", s), self._interrupt))
         for found in ticks:
-            self.ticks += 1
-            tagged = self.tagger([Item(f.stream.state, f.frame, f.persons) for f in found])
-            for f, persons in zip(found, tagged):
-                self._write(f.stream, f.frame, persons)
+            self._written += 1
+            if found:
+                self.ticks += 1
+                tagged = self.tagger([Item(f.stream.state, f.frame, f.persons) for f in found])
+                for f, persons in zip(found, tagged):
+                    self._write(f.stream, f.frame, persons)
             self._close_left()
             if self.stop.requested or self.closed_window:
                 break
@@ -207,12 +220,16 @@ class Loop:
     def _ticks(self) -> Iterator[list[_Found]]:
         """Each tick's frames of the streams that have one, with their persons."""
         while not (self.stop.requested or self.closed_window):
+            self.beat = time.monotonic()
             self._apply_commands()
-            if not self.active:
+            if not self.active and not self.serves:
                 return
             waited = time.perf_counter()
             batch = self._next_frames()
             if not batch:
+                if self._leaving:  # an empty tick: the writing side finalises the streams that left, frames or not
+                    self._found += 1
+                    yield []
                 time.sleep(IDLE_S)
                 continue
             if not self.ahead:
@@ -220,7 +237,7 @@ class Loop:
             with self.timer("detect"):
                 found = self._find(batch)
             if found:
-                self._found_ticks += 1
+                self._found += 1
                 yield found
 
     def _apply_commands(self, *, ended: bool = False) -> None:
@@ -295,7 +312,7 @@ class Loop:
     def _close_left(self) -> None:
         """Finalise the outputs of streams that left once the tick holding their last frame is written."""
         for stream in list(self._leaving):
-            if stream.last_tick is not None and stream.last_tick <= self.ticks:
+            if stream.last_tick is not None and stream.last_tick <= self._written:
                 self._leaving.remove(stream)
                 stream.outputs.close()
 
@@ -319,7 +336,7 @@ class Loop:
             self.active.remove(stream)
         stream.outcome = outcome
         stream.seconds = time.perf_counter() - stream.started
-        stream.last_tick = self._found_ticks + (1 if holds_frame else 0)
+        stream.last_tick = self._found + (1 if holds_frame else 0)
         self._leaving.append(stream)
 
     def _interrupt(self) -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emoedge.card import ModelCard
+from emoedge.runtime.live import LiveFrame
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.publish import MqttPublisher
 from emoedge.runtime.render import draw
@@ -30,7 +31,8 @@ DEFAULT_FPS = 25.0  # for the output video when the source does not say (image f
 
 class StreamOutputs:
     """One stream's outputs: the annotated video (opened at its first frame, sized by it, at the source's rate),
-    a live window titled with the stream's id, and every K-th frame's explanations into DIR/<stream>/."""
+    a live window titled with the stream's id, the newest annotated frame while someone watches it (`live`), and
+    every K-th frame's explanations into DIR/<stream>/."""
 
     def __init__(
         self,
@@ -45,14 +47,17 @@ class StreamOutputs:
         self.stream, self.card, self.timer, self.path, self.explainer = stream, card, timer, video, explainer
         self.video: VideoSink | None = None
         self.window = Window(f"emoedge: {stream}") if show else None
+        self.live = LiveFrame()
         self.frames = self.explanations = 0
 
     def write(self, frame: Frame, persons: Persons, fps: float | None, source: str) -> bool:
         """Draw and write one frame; False once its live window asks to stop."""
-        shown = True
-        if self.path is not None or self.window is not None:
+        shown, watched = True, self.live.watched
+        if self.path is not None or self.window is not None or watched:
             with self.timer("render"):
                 annotated = draw(frame.image, persons, self.card)
+            if watched:
+                self.live.put(annotated)
             with self.timer("write"):
                 if self.path is not None:
                     if self.video is None:  # image folders do not say their size up front, nor live sources their rate
@@ -72,7 +77,8 @@ class StreamOutputs:
         return shown
 
     def close(self) -> None:
-        """Finalise the video and close the window; again does nothing."""
+        """Finalise the video, close the window, end the live view's waits; again does nothing."""
+        self.live.close()
         if self.video is not None:
             self.video.close()
         if self.window is not None:

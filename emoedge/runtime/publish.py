@@ -118,6 +118,11 @@ class MqttPublisher:
         self._collect()
         return True
 
+    @property
+    def waiting(self) -> int:
+        """Records queued or sent and not acknowledged yet (the queue the broker has still to drain)."""
+        return len(self._pending)
+
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Wait up to `timeout` s for the broker to acknowledge what is queued, then disconnect (once)."""
         if self._closed:

@@ -6,6 +6,10 @@ it writes as the event log's last line is the `summary` of the event schema (`em
 
 from __future__ import annotations
 
+import bisect
+import collections
+import itertools
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,33 +20,65 @@ from typing import Any
 import numpy as np
 
 STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write", "explain")
+# Upper bounds (s) of the latency histogram's buckets, as a Prometheus histogram reports them: 1 ms to 2.5 s.
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+RECENT = 10_000  # durations kept per stage for the percentiles: a run of days holds as much memory as one of minutes
 
 
 @dataclass(frozen=True)
 class StageStats:
-    """Latency of one stage over the times it ran, in milliseconds."""
+    """Latency of one stage over the times it ran, in milliseconds (percentiles over its last `RECENT` times)."""
 
     count: int
     mean_ms: float
     p50_ms: float
     p90_ms: float
 
-    @classmethod
-    def of(cls, seconds: list[float]) -> StageStats:
-        if not seconds:
-            return cls(0, 0.0, 0.0, 0.0)
-        ms = np.asarray(seconds) * 1000.0
-        return cls(len(ms), float(ms.mean()), float(np.percentile(ms, 50)), float(np.percentile(ms, 90)))
+
+@dataclass(frozen=True)
+class StageHistogram:
+    """One stage's durations as a histogram: per bucket of `BUCKETS_S`, how many took at most its bound
+    (cumulative, the last bucket +Inf), their sum in seconds and their count."""
+
+    buckets: tuple[int, ...]
+    sum_s: float
+    count: int
+
+
+class _Stage:
+    """One stage's durations: count, sum and histogram over the whole run, the last `RECENT` for percentiles."""
+
+    def __init__(self) -> None:
+        self.count, self.total = 0, 0.0
+        self.counts = [0] * (len(BUCKETS_S) + 1)
+        self.recent: collections.deque[float] = collections.deque(maxlen=RECENT)
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        self.recent.append(seconds)
+
+    def stats(self) -> StageStats:
+        ms = np.asarray(self.recent) * 1000.0
+        p50, p90 = np.percentile(ms, (50, 90))
+        return StageStats(self.count, self.total * 1000.0 / self.count, float(p50), float(p90))
+
+    def histogram(self) -> StageHistogram:
+        return StageHistogram(tuple(itertools.accumulate(self.counts)), self.total, self.count)
 
 
 class Timer:
-    """Wall-clock durations per stage; `record` is safe from a second thread (appending to a list is atomic)."""
+    """Wall-clock durations per stage, safe from several threads (the finding thread records decode and detect);
+    bounded memory, however long the run."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, list[float]] = {name: [] for name in STAGES}
+        self._stages = {name: _Stage() for name in STAGES}
+        self._lock = threading.Lock()
 
     def record(self, stage: str, seconds: float) -> None:
-        self.seconds[stage].append(seconds)
+        with self._lock:
+            self._stages[stage].add(seconds)
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -50,10 +86,17 @@ class Timer:
         try:
             yield
         finally:
-            self.seconds[stage].append(time.perf_counter() - start)
+            self.record(stage, time.perf_counter() - start)
 
     def stats(self) -> dict[str, StageStats]:
-        return {name: StageStats.of(values) for name, values in self.seconds.items() if values}
+        """Each stage that ran: count, mean and recent percentiles."""
+        with self._lock:
+            return {name: stage.stats() for name, stage in self._stages.items() if stage.count}
+
+    def histograms(self) -> dict[str, StageHistogram]:
+        """Each stage that ran, as a histogram over `BUCKETS_S` (what /metrics reports)."""
+        with self._lock:
+            return {name: stage.histogram() for name, stage in self._stages.items() if stage.count}
 
 
 @dataclass(frozen=True)
