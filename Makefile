@@ -18,7 +18,7 @@ CONSTRAINTS ?= constraints-jetpack6.txt
 # `export` extra; onnxslim is the one export package the ONNX export needs.
 EXTRAS ?= train,runtime,explain,dev
 EXTRA_PACKAGES ?= onnxslim
-TESTS ?= tests/runtime tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
+TESTS ?= tests/runtime tests/service tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
 	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py tests/bench \
 	tests/test_architecture.py
 PYTHON_VERSIONS ?= 3.10

@@ -765,6 +765,19 @@ def _run_command(argv: list[str] | None, signals: Signals) -> int:
         return 2
     except KeyboardInterrupt:
         return INTERRUPTED
+    except Exception as exc:  # a signal inside a library (a native module initialising) that reports the interrupt
+        if signals.received and _caused_by_interrupt(exc):  # as its own failure: ImportError "initialization failed"
+            return INTERRUPTED
+        raise
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, ExitStack
@@ -45,6 +46,7 @@ from emoedge.signals import reload_requests, stop_request
 
 log = logging.getLogger(__name__)
 
+RELOAD_POLL_S = 0.5  # how often the reload thread looks whether the run has ended
 Observer = Callable[
     ["Engine"], AbstractContextManager[Any]
 ]  # watches a loaded engine while it runs (HTTP service, systemd)
@@ -129,6 +131,7 @@ class Engine:
         self._ids = itertools.count(1)  # one id counter for every tracker: ids never collide across streams
         self._shared: PersonFinder | None = detector if _is_finder(detector) else None  # type: ignore[assignment]
         self._watched: Path | None = None
+        self._building = threading.Lock()
         self.serves = serves
         self.sources = SourceSettings(connect_timeout_s=float(s.connect_timeout))
 
@@ -179,8 +182,9 @@ class Engine:
     # ------------------------------------------------------------------------------------ while it runs
     def add(self, spec: StreamSpec) -> Future:
         """Add a stream while the others run; checked here (one line: a taken id, an output path, a bad boxes
-        file), opened between ticks. The future's result is the stream's id; its error says why it could not open
-        (a missing file)."""
+        file) and opened on the caller's thread (the frame loop never waits for a file to be read or a camera to be
+        reached), joined between ticks. The future's result is the stream's id; its error says why it could not
+        open (a missing file)."""
         if any(stream.spec.id == spec.id for stream in self.loop.active):
             raise EmoedgeError(f"stream id {spec.id!r} is already running")
         return self._queue_add(spec)
@@ -207,9 +211,13 @@ class Engine:
         return changes
 
     def watch(self, path: Path) -> None:
-        """Re-read the streams file `path` on SIGHUP, between ticks; a bad file is one warning, the run goes on."""
+        """Re-read the streams file `path` on SIGHUP, on a thread of its own (`reload`); a bad file is one warning,
+        the run goes on."""
         self._watched = Path(path)
-        self._stack.enter_context(reload_requests(lambda: self.loop.command(lambda _loop: self._reload_watched())))
+        asked, done = threading.Event(), threading.Event()
+        self._stack.callback(done.set)
+        self._stack.enter_context(reload_requests(asked.set))  # a signal handler only sets a flag
+        threading.Thread(target=self._reloads, args=(asked, done), name="emoedge-reload", daemon=True).start()
 
     def views(self) -> list[StreamView]:
         """How every stream of the run is doing now (never waits for the loop)."""
@@ -238,15 +246,28 @@ class Engine:
     # ------------------------------------------------------------------------------------ internals
     def _queue_add(self, spec: StreamSpec) -> Future:
         _check_output(spec)
-        if spec.boxes is not None:
-            BoxesFile(spec.boxes)  # a bad boxes file is the request's error, not the loop's
+        finder = BoxesFile(spec.boxes) if spec.boxes is not None else None  # a bad file is the request's error
+        try:
+            stream = self._open(spec, finder)
+        except EmoedgeError as exc:
+            failed: Future = Future()
+            failed.set_exception(exc)
+            return failed
 
         def change(loop: Loop) -> str:
-            if any(stream.spec.id == spec.id for stream in loop.active):
+            if any(running.spec.id == spec.id for running in loop.active):
                 raise EmoedgeError(f"stream id {spec.id!r} is already running")
-            return self._join(self._open(spec)).spec.id
+            return self._join(stream).spec.id
 
-        return self.loop.command(change)
+        joined = self.loop.command(change)
+        joined.add_done_callback(lambda done: done.exception() is not None and stream.source.close())
+        return joined
+
+    def _reloads(self, asked: threading.Event, done: threading.Event) -> None:
+        while not done.is_set():
+            if asked.wait(RELOAD_POLL_S):
+                asked.clear()
+                self._reload_watched()
 
     def _reload_watched(self) -> None:
         assert self._watched is not None
@@ -257,21 +278,24 @@ class Engine:
             return
         log.warning("SIGHUP: %s re-read (%d change(s))", self._watched, len(changes))
 
-    def _open(self, spec: StreamSpec) -> Stream:
-        """A stream's source, finder, tracker and track state (its source opened: it starts decoding)."""
+    def _open(self, spec: StreamSpec, finder: PersonFinder | None = None) -> Stream:
+        """A stream's source, finder (`finder`, its boxes file, or the run's detector), tracker and track state (its
+        source opened: it starts decoding)."""
         s = self.settings
         source = self._stack.enter_context(open_source(spec.source, settings=self.sources))
-        finder = BoxesFile(spec.boxes) if spec.boxes is not None else self._detector()
+        if finder is None:
+            finder = BoxesFile(spec.boxes) if spec.boxes is not None else self._detector()
         tracker = Tracker(s.detect_every, self._ids, gives_ids=finder.gives_ids)
         return Stream(spec, source, finder, tracker, TrackState(s.every, s.smooth))
 
     def _detector(self) -> PersonFinder:
         """The run's one detector (its prediction batched over the streams), built at the first stream needing it."""
-        if self._shared is None:
-            s = self.settings
-            weights = detector_weights(self.detector, download=s.download)  # type: ignore[arg-type]
-            self._shared = YoloFinder(weights, device=s.device, download=s.download, size=s.detect_size)
-        return self._shared
+        with self._building:  # streams may be added from several threads at once
+            if self._shared is None:
+                s = self.settings
+                weights = detector_weights(self.detector, download=s.download)  # type: ignore[arg-type]
+                self._shared = YoloFinder(weights, device=s.device, download=s.download, size=s.detect_size)
+            return self._shared
 
     def _join(self, stream: Stream) -> Stream:
         s = self.settings

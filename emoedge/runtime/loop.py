@@ -227,7 +227,8 @@ class Loop:
             waited = time.perf_counter()
             batch = self._next_frames()
             if not batch:
-                if self._leaving:  # an empty tick: the writing side finalises the streams that left, frames or not
+                if self._leaving and (self.active or self.serves):  # an empty tick: the writing side finalises
+                    # the streams that left while the others have no frame (at the end, the engine finalises all)
                     self._found += 1
                     yield []
                 time.sleep(IDLE_S)

@@ -20,6 +20,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -219,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             return future.result(timeout=COMMAND_TIMEOUT_S)
         except EmoedgeError as exc:
             self._error(HTTPStatus.UNPROCESSABLE_ENTITY, str(exc))
-        except TimeoutError:
+        except futures.TimeoutError:  # not the built-in TimeoutError before Python 3.11
             self._error(HTTPStatus.GATEWAY_TIMEOUT, f"the run did not apply the change within {COMMAND_TIMEOUT_S:g} s")
         return None
 

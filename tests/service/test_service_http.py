@@ -143,6 +143,19 @@ def test_bad_requests_get_a_4xx_and_the_run_goes_on(media, backend) -> None:
         assert set(run.streams()) == {"a"}
 
 
+def test_a_watcher_that_reads_nothing_never_holds_the_run(media, backend) -> None:
+    """A client that asks for a stream's frames and never reads them: the run goes on at its pace."""
+    with served(_specs(media, "a"), backend) as run:
+        wait_until(lambda: run.get("/readyz").status_code == 200, "readiness")
+        host, port = run.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as stuck:
+            stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stuck.sendall(f"GET /streams/a.mjpg HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            wait_until(lambda: run.engine.live_frame("a").watched, "the watcher")
+            start = run.streams()["a"]["frames"]
+            wait_until(lambda: run.streams()["a"]["frames"] > start + 400, "400 frames with a watcher reading nothing")
+
+
 def test_a_token_is_asked_on_every_request(media, backend) -> None:
     with served(_specs(media, "a"), backend, token=TOKEN) as run:
         bearer = {"Authorization": f"Bearer {TOKEN}"}
