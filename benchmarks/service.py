@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -133,7 +134,8 @@ def markdown(machine: dict[str, Any], runs: list[dict[str, Any]], median: dict[s
         f"{SIZE[0]}×{SIZE[1]}, {frames} frames each (`--max-frames`), boxes files (no detector), the {MODEL} model with "
         "random weights, PyTorch (`--device cpu`), event log, no video. FPS: each stream's frames ÷ its time in the "
         'loop, summed. "one client": an MJPEG connection to every stream (what the live page opens), reading all it '
-        "is sent, from the benchmark's process on the same machine. Modes alternate within each round.",
+        "is sent, from the benchmark's process on the same machine. Modes alternate within each round. "
+        f"CPU cores this ran on: {len(os.sched_getaffinity(0))}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}.",
         "",
         "| mode | FPS per round | median FPS | ÷ off | target | reached |",
         "| --- | --- | --- | --- | --- | --- |",
