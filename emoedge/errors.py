@@ -14,3 +14,8 @@ class EmoedgeError(Exception):
             last = text.strip().splitlines()[-1]
             text = last.split(": ", 1)[1] if ": " in last else last
         super().__init__(" ".join(text.split()))
+
+
+class ModelUnavailable(EmoedgeError):
+    """A served model that does not answer now (its server restarting, the network down): a run waits for it, up to
+    its `--model-timeout`, instead of failing; any other model error is an EmoedgeError."""

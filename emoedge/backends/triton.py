@@ -17,12 +17,16 @@ import numpy as np
 from emoedge.backends.base import Backend, host_array
 from emoedge.card import ModelCard
 from emoedge.devices import parse_device
-from emoedge.errors import EmoedgeError
+from emoedge.errors import EmoedgeError, ModelUnavailable
 from emoedge.formats.triton import CARD_OUTPUT, MODEL_NAME, card_from_parameters
 
 URL = re.compile(rf"(?P<scheme>grpc|http)://(?P<address>[^/@\s]+:\d+)/(?P<name>{MODEL_NAME.pattern})/?")
 TIMEOUT_S = 10.0  # connecting and each request: a server that does not answer in this is down for the pipeline
 NUMPY = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64}
+# gRPC status codes of a server that is not there now (restarting, unreachable, overloaded, its model reloading), as
+# tritonclient's InferenceServerException.status() gives them; other codes (a refused shape) are the request's fault.
+TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "StatusCode.CANCELLED",
+             "StatusCode.RESOURCE_EXHAUSTED", "StatusCode.NOT_FOUND", "503", "404", "429"}  # fmt: skip
 
 
 class TritonBackend(Backend):
@@ -37,7 +41,9 @@ class TritonBackend(Backend):
         if parse_device(device).kind != "auto" or precision != "auto":
             raise EmoedgeError(f"model {url}: device and precision of a served model are set on the server")
         self.url, self.model_name, self.grpc = url, match["name"], match["scheme"] == "grpc"
-        self.client = _client(self.grpc, match["address"])
+        self.address = match["address"]
+        self.client = _client(self.grpc, self.address)
+        self._lost = False  # the last request found the server gone: the next one opens a new connection
         try:
             live = self.client.is_server_live(**_timeout(self.grpc))
         except Exception as exc:  # tritonclient raises its own, gevent's and socket errors for a server not there
@@ -79,10 +85,17 @@ class TritonBackend(Backend):
             tensor.set_data_from_numpy(value)
             inputs.append(tensor)
         requested = [module.InferRequestedOutput(name) for name in outputs]
+        if self._lost:  # a fresh channel: gRPC's own reconnection backs off for up to two minutes
+            self.client.close()
+            self.client = _client(self.grpc, self.address)
         try:
-            return self.client.infer(self.model_name, inputs, outputs=requested, **_timeout(self.grpc))
+            answer = self.client.infer(self.model_name, inputs, outputs=requested, **_timeout(self.grpc))
         except Exception as exc:  # the server's own message (a refused shape, a model error) or a lost connection
-            raise EmoedgeError(f"model {self.url}: Triton request failed ({_first_line(exc)})") from None
+            self._lost = _transient(exc)
+            error = ModelUnavailable if self._lost else EmoedgeError
+            raise error(f"model {self.url}: Triton request failed ({_first_line(exc)})") from None
+        self._lost = False
+        return answer
 
     def _served_card(self, config: dict[str, Any]) -> ModelCard:
         """The card from the `card` output of a model `emoedge serve` serves: one request of one blank person
@@ -137,6 +150,14 @@ def _triton_type(value: np.ndarray) -> str:
     from tritonclient.utils import np_to_triton_dtype
 
     return np_to_triton_dtype(value.dtype)
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether a failed request says the server is not there now, rather than that the request was wrong."""
+    status = getattr(exc, "status", None)
+    if callable(status):  # tritonclient's InferenceServerException
+        return str(status()) in TRANSIENT
+    return isinstance(exc, OSError)  # refused, reset, unreachable, timed out: the HTTP client's socket errors
 
 
 def _first_line(exc: Exception) -> str:

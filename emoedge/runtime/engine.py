@@ -151,7 +151,8 @@ class Engine:
             self.stop = stack.enter_context(stop_request())  # before the outputs, so that it outlives their closing
             run_outputs = RunOutputs(backend.card, stack, events=self.events, publisher=self.publisher)
             self.ahead = s.overlap == "on" or (s.overlap == "auto" and str(backend.input_device).startswith("cuda"))
-            self.loop = Loop(Tagger(backend, self.timer), self.timer, run_outputs, self.stop,
+            tagger = Tagger(backend, self.timer, model_timeout=float(s.model_timeout))
+            self.loop = Loop(tagger, self.timer, run_outputs, self.stop,
                              max_frames=s.max_frames, ahead=self.ahead, progress=s.progress,
                              serves=self.serves)  # fmt: skip
             for stream in opened:
@@ -168,15 +169,24 @@ class Engine:
         self._stack.close()
 
     def until_done(self) -> RunSummary:
-        """Run the loop; finalise every output; the summary (also the event log's last record)."""
-        seconds = self.loop.until_done(self._stack)
+        """Run the loop; finalise every output, however the run ends; the summary (also the event log's last
+        record, which names the outcome). A run that fails (the model gone past `--model-timeout`, an internal
+        error) raises once its outputs are finalised and its summary written."""
+        failure: Exception | None = None
+        try:
+            self.loop.until_done(self._stack)
+        except Exception as exc:
+            failure = exc
+        seconds = self.loop.seconds
         for stream in self.loop.streams:  # decoders stopped and videos finalised before the summary is decided
             stream.source.close()
             stream.outputs.close()
         if self.publisher is not None:
             self.publisher.close()
-        summary = self._summary(seconds)
+        summary = self._summary(seconds, _outcome(failure, self.stop.requested))
         self.loop.outputs.finish(summary)
+        if failure is not None:
+            raise failure
         return summary
 
     # ------------------------------------------------------------------------------------ while it runs
@@ -306,7 +316,7 @@ class Engine:
         self.loop.join(stream, outputs)
         return stream
 
-    def _summary(self, seconds: float) -> RunSummary:
+    def _summary(self, seconds: float, outcome: str) -> RunSummary:
         s, loop, publisher, streams = self.settings, self.loop, self.publisher, self.loop.streams
         frames = sum(st.written for st in streams)
         summary = RunSummary(
@@ -322,6 +332,10 @@ class Engine:
             backend=self.backend.reason,
             detector=_persons_from(streams),
             interrupted=self.stop.requested,
+            outcome=outcome,
+            untagged_frames=loop.tagger.untagged,
+            model_outages=len(loop.tagger.outages) + (loop.tagger.outage_s is not None),
+            model_outage_s=sum(loop.tagger.outages) + (loop.tagger.outage_s or 0.0),
             published=0 if publisher is None else publisher.published,
             dropped=0 if publisher is None else publisher.dropped,
             undelivered=0 if publisher is None else publisher.undelivered,
@@ -338,6 +352,16 @@ class Engine:
             },
         )
         return summary
+
+
+def _outcome(failure: Exception | None, interrupted: bool) -> str:
+    """How the run ended, for its summary: "completed", "interrupted" or "failed: <one line>"."""
+    if failure is None:
+        return "interrupted" if interrupted else "completed"
+    reason = (
+        str(failure) if isinstance(failure, EmoedgeError) else f"internal error: {type(failure).__name__}: {failure}"
+    )
+    return f"failed: {reason.splitlines()[0] if reason else type(failure).__name__}"
 
 
 def _check_output(spec: StreamSpec) -> None:

@@ -101,7 +101,7 @@ class Stream:
     def wrote(self, persons: Persons, card: ModelCard) -> None:
         """Count a written frame and keep what observers see of it."""
         self.written += 1
-        self.events += len(persons)
+        self.events += len(persons) if persons.has_outputs else 0
         self._times.append(time.monotonic())
         self._last = (persons, card)  # no work per frame for observers that may never look
         if self.bar is not None:
@@ -200,21 +200,32 @@ class Loop:
         ticks: Any = self._ticks()
         if self.ahead:
             ticks = stack.enter_context(Ahead(ticks, lambda s: self.timer.record("decode", s), self._interrupt))
-        for found in ticks:
-            self._written += 1
-            if found:
-                self.ticks += 1
-                tagged = self.tagger([Item(f.stream.state, f.frame, f.persons) for f in found])
-                for f, persons in zip(found, tagged):
-                    self._write(f.stream, f.frame, persons)
-            self._close_left()
-            if self.stop.requested or self.closed_window:
-                break
-        if isinstance(ticks, Ahead):
-            ticks.close()
-        for stream in list(self.active):  # left by a stop request or a closed window
-            self.drop(stream, "stopped")
-        self._apply_commands(ended=True)
+        outcome = "stopped"  # of the streams still in the loop at its end: left by a stop request, a closed window
+        try:
+            for found in ticks:
+                self._written += 1
+                if found:
+                    self.ticks += 1
+                    tagged = self.tagger([Item(f.stream.state, f.frame, f.persons) for f in found])
+                    for f, persons in zip(found, tagged):
+                        self._write(f.stream, f.frame, persons)
+                self._close_left()
+                if self.stop.requested or self.closed_window:
+                    break
+        except Exception as exc:  # the run's failure (the model gone for good): every stream ends with its reason
+            outcome = f"failed: {exc}"
+            raise
+        finally:
+            if isinstance(ticks, Ahead):
+                ticks.close()
+            for stream in list(self.active):
+                self.drop(stream, outcome)
+            self._apply_commands(ended=True)
+        return self.seconds
+
+    @property
+    def seconds(self) -> float:
+        """Since the loop started."""
         return time.perf_counter() - self._started
 
     def _ticks(self) -> Iterator[list[_Found]]:

@@ -94,6 +94,8 @@ class RunOutputs:
         self.log = stack.enter_context(EventLog(events)) if events is not None else None
 
     def write(self, stream: str, frame: Frame, persons: Persons) -> None:
+        if not persons.has_outputs:  # a frame the model could not tag (an outage of a served model): no emotions
+            return
         for i in range(len(persons)):
             record = {
                 "type": "person",

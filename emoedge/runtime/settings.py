@@ -16,6 +16,7 @@ from emoedge.settings import option
 
 CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
 SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
+MODEL_TIMEOUT = 60.0  # s: a Triton server restarting (a rolling update) is back well within a minute
 PUBLISH_QUEUE = 10_000  # records held across a broker outage: about 5 min of 4 streams x 2 persons at 4 FPS
 MAX_QUEUE = 65_535  # MQTT message ids are 16-bit: more unacknowledged messages than ids cannot be told apart
 
@@ -53,6 +54,12 @@ class RunSettings:
     )  # fmt: skip
     overlap: Literal["auto", "on", "off"] = option(
         "auto", "find persons one tick ahead on a thread of their own (auto: when the model runs on a CUDA device)"
+    )
+    model_timeout: float = option(
+        MODEL_TIMEOUT,
+        "seconds a served model (grpc://, http://) may stay unreachable before the run fails; meanwhile frames go "
+        "on untagged and it is asked again every half second",
+        low=0,
     )
     publish_queue: int = option(
         PUBLISH_QUEUE, "events held while the MQTT broker is unreachable; past it they are dropped and counted",

@@ -59,6 +59,12 @@ def _quiet_native_logs() -> None:
 
 _quiet_native_logs()
 
+# FFmpeg probes a stream for 5 s of data by default (analyzeduration) before it hands over the first frame: measured
+# against GStreamer's RTSP server, an open took 2.0 s, and 0.7 s with 0.5 s of probing (the codec and size come with
+# the stream's description, SDP, or its first keyframe). Every reconnect pays it. A user's own
+# OPENCV_FFMPEG_CAPTURE_OPTIONS (read by OpenCV at every open) is kept as it is.
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "analyzeduration;500000")
+
 # OpenCV's FFmpeg reader tries a silent stream twice before a read fails, each try with the whole read timeout
 # (measured with a paused RTSP server: 5 s -> lost after 10.0 s, 2.5 s -> 5.0 s, 1 s -> 2.0 s): it gets half.
 READ_ATTEMPTS = 2
@@ -79,7 +85,12 @@ class SourceSettings:
         5.0, "seconds a stream may be silent before it counts as dropped", low=0, low_open=True
     )
     backoff_s: tuple[float, float] = option(
-        (0.5, 8.0), "first and longest seconds between reconnect attempts", low=0, low_open=True
+        (0.25, 8.0), "first and longest seconds between reconnect attempts", low=0, low_open=True
+    )
+    # A camera that flaps (a switch rebooting, a Wi-Fi blip) is back within seconds: retried at the first back-off
+    # for this long it costs about a second, and only a long outage backs off to the longest wait.
+    fast_s: float = option(
+        30.0, "seconds of an outage retried at the first back-off before the waits grow to the longest", low=0
     )
     file_queue: int = option(4, "decoded frames buffered ahead for files and folders", low=1)
     reconnect: bool = option(True, "live sources reopen when they drop (off: the stream's end is the source's end)")
@@ -381,8 +392,9 @@ class _CaptureSource(FrameSource):
         return True
 
     def _retry(self, limit: float | None, give_up: Callable[[float], str]) -> float | None:
-        """Open again and again, waiting `backoff_s` (doubling) between attempts, until the source opens (the
-        seconds it took), the stop flag is set (None), or `limit` seconds pass (EmoedgeError `give_up(seconds)`)."""
+        """Open again and again, waiting `backoff_s[0]` between attempts for the first `fast_s` seconds, then
+        doubling up to `backoff_s[1]`, until the source opens (the seconds it took), the stop flag is set (None), or
+        `limit` seconds pass (EmoedgeError `give_up(seconds)`)."""
         started, delay = time.monotonic(), self.settings.backoff_s[0]
         while not self._stop.wait(delay):
             self._capture = self._opener()
@@ -391,7 +403,8 @@ class _CaptureSource(FrameSource):
                 return waited
             if limit is not None and waited >= limit:
                 raise EmoedgeError(give_up(waited))
-            delay = min(delay * 2, self.settings.backoff_s[1])
+            if waited >= self.settings.fast_s:
+                delay = min(delay * 2, self.settings.backoff_s[1])
             if limit is not None:
                 delay = min(delay, max(limit - waited, 0.0))
         return None

@@ -129,6 +129,10 @@ class RunSummary:
     backend: str
     detector: str
     interrupted: bool  # a stop was requested (Ctrl-C, SIGTERM, a closed window): frames may be missing at the end
+    outcome: str = "completed"  # "completed", "interrupted" or "failed: <one line>"
+    untagged_frames: int = 0  # frames written without emotions: the served model was unavailable
+    model_outages: int = 0  # times the served model stopped answering
+    model_outage_s: float = 0.0  # their seconds in total
     published: int = 0  # events the MQTT broker acknowledged
     dropped: int = 0  # events refused because the publish queue was full
     undelivered: int = 0  # events still unacknowledged when the run ended
@@ -151,7 +155,7 @@ class RunSummary:
             f"{streams}{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS{total}; {self.events} person "
             "events, "
             f"{self.inferences} inferred in {self.engine_calls} engine calls over {self.ticks} ticks"
-            + (" (interrupted)" if self.interrupted else ""),
+            + ("" if self.outcome == "completed" else f" ({self.outcome})"),
             f"{'stage':<11}{'mean ms':>9}{'p50':>9}{'p90':>9}{'count':>8}",
         ]
         for name, s in self.stages.items():
@@ -163,6 +167,11 @@ class RunSummary:
             ]
             written = "".join(f", {o}" for o in outputs if o)
             lines.append(f"  {s.id}: {s.frames} frames, {s.fps:.1f} FPS, {s.events} events, {s.outcome}{written}")
+        if self.model_outages:
+            lines.append(
+                f"model: {self.model_outages} outage(s), {self.model_outage_s:.1f} s in total; {self.untagged_frames} "
+                "frames written untagged meanwhile"
+            )
         if self.published or self.dropped or self.undelivered:
             lines.append(
                 f"MQTT: {self.published} events delivered, {self.dropped} dropped (queue full), "

@@ -6,16 +6,23 @@ whose result is `every` frames old) are cropped; the engine runs once for all of
 of the outputs is merged with its reused results and smoothed along its tracks (`TrackState`, one per stream, so a
 stream's results are those of a run of it alone). torch is imported when a Tagger is built, not with this module:
 a run's bad input (a missing detector, say) is one line before torch loads.
+
+A served model that stops answering (`ModelUnavailable`: its server restarting) is an outage, not the run's end:
+the tick's frames go on untagged (drawn with their boxes, no events), the model is asked again every `RETRY_S`, and
+tagging resumes when it answers; an outage longer than `model_timeout` ends the run with one line.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emoedge.backends import Backend
+from emoedge.errors import EmoedgeError, ModelUnavailable
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.smoothing import ResultCache, ScoreSmoother
 from emoedge.runtime.sources import Frame
@@ -23,6 +30,10 @@ from emoedge.runtime.summary import Timer
 
 if TYPE_CHECKING:
     from emoedge.runtime.preprocess import EngineInputs
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 0.5  # during an outage, how often the model is asked again (ticks in between go untagged without asking)
 
 
 class TrackState:
@@ -42,19 +53,61 @@ class Item:
 
 
 class Tagger:
-    """Tags a tick's frames with one engine call; counts `inferences` (persons run) and `engine_calls`."""
+    """Tags a tick's frames with one engine call; counts `inferences` (persons run) and `engine_calls`, and the
+    model's outages (`outages`: their seconds; `untagged`: frames that went without emotions meanwhile)."""
 
-    def __init__(self, backend: Backend, timer: Timer) -> None:
+    def __init__(self, backend: Backend, timer: Timer, *, model_timeout: float = 60.0) -> None:
         import torch
 
         from emoedge.runtime.preprocess import Preprocessor
 
         self.backend, self.timer, self._cat = backend, timer, torch.cat
         self.preprocess = Preprocessor(backend.card, backend.input_device)
-        self.inferences = self.engine_calls = 0
+        self.model_timeout = model_timeout
+        self.inferences = self.engine_calls = self.untagged = 0
+        self.outages: list[float] = []  # seconds of each outage that ended
+        self._down_since: float | None = None  # an outage under way
+        self._next_try = 0.0
+        self._error = ""  # the outage's last error
 
     def __call__(self, items: list[Item]) -> list[Persons]:
-        """Each item's persons with the model's outputs, in order."""
+        """Each item's persons with the model's outputs, in order (without, while the model is unavailable)."""
+        now = time.monotonic()
+        if self._down_since is not None:
+            if now - self._down_since > self.model_timeout:
+                raise EmoedgeError(f"{self._error}; no answer for {now - self._down_since:.0f} s (--model-timeout "
+                                   f"{self.model_timeout:g})")  # fmt: skip
+            if now < self._next_try:
+                return self._without_model(items)
+        try:
+            tagged = self._tag(items)
+        except ModelUnavailable as exc:
+            self._unavailable(exc, now)
+            return self._without_model(items)
+        if self._down_since is not None:
+            self.outages.append(now - self._down_since)
+            log.warning("the model answers again after %.1f s; %d frames went untagged so far", self.outages[-1],
+                        self.untagged)  # fmt: skip
+            self._down_since = None
+        return tagged
+
+    @property
+    def outage_s(self) -> float | None:
+        """Seconds of the outage under way (None: the model answers)."""
+        return None if self._down_since is None else time.monotonic() - self._down_since
+
+    def _unavailable(self, exc: ModelUnavailable, now: float) -> None:
+        if self._down_since is None:
+            self._down_since = now
+            log.warning("%s; frames go on untagged while it is asked again for up to %g s (--model-timeout)", exc,
+                        self.model_timeout)  # fmt: skip
+        self._error, self._next_try = str(exc), now + RETRY_S
+
+    def _without_model(self, items: list[Item]) -> list[Persons]:
+        self.untagged += len(items)
+        return [item.persons for item in items]
+
+    def _tag(self, items: list[Item]) -> list[Persons]:
         dues = [item.state.cache.due(item.persons) for item in items]
         inputs: list[EngineInputs | None] = []
         for item, due in zip(items, dues):

@@ -14,17 +14,28 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
-from cli_helpers import REPO, assert_one_line_error, run_cli  # type: ignore[import-not-found]
+from cli_helpers import (  # type: ignore[import-not-found]
+    REPO,
+    Background,
+    assert_one_line_error,
+    count_lines,
+    emoedge_command,
+    run_cli,
+)
 from ports import free_ports  # type: ignore[import-not-found]
+from runtime.rtsp_helpers import gstreamer_missing, start_server  # type: ignore[import-not-found]
 from runtime.runtime_media import read_events  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
+from emoedge.bench.clip import write_boxes_json
 from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
@@ -58,13 +69,13 @@ def model(checkpoint: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serving(model: Path, folder: Path, *options: str) -> Iterator[Server]:
-    """`emoedge serve MODEL --name emo` on free ports; stopped with SIGINT on leaving, which must end it with status
-    130 and "emoedge: interrupted"."""
+def serving(model: Path, folder: Path, *options: str, ports: list[int] | None = None) -> Iterator[Server]:
+    """`emoedge serve MODEL --name emo` on `ports` (grpc, http, metrics; default: free ones); stopped with SIGINT on
+    leaving, which must end it with status 130 and "emoedge: interrupted" (unless the test killed it)."""
     pytest.importorskip("pytriton", reason="PyTriton is not installed (the `serve` extra: make setup SET=serve)")
     if NUMPY_2:
         pytest.skip("numpy 2 is installed: PyTriton's Python backend needs numpy < 2 (make setup SET=serve)")
-    grpc_port, http_port, metrics_port = free_ports(3)
+    grpc_port, http_port, metrics_port = ports or free_ports(3)
     log = folder / "triton.log"
     argv = [sys.executable, "-m", "emoedge", "serve", str(model), "--name", "emo", "--grpc-port", str(grpc_port),
             "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log", str(log), *options]  # fmt: skip
@@ -87,14 +98,17 @@ def serving(model: Path, folder: Path, *options: str) -> Iterator[Server]:
             pytest.fail(f"emoedge serve did not come up in {START_TIMEOUT_S} s: {''.join(output)[-3000:]}")
         yield Server(process, f"grpc://127.0.0.1:{grpc_port}/emo", f"http://127.0.0.1:{http_port}/emo", log, output)
     finally:
-        process.send_signal(signal.SIGINT)
+        killed = process.poll() == -signal.SIGKILL  # by the test, Triton's own processes with it
+        if not killed:
+            process.send_signal(signal.SIGINT)
         try:
             status = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-    assert status == 130, "".join(output)[-3000:]
-    assert output[-1].strip() == "emoedge: interrupted", output[-3:]
+    if not killed:
+        assert status == 130, "".join(output)[-3000:]
+        assert output[-1].strip() == "emoedge: interrupted", output[-3:]
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +199,42 @@ def test_a_checkpoint_is_served_too(checkpoint, tmp_path):
 @pytest.mark.skipif(not NUMPY_2, reason="this library set has numpy < 2, which `emoedge serve` runs with")
 def test_serve_under_numpy_2_is_refused_in_one_line(model):
     assert_one_line_error(run_cli("serve", str(model)), "numpy", "PyTriton", "emoedge[serve]")
+
+
+def test_a_served_model_killed_and_restarted_mid_run(model, tmp_path):
+    """A camera's run against a served model whose server is SIGKILLed (with Triton's processes) for 6 s and started
+    again: the run goes on (frames untagged meanwhile), tags again within 3 s of the server being back, and its
+    summary counts the outage."""
+    reason = gstreamer_missing()
+    if reason:
+        pytest.skip(reason)
+    rtsp, *ports = free_ports(4)
+    boxes = write_boxes_json(tmp_path / "live.json", [[[40, 40, 120, 200], [180, 40, 260, 200]]] * 20_000)
+    events = tmp_path / "events.jsonl"
+    camera = start_server(rtsp, tmp_path / "rtsp")
+    try:
+        with serving(model, tmp_path / "first", ports=ports) as first:
+            argv = emoedge_command("run", "--source", f"rtsp://127.0.0.1:{rtsp}/test", "--boxes", str(boxes),
+                                   "--model", first.grpc, "--events", str(events), "--quiet")  # fmt: skip
+            run = Background(argv, tmp_path / "run")
+            run.wait_until(lambda: count_lines(events) >= 20, "events through the first server", 120)
+            for process in [*psutil.Process(first.process.pid).children(recursive=True), first.process]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+            first.process.wait(30)
+        time.sleep(6)
+        before = count_lines(events)
+        with serving(model, tmp_path / "second", ports=ports):
+            back = time.monotonic()
+            run.wait_until(lambda: count_lines(events) > before, "events through the restarted server", 60)
+            resumed = time.monotonic() - back
+            print(f"tagging again {resumed:.2f} s after the restarted server answered")
+            assert resumed <= 3.0
+            run.send(signal.SIGTERM)
+            assert run.wait(60) == 130
+    finally:
+        camera.stop()
+    _, summary = read_events(events)
+    assert summary["outcome"] == "interrupted" and summary["model_outages"] == 1
+    assert summary["model_outage_s"] >= 6 and summary["untagged_frames"] > 0
+    assert "Triton request failed" in run.stderr and "answers again" in run.stderr and "Traceback" not in run.stderr
