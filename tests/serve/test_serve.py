@@ -7,23 +7,15 @@ elsewhere they skip, and the refusal of `emoedge serve` under numpy 2 is tested 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 from cli_helpers import (  # type: ignore[import-not-found]
-    REPO,
     Background,
     assert_one_line_error,
     count_lines,
@@ -33,6 +25,7 @@ from cli_helpers import (  # type: ignore[import-not-found]
 from ports import free_ports  # type: ignore[import-not-found]
 from runtime.rtsp_helpers import gstreamer_missing, start_server  # type: ignore[import-not-found]
 from runtime.runtime_media import read_events  # type: ignore[import-not-found]
+from serve.serve_helpers import NUMPY_2, Server, kill, serving  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.bench.clip import write_boxes_json
@@ -41,21 +34,8 @@ from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.runtime.clip import make_demo_clip
 
-NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 TOLERANCE = 1e-5
 NUMBERS = {"scores", "modality_weights", "vad"}  # the event fields compared within TOLERANCE; the rest exactly
-START_TIMEOUT_S = 180  # the first start copies Triton's binaries into PyTriton's workspace and loads the model
-
-
-@dataclass
-class Server:
-    """A running `emoedge serve` process and its URLs."""
-
-    process: subprocess.Popen
-    grpc: str
-    http: str
-    log: Path
-    output: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -66,49 +46,6 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def model(checkpoint: Path) -> Path:
     return export_onnx(checkpoint, checkpoint.with_suffix(".onnx")).path
-
-
-@contextlib.contextmanager
-def serving(model: Path, folder: Path, *options: str, ports: list[int] | None = None) -> Iterator[Server]:
-    """`emoedge serve MODEL --name emo` on `ports` (grpc, http, metrics; default: free ones); stopped with SIGINT on
-    leaving, which must end it with status 130 and "emoedge: interrupted" (unless the test killed it)."""
-    pytest.importorskip("pytriton", reason="PyTriton is not installed (the `serve` extra: make setup SET=serve)")
-    if NUMPY_2:
-        pytest.skip("numpy 2 is installed: PyTriton's Python backend needs numpy < 2 (make setup SET=serve)")
-    grpc_port, http_port, metrics_port = ports or free_ports(3)
-    log = folder / "triton.log"
-    argv = [sys.executable, "-m", "emoedge", "serve", str(model), "--name", "emo", "--grpc-port", str(grpc_port),
-            "--http-port", str(http_port), "--metrics-port", str(metrics_port), "--log", str(log), *options]  # fmt: skip
-    process = subprocess.Popen(
-        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    output: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        for line in process.stdout:  # type: ignore[union-attr]
-            output.append(line)
-            if line.startswith("serving "):
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(START_TIMEOUT_S):
-            pytest.fail(f"emoedge serve did not come up in {START_TIMEOUT_S} s: {''.join(output)[-3000:]}")
-        yield Server(process, f"grpc://127.0.0.1:{grpc_port}/emo", f"http://127.0.0.1:{http_port}/emo", log, output)
-    finally:
-        killed = process.poll() == -signal.SIGKILL  # by the test, Triton's own processes with it
-        if not killed:
-            process.send_signal(signal.SIGINT)
-        try:
-            status = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    if not killed:
-        assert status == 130, "".join(output)[-3000:]
-        assert output[-1].strip() == "emoedge: interrupted", output[-3:]
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +155,7 @@ def test_a_served_model_killed_and_restarted_mid_run(model, tmp_path):
                                    "--model", first.grpc, "--events", str(events), "--quiet")  # fmt: skip
             run = Background(argv, tmp_path / "run")
             run.wait_until(lambda: count_lines(events) >= 20, "events through the first server", 120)
-            for process in [*psutil.Process(first.process.pid).children(recursive=True), first.process]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.kill()
-            first.process.wait(30)
+            kill(first)
         time.sleep(6)
         before = count_lines(events)
         with serving(model, tmp_path / "second", ports=ports):
