@@ -117,7 +117,12 @@ def test_views_tell_state_rate_and_tracks(files, backend, tmp_path: Path) -> Non
         before = engine.views()
         summary = engine.until_done()
         after = engine.views()
-    assert before[0].state == "reading" and before[0].frames == 0 and before[0].since_frame_s >= 0 and before[0].live is False
+    assert (
+        before[0].state == "reading"
+        and before[0].frames == 0
+        and before[0].since_frame_s >= 0
+        and before[0].live is False
+    )
     view = after[0]
     assert view.state == "ended" and view.frames == summary.frames == SHORT and view.fps > 0
     assert view.persons == 2 and {t.id for t in view.tracks} == {10, 11}
