@@ -81,6 +81,12 @@ class EngineCollector:
         yield GaugeMetricFamily(
             "emoedge_ready", "1 once the model is loaded and a first frame tagged", value=engine.ready
         )
+        yield GaugeMetricFamily(
+            "emoedge_model_available", "0 during an outage of a served model (frames go untagged)",
+            value=loop.tagger.outage_s is None,
+        )  # fmt: skip
+        yield _counter("emoedge_untagged_frames", "Frames written without emotions: the model was unavailable",
+                       loop.tagger.untagged)  # fmt: skip
         publisher = engine.publisher
         if publisher is not None:
             yield _counter("emoedge_mqtt_published", "Events the MQTT broker acknowledged", publisher.published)

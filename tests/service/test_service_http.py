@@ -65,6 +65,7 @@ def test_health_streams_metrics_and_live_frames(media, backend) -> None:
         stages = {s.labels["stage"] for s in metrics["emoedge_stage_seconds"].samples}
         assert {"decode", "detect", "preprocess", "engine"} <= stages
         assert next(iter(metrics["emoedge_engine_calls"].samples)).value > 0
+        assert next(iter(metrics["emoedge_model_available"].samples)).value == 1
         info = next(iter(metrics["emoedge_model_info"].samples)).labels
         assert "boxes file" in info["persons"] and info["backend"]
 
