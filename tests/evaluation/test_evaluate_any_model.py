@@ -46,7 +46,10 @@ def test_checkpoint_and_its_onnx_agree_within_005_points(sample_model, sample_ro
     onnx = _eval_cli(sample_model["fp32"], sample_root, tmp_path / "onnx")
     assert abs(100 * (pt["mAP"] - onnx["mAP"])) <= 0.05, (pt["mAP"], onnx["mAP"])
     assert pt["extra"]["precision"] == "fp32" and "PyTorch" in pt["extra"]["backend"]
-    assert onnx["extra"]["precision"] == "fp32" and "onnxruntime" in onnx["extra"]["backend"]
+    # `auto` runs an ONNX file in ONNX Runtime, or in OpenVINO on a CPU-only machine that has it (BF16 where the CPU
+    # has BF16 instructions): either way within 0.05 points of the checkpoint.
+    assert onnx["extra"]["precision"] in ("fp32", "bf16")
+    assert "onnxruntime" in onnx["extra"]["backend"] or "OpenVINO" in onnx["extra"]["backend"]
     assert onnx["extra"]["model"] == str(sample_model["fp32"]) and onnx["extra"]["persons"] > 0
     # A checkpoint's report shows where the model looked (paper Fig. 1); an ONNX file's cannot (no gradients).
     gallery = sorted((tmp_path / "pt" / "gallery").glob("*.png"))
