@@ -499,13 +499,16 @@ def _cmd_export_openvino(args: argparse.Namespace) -> None:
 
 def _add_export_triton(sub: Subparsers) -> None:
     p = _command(sub, "triton", _cmd_export_triton)
-    p.add_argument("model", type=Path, help="emoedge ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument(
+        "model", type=Path,
+        help="emoedge ONNX (.onnx), TensorRT engine (.engine) or OpenVINO IR folder (Triton's openvino backend, cpu)",
+    )  # fmt: skip
     p.add_argument("-o", "--out", type=Path, required=True, help="model repository folder (created or added to)")
     p.add_argument("--name", default="emoedge", help="model name: the folder in the repository and the URL's NAME")
     p.add_argument("--instances", type=int, default=1, help="model instances Triton runs side by side")
     p.add_argument(
         "--instance-kind", dest="kind", choices=("gpu", "cpu"), default="gpu",
-        help="where the instances run (cpu: ONNX files only)",
+        help="where the instances run (cpu: ONNX files and OpenVINO IR folders; gpu: ONNX files and engines)",
     )  # fmt: skip
 
 
@@ -514,6 +517,7 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
 
     emoedge export triton model.onnx -o model_repository
     emoedge export triton model.engine -o /models --name emotions --instances 2
+    emoedge export triton model-openvino-int8 -o /models --instance-kind cpu   # Triton's OpenVINO backend
     emoedge run --source clip.mp4 --model grpc://gpu-server:8001/emoedge   # tritonserver serving the repository
     """
     from emoedge.export.triton import export_triton

@@ -115,3 +115,23 @@ def test_bad_requests_are_one_line_before_any_work(trained, tmp_path, kwargs, pr
 def test_a_foreign_or_missing_onnx_is_one_line(tmp_path):
     with pytest.raises(EmoedgeError, match="file not found"):
         export_openvino(tmp_path / "absent.onnx", tmp_path / "ir")
+
+
+def test_triton_repository_of_an_ir_uses_the_openvino_backend(irs, tmp_path):
+    pytest.importorskip("tritonclient", reason="the `triton` extra is not installed")
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    from emoedge.card import ModelCard
+    from emoedge.export.triton import export_triton
+
+    ir = irs["fp16"].path
+    with pytest.raises(EmoedgeError, match="Triton's OpenVINO backend runs on the CPU; use instance kind 'cpu'"):
+        export_triton(ir, tmp_path / "repo")
+    out = export_triton(ir, tmp_path / "repo", name="emo", kind="cpu")
+    assert out.model == tmp_path / "repo" / "emo" / "1" / "model.xml" and out.platform == "openvino"
+    assert out.model.with_suffix(".bin").read_bytes() == (ir / "model.bin").read_bytes()
+    config = text_format.Parse(out.config.read_text(), pb.ModelConfig())
+    assert (config.backend, config.platform, config.default_model_filename) == ("openvino", "", "model.xml")
+    assert [i.name for i in config.input] == ["image", "body", "frame"]
+    assert ModelCard.from_json(config.parameters["emoedge_card"].string_value) == read_ir_card(ir)
