@@ -202,3 +202,16 @@ def test_importing_the_backends_does_not_import_openvino():
     code = "import sys, emoedge.backends, emoedge.formats.openvino; print('openvino' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_bench_measures_an_ir_folder_against_the_gemm_rate_at_its_precision(files, tmp_path):
+    from emoedge.bench.plan import BenchPlan
+    from emoedge.bench.run import bench
+
+    result = bench(files["ir-int8"], tmp_path / "bench", BenchPlan(persons=(1, 2), seconds=0.05, frames=2),
+                   progress=False)  # fmt: skip
+    assert "OpenVINO" in result["backend"] and (tmp_path / "bench" / "bench.md").is_file()
+    shared = [r for r in result["engine"] if r["way"] == "shared"]
+    assert [r["persons"] for r in shared] == [1, 2]
+    for row in shared:  # INT8: GOP/s against torch's int8 product where this torch has one
+        assert row["gflop_per_s"] > 0 and (row["gemm_gflop_per_s"] is None or row["of_peak"] > 0)
