@@ -103,18 +103,39 @@ def test_fp16_weights_and_int8_are_close_to_fp32(files, reference, kind):
     assert diff["scores"] <= (INT8_MAX_DIFF if kind == "ir-int8" else 2e-3), diff
 
 
-def test_cpu_int8_onnx_runs_in_openvino_like_in_onnxruntime(files, sample_root, tmp_path):
+# In a child process: after OpenVINO has read an ONNX file here, a later torch.onnx export in the same process (other
+# test files' fixtures) was seen to crash (SIGSEGV) on this machine; not yet understood.
+INT8_IN_OPENVINO = """
+import json, sys
+import numpy as np
+from emoedge.backends import load_model
+from emoedge.export.onnx import example_inputs
+int8, fp32 = sys.argv[1:3]
+backend = load_model(int8, device="openvino")
+image, body = (t.numpy() for t in example_inputs(backend.card, 4, seed=4))
+got, want = backend.infer(image, body), load_model(fp32, device="cpu").infer(image, body)
+print(json.dumps({"precision": backend.precision, "reason": backend.reason,
+                  "diff": float(np.abs(got["scores"] - want["scores"]).max())}))
+"""
+
+
+def test_cpu_int8_onnx_runs_in_openvino_like_in_onnxruntime(files, tmp_path):
     """emoedge's INT8 ONNX for CPUs (ONNX Runtime's Q/DQ placement) runs in OpenVINO as INT8, close to FP32."""
+    import json
+    import subprocess
+    import sys
+
     pytest.importorskip("onnxruntime.quantization")
     from emoedge.export.precision import to_int8
 
     calib = files["ir-int8"].parent / "calib"
     int8 = to_int8(files["onnx"], tmp_path / "int8-cpu.onnx", target="cpu", calib=calib).path
-    backend = load_model(int8, device="openvino")
-    assert backend.precision == "int8" and "quantized file" in backend.reason
-    inputs = _inputs(backend.card, 1, 4)
-    diff = _max_diffs(backend.infer(*inputs), load_model(files["onnx"], device="cpu").infer(*inputs))
-    assert diff["scores"] <= INT8_MAX_DIFF, diff
+    proc = subprocess.run([sys.executable, "-c", INT8_IN_OPENVINO, str(int8), str(files["onnx"])],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["precision"] == "int8" and "quantized file" in got["reason"]
+    assert got["diff"] <= INT8_MAX_DIFF, got
 
 
 def test_the_card_travels_in_the_ir(files):
