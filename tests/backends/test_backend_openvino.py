@@ -5,6 +5,7 @@ against OpenVINO's API; only their padding is exercised here, on the CPU: this m
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import pytest
 import torch
 
 pytest.importorskip("openvino")
+
+# These tests run in a pytest process of their own (tests/backends/test_backend_openvino_process.py starts it): after
+# OpenVINO had run ONNX files in a process, a later training and torch.onnx export in that process (other test files'
+# fixtures) crashed with SIGSEGV on this machine; not yet understood.
+if os.environ.get("EMOEDGE_OPENVINO_CHILD") != "1":
+    pytest.skip("runs in a process of its own (test_backend_openvino_process.py)", allow_module_level=True)
 
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
