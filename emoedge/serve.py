@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import sysconfig
 import time
 from collections.abc import Callable, Iterator
@@ -75,13 +76,18 @@ def serve(
     check_name(name)
     if instances < 1:
         raise EmoedgeError(f"instances {instances}: expected at least 1 model instance")
+    if sys.version_info >= (3, 13):
+        raise EmoedgeError(
+            "emoedge serve needs PyTriton, which needs numpy < 2: neither has a wheel for Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}; use Python 3.10 to 3.12 (make setup SET=serve)"
+        )
     _check_numpy()
     try:
         from pytriton.model_config import ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
     except ModuleNotFoundError:
         raise EmoedgeError(
-            "emoedge serve needs PyTriton: pip install 'emoedge[serve]' (Linux, x86-64 or arm64)"
+            "emoedge serve needs PyTriton: pip install 'emoedge[serve]' (Linux, x86-64 or arm64, Python 3.10 to 3.12)"
         ) from None
     _check_ports(endpoints)
     from emoedge.fileio import output_file  # here: fileio imports torch, and the CLI imports this module for --help

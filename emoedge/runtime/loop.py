@@ -90,19 +90,20 @@ class Stream:
         self.started = self.seconds = 0.0
         self.last_tick: int | None = None  # set when it leaves: the tick that holds its last frame
         self._times: collections.deque[float] = collections.deque(maxlen=RATE_FRAMES)
-        self._tracks: tuple[TrackView, ...] = ()
+        self._last: tuple[Persons, ModelCard] | None = None  # the newest frame's persons, made into views on demand
 
     def wrote(self, persons: Persons, card: ModelCard) -> None:
         """Count a written frame and keep what observers see of it."""
         self.written += 1
         self.events += len(persons)
         self._times.append(time.monotonic())
-        self._tracks = tuple(_track_view(persons, i, card) for i in range(len(persons)))
+        self._last = (persons, card)  # no work per frame for observers that may never look
         if self.bar is not None:
             self.bar.update(1)
 
     def view(self) -> StreamView:
-        times, tracks = tuple(self._times), self._tracks  # read once: the loop replaces them, never mutates them
+        times, last = tuple(self._times), self._last  # read once: the loop replaces them, never mutates them
+        tracks = () if last is None else tuple(_track_view(last[0], i, last[1]) for i in range(len(last[0])))
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         return StreamView(
             id=self.spec.id,
@@ -200,7 +201,7 @@ class Loop:
             ticks.close()
         for stream in list(self.active):  # left by a stop request or a closed window
             self.drop(stream, "stopped")
-        self._refuse_commands()
+        self._apply_commands(ended=True)
         return time.perf_counter() - self._started
 
     def _ticks(self) -> Iterator[list[_Found]]:
@@ -222,25 +223,22 @@ class Loop:
                 self._found_ticks += 1
                 yield found
 
-    def _apply_commands(self) -> None:
-        while True:
+    def _apply_commands(self, *, ended: bool = False) -> None:
+        """Apply the queued commands (`ended`: refuse them, the run is over); each answers its future."""
+        for change, done in self._queued():
             try:
-                change, done = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            try:
+                if ended:
+                    raise EmoedgeError("the run has ended")
                 done.set_result(change(self))
             except BaseException as exc:  # handed to the caller (an API request): the run goes on
                 done.set_exception(exc)
 
-    def _refuse_commands(self) -> None:
-        """Commands that came too late: the run has ended."""
+    def _queued(self) -> Iterator[tuple[Command, Future]]:
         while True:
             try:
-                _, done = self._commands.get_nowait()
+                yield self._commands.get_nowait()
             except queue.Empty:
                 return
-            done.set_exception(EmoedgeError("the run has ended"))
 
     def _next_frames(self) -> list[tuple[Stream, Frame]]:
         """The next frame of each active stream that has one; streams that end, fail or reach `max_frames` leave."""

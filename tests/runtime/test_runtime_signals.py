@@ -195,7 +195,9 @@ def test_a_signal_during_shutdown(start, tmp_path, case: str, hook: tuple[str, .
 def test_a_signal_while_a_camera_is_not_up_yet(start, tmp_path) -> None:
     """A camera that never answers (a closed port) is waited for (connect_timeout, 30 s): a signal ends the wait."""
     run = start(tmp_path, f"rtsp://user:s3cret@127.0.0.1:{free_port()}/test", "no_persons")
-    run.wait_until(lambda: "not up yet" in run.stderr, "the wait for the camera")
+    run.wait_until(  # the events file opens once the model is loaded: the signal then reaches the run's loop
+        lambda: "not up yet" in run.stderr and (tmp_path / "e.jsonl").exists(), "the wait for the camera, outputs open"
+    )
     time.sleep(0.5)  # into the back-off between attempts
     _check_exit(run, run.interrupt(signal.SIGTERM), "camera not up yet")
     assert "s3cret" not in run.stderr and not _native_lines(run.stderr)
