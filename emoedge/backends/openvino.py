@@ -25,7 +25,7 @@ from emoedge.formats import ONNX_SUFFIXES
 from emoedge.formats.onnx import card_of as onnx_card_of
 from emoedge.formats.onnx import graph_precision, load_onnx
 from emoedge.formats.openvino import card_of as ir_card_of
-from emoedge.formats.openvino import ir_graph, ir_precision, read_ir
+from emoedge.formats.openvino import core, ir_graph, ir_precision, read_ir
 
 STATIC_TARGETS = ("GPU", "NPU")  # OpenVINO devices that want static shapes: compiled per bucket of F and N
 MAX_BUCKETS = 8  # compiled shapes kept per backend (the oldest is dropped past it)
@@ -63,7 +63,7 @@ class OpenVinoBackend(Backend):
 
         wanted = parse_device(device, kinds=("auto", "openvino"), who="the openvino backend")
         self.path = Path(path)
-        self.core = ov.Core()
+        self.core = core()  # the process's one Core (emoedge.formats.openvino: why never a Core of its own)
         self.target = _check_target(device, wanted.openvino, self.core.available_devices)
         model, self.card, stored = self._read(self.path)
         self.has_frame = "frame" in {name for port in model.inputs for name in port.get_names()}
@@ -175,7 +175,7 @@ def _check_target(device: str, target: str, available: list[str]) -> str:
     return target
 
 
-def _precision(core: Any, target: str, precision: str, stored: str, path: Path) -> tuple[str, str | None, str]:
+def _precision(ov_core: Any, target: str, precision: str, stored: str, path: Path) -> tuple[str, str | None, str]:
     """(precision that runs, OpenVINO inference-precision hint as an ov.Type name or None, why)."""
     choices = ("auto", "fp32", "bf16", "fp16", "int8")
     if precision not in choices:
@@ -194,7 +194,7 @@ def _precision(core: Any, target: str, precision: str, stored: str, path: Path) 
         if precision not in ("auto", "fp16", "int8"):
             raise EmoedgeError(f"precision {precision!r}: an NPU computes in FP16 (and INT8 where quantized)")
         return ("int8" if stored == "int8" else "fp16"), None, "the NPU's own"
-    capabilities = set(core.get_property(base, "OPTIMIZATION_CAPABILITIES"))
+    capabilities = set(ov_core.get_property(base, "OPTIMIZATION_CAPABILITIES"))
     if base == "GPU":
         default, why = "fp16", "the GPU's default"
     elif "BF16" in capabilities:

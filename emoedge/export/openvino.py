@@ -37,7 +37,7 @@ from emoedge.export.precision import (
     folder_frames,
 )
 from emoedge.formats.onnx import card_of, graph_precision, load_onnx
-from emoedge.formats.openvino import IR_FILE, OPENVINO_MISSING, describe
+from emoedge.formats.openvino import IR_FILE, OPENVINO_MISSING, core, describe
 from emoedge.settings import checked
 
 NNCF_MISSING = "NNCF is not installed (pip install 'emoedge[export]': nncf)"
@@ -204,9 +204,8 @@ def _max_score_diff(onnx_in: Path, ir: Path, frames: list[Frame], has_frame: boo
     import openvino as ov
     import openvino.properties.hint as hints
 
-    core = ov.Core()
     config = {hints.inference_precision: ov.Type.f32}
-    requests = [core.compile_model(str(p), "CPU", config).create_infer_request() for p in (onnx_in, ir)]
+    requests = [core().compile_model(str(p), "CPU", config).create_infer_request() for p in (onnx_in, ir)]
     diff = 0.0
     for image, body in frames:
         feeds = {"image": image, "body": body}

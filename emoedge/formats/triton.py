@@ -67,12 +67,10 @@ def describe(path: str | Path) -> TritonModel:
     suffix = "" if path.is_dir() else path.suffix.lower()
     platform, file_name = PLATFORMS.get(suffix, ("", ""))
     if path.is_dir() or suffix in IR_SUFFIXES:
-        import openvino as ov
-
         from emoedge.formats.openvino import card_of as ir_card_of
-        from emoedge.formats.openvino import ir_graph, read_ir
+        from emoedge.formats.openvino import core, ir_graph, read_ir
 
-        model = read_ir(ov.Core(), ir_graph(path))
+        model = read_ir(core(), ir_graph(path))
         card, platform, file_name = ir_card_of(model, path), *OPENVINO
         has_frame = "frame" in {name for port in model.inputs for name in port.get_names()}
         types = {"image": "FP32", "body": "FP32", "frame": "INT64"}  # an emoedge graph's I/O, kept by the converter
