@@ -12,7 +12,9 @@ fastest CPU file before OpenVINO) and the INT8 IR folder (`emoedge export openvi
 the same sample images. Paths:
 - PyTorch eager FP32 (the reference) and ONNX Runtime on the INT8 ONNX for CPUs (emoedge's best before);
 - emoedge `load_model(file)` with every default (device and precision "auto") on each ONNX/IR file;
-- by hand: `openvino.Core().compile_model(file, "CPU", config)` with the latency hint and each inference precision
+- by hand: `core.compile_model(file, "CPU", config)` (one `openvino.Core()` for the run, the one emoedge uses: Cores
+  made and released one after another crash the process, see emoedge.formats.openvino) with the latency hint and each
+  inference precision
   OpenVINO's CPU takes here (f32, bf16 where the CPU has it), plus the throughput hint, on the same files — the best
   of these per N is "the best by hand".
 Also: whether OpenVINO's asynchronous infer requests pay for several frames in one tick (one call with F frames
@@ -51,6 +53,7 @@ from emoedge.export.onnx import example_inputs, export_onnx, spread
 from emoedge.export.openvino import export_openvino
 from emoedge.export.precision import to_int8
 from emoedge.fileio import atomic_write_text
+from emoedge.formats.openvino import core
 from emoedge.resources import shipped_folder
 from emoedge.training.trainer import train
 
@@ -69,7 +72,7 @@ HAND = {"latency-f32": ("LATENCY", "f32"), "latency-bf16": ("LATENCY", "bf16"), 
 
 
 def hand_compiled(path: Path, hint: str, precision: str | None):
-    """What a user would write: Core().compile_model(file, "CPU", {hint, inference precision})."""
+    """What a user would write: core.compile_model(file, "CPU", {hint, inference precision})."""
     import openvino as ov
     import openvino.properties.hint as hints
 
@@ -77,7 +80,7 @@ def hand_compiled(path: Path, hint: str, precision: str | None):
     if precision:
         config[hints.inference_precision] = getattr(ov.Type, precision)
     graph = path / "model.xml" if path.is_dir() else path
-    return ov.Core().compile_model(str(graph), "CPU", config)
+    return core().compile_model(str(graph), "CPU", config)
 
 
 def hand_call(request, image, body):
@@ -86,9 +89,7 @@ def hand_call(request, image, body):
 
 def paths_here() -> dict:
     """PATHS plus the hand-made OpenVINO configs this CPU takes (bf16 only where it has BF16)."""
-    import openvino as ov
-
-    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    bf16 = "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     paths = dict(PATHS)
     for kind, name in FILES.items():
         for key, (hint, precision) in HAND.items():
@@ -228,8 +229,8 @@ def markdown(meta, rows, maps, goals, asyncs, paths, n) -> str:
         "have shared the CPU during the run (2 cores shared with other jobs): compare p50s within this run only.",
         "",
         "emoedge rows are `load_model(file)` with every default (on this CPU-only machine `auto` runs ONNX files and "
-        "IR folders in OpenVINO); by-hand rows are `openvino.Core().compile_model(file, 'CPU', config)` on the same "
-        "files.",
+        "IR folders in OpenVINO); by-hand rows are `core.compile_model(file, 'CPU', config)` on the same files, with "
+        "one `openvino.Core()` for the run.",
         "",
         f"## Targets (same run; the 4× target at N = {n})",
         "",
