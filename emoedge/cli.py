@@ -184,7 +184,8 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument(
         "model",
         type=_model,
-        help="checkpoint (.pt), emoedge ONNX (any precision), TensorRT engine or a Triton server's model (grpc://…)",
+        help="checkpoint (.pt), emoedge ONNX (any precision), TensorRT engine, OpenVINO IR folder or a Triton server's "
+        "model (grpc://…)",
     )
     p.add_argument("--data", type=Path, required=True, help="dataset root")
     p.add_argument("--split", default="test", choices=SPLITS, help="split to evaluate")
@@ -200,7 +201,7 @@ def _add_eval(sub: Subparsers) -> None:
         "--precision",
         default="auto",
         choices=("auto", "fp32", "fp16", "bf16", "int8"),
-        help="auto: a checkpoint in FP32, ONNX files and engines as stored",
+        help="auto: a checkpoint in FP32, ONNX files and engines as stored (in OpenVINO: BF16 on CPUs that have it)",
     )
     p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -295,17 +296,19 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
 
 
 def _add_export(sub: Subparsers) -> None:
-    """make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines, Triton model repositories
+    """make deployable model files: ONNX, FP16/INT8 ONNX, TensorRT engines, OpenVINO IR folders, Triton repositories
 
     emoedge export onnx runs/sample/best.pt -o model.onnx
     emoedge export precision model.onnx --fp16 -o model-fp16.onnx
     emoedge export engine model-fp16.onnx --target desktop-gpu -o model.engine
+    emoedge export openvino model.onnx --int8 --calib frames/ -o model-openvino-int8
     emoedge export triton model.engine -o model_repository --name emoedge
     """
     group = _group(_command(sub, "export", None, _add_export), "export_command")
     _add_export_onnx(group)
     _add_export_precision(group)
     _add_export_engine(group)
+    _add_export_openvino(group)
     _add_export_triton(group)
 
 
@@ -447,15 +450,65 @@ def _cmd_export_engine(args: argparse.Namespace) -> None:
     print(f"metadata sidecar: {result.sidecar}")
 
 
+def _add_export_openvino(sub: Subparsers) -> None:
+    p = _command(sub, "openvino", _cmd_export_openvino)
+    p.add_argument(
+        "onnx", type=Path, help="emoedge ONNX: the FP32 one from `emoedge export onnx` (any precision without --int8)"
+    )
+    p.add_argument(
+        "-o", "--out", type=Path,
+        help="output IR folder: model.xml + model.bin (default: <name>-openvino[-fp16|-int8] beside the input)",
+    )  # fmt: skip
+    p.add_argument(
+        "--half", action="store_true",
+        help="FP16 weights: half the folder, what Intel GPUs and NPUs compute in (a CPU widens them at load)",
+    )  # fmt: skip
+    p.add_argument("--int8", action="store_true", help="INT8 with NNCF post-training quantization on real images")
+    p.add_argument(
+        "--int8-device", choices=("CPU", "GPU", "NPU", "ANY"), default="CPU",
+        help="the OpenVINO device the INT8 IR is quantized for (NNCF's target device)",
+    )  # fmt: skip
+    p.add_argument("--calib", type=Path, help="calibration images: a folder of images (else --data's --split)")
+    _gate_options(p, "the IR (in OpenVINO; and, without --calib, calibrate INT8 on --split)")
+    p.add_argument("--split", default="val", choices=SPLITS, help="calibration split of --data")
+    p.add_argument("--max-images", type=int, default=256, help="calibration frames at most")
+
+
+def _cmd_export_openvino(args: argparse.Namespace) -> None:
+    """emoedge ONNX → OpenVINO IR folder (model.xml + model.bin, the card in rt_info), FP32, FP16 weights or INT8
+
+    emoedge export openvino model.onnx   # model-openvino/, runs with --model model-openvino
+    emoedge export openvino model.onnx --half -o model-openvino-fp16   # for an Intel GPU or NPU
+    emoedge export openvino model.onnx --int8 --calib frames/ --data /data/EMOTIC -o model-openvino-int8
+    emoedge run --source clip.mp4 --model model-openvino-int8 --device openvino:GPU
+    """
+    from emoedge.export.openvino import export_openvino
+
+    src = args.onnx
+    kind = "-int8" if args.int8 else "-fp16" if args.half else ""
+    out = args.out or src.with_name(f"{src.stem}-openvino{kind}")
+    result = export_openvino(
+        src, out, half=args.half, int8=args.int8, target_device=args.int8_device, calib=args.calib, data=args.data,
+        split=args.split, max_images=args.max_images, max_map_drop=args.max_map_drop, progress=True,
+    )  # fmt: skip
+    print(result.parity_line)
+    if result.map_line:
+        print(result.map_line)
+    print(f"OpenVINO {result.precision.upper()} IR written to {result.path} (model.xml + model.bin)")
+
+
 def _add_export_triton(sub: Subparsers) -> None:
     p = _command(sub, "triton", _cmd_export_triton)
-    p.add_argument("model", type=Path, help="emoedge ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument(
+        "model", type=Path,
+        help="emoedge ONNX (.onnx), TensorRT engine (.engine) or OpenVINO IR folder (Triton's openvino backend, cpu)",
+    )  # fmt: skip
     p.add_argument("-o", "--out", type=Path, required=True, help="model repository folder (created or added to)")
     p.add_argument("--name", default="emoedge", help="model name: the folder in the repository and the URL's NAME")
     p.add_argument("--instances", type=int, default=1, help="model instances Triton runs side by side")
     p.add_argument(
         "--instance-kind", dest="kind", choices=("gpu", "cpu"), default="gpu",
-        help="where the instances run (cpu: ONNX files only)",
+        help="where the instances run (cpu: ONNX files and OpenVINO IR folders; gpu: ONNX files and engines)",
     )  # fmt: skip
 
 
@@ -464,6 +517,7 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
 
     emoedge export triton model.onnx -o model_repository
     emoedge export triton model.engine -o /models --name emotions --instances 2
+    emoedge export triton model-openvino-int8 -o /models --instance-kind cpu   # Triton's OpenVINO backend
     emoedge run --source clip.mp4 --model grpc://gpu-server:8001/emoedge   # tritonserver serving the repository
     """
     from emoedge.export.triton import export_triton
@@ -490,8 +544,8 @@ def _add_run(sub: Subparsers) -> None:
         "--model",
         type=_model,
         required=True,
-        help="checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine) or a Triton server's model "
-        "(grpc://HOST:8001/NAME, http://HOST:8000/NAME)",
+        help="checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine), OpenVINO IR folder (model.xml + model.bin) or "
+        "a Triton server's model (grpc://HOST:8001/NAME, http://HOST:8000/NAME)",
     )
     p.add_argument(
         "--detector",
@@ -595,7 +649,10 @@ def _add_bench(sub: Subparsers) -> None:
     from emoedge.bench.plan import BenchPlan
 
     p = _command(sub, "bench", _cmd_bench)
-    p.add_argument("model", type=Path, help="checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine)")
+    p.add_argument(
+        "model", type=Path,
+        help="checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine) or OpenVINO IR folder (model.xml + model.bin)",
+    )  # fmt: skip
     p.add_argument("-o", "--out", type=Path, help="also write the report into this folder: bench.md and bench.json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     options.add_options(p, BenchPlan)

@@ -81,7 +81,7 @@ def test_every_command_is_covered():
     # A new command must be added here, and to the tests below, on purpose.
     assert {" ".join(path) for path in PARSERS} == {
         "", "sample", "data", "data check", "train", "eval", "explain", "pretrain", "export", "export onnx",
-        "export precision", "export engine", "export triton", "run", "serve", "bench", "demo",
+        "export precision", "export engine", "export openvino", "export triton", "run", "serve", "bench", "demo",
     }  # fmt: skip
 
 
@@ -119,8 +119,8 @@ def test_what_a_command_writes_is_always_o_out():
         if action.option_strings == ["-o", "--out"]
     }
     assert writers == {
-        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "export triton",
-        "run", "bench",
+        "train", "eval", "explain", "pretrain", "export onnx", "export precision", "export engine", "export openvino",
+        "export triton", "run", "bench",
     }  # fmt: skip
     assert not [a for p in PARSERS.values() for a in p._actions if "--output" in a.option_strings]
 
@@ -286,6 +286,18 @@ def test_export_precision_int8_for_cpus_calibrates_on_a_folder(onnx_model, sampl
     assert "8 calibration frames" in proc.stdout and f"INT8-CPU ONNX written to {out}" in proc.stdout
     model = onnx.load(str(out))
     assert graph_precision(model) == "int8" and int8_target(model) == "cpu"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="OpenVINO is not installed")
+def test_export_openvino_writes_an_ir_folder_beside_its_input_that_eval_reads(onnx_model, sample_root):
+    _, fp32 = onnx_model
+    proc = _ok(run_cli("export", "openvino", str(fp32), "--half"))
+    out = fp32.with_name("model-openvino-fp16")  # the default name
+    assert proc.stdout.rstrip().endswith(f"OpenVINO FP16 IR written to {out} (model.xml + model.bin)")
+    assert "parity vs the source ONNX" in proc.stdout and {p.name for p in out.iterdir()} == {"model.xml", "model.bin"}
+    report = out.parent / "eval-openvino"
+    proc = _ok(run_cli("eval", str(out), "--data", str(sample_root), "-o", str(report), "--workers", "0", "--quiet"))
+    assert f"model: {out} (OpenVINO" in proc.stdout and (report / "results.json").is_file()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

@@ -21,7 +21,15 @@ GOOD = [
     ("cuda:01", Device("cuda", 1), "cuda:1", "cuda:1", "cuda:1"),
     ("tensorrt", Device("tensorrt"), "tensorrt", "cuda", "cuda:0"),
     ("tensorrt:3", Device("tensorrt", 3), "tensorrt:3", "cuda:3", "cuda:3"),
+    # OpenVINO's device names, in either case; its inputs live in host memory, and a detector beside it on the CPU
+    ("openvino", Device("openvino"), "openvino", "cpu", "cpu"),
+    ("openvino:CPU", Device("openvino", target="CPU"), "openvino:CPU", "cpu", "cpu"),
+    ("openvino:gpu", Device("openvino", target="GPU"), "openvino:GPU", "cpu", "cpu"),
+    ("openvino:GPU.1", Device("openvino", target="GPU.1"), "openvino:GPU.1", "cpu", "cpu"),
+    ("openvino:NPU", Device("openvino", target="NPU"), "openvino:NPU", "cpu", "cpu"),
+    ("openvino:AUTO", Device("openvino", target="AUTO"), "openvino:AUTO", "cpu", "cpu"),
 ]
+EVERY_KIND = "auto, cpu, cuda[:K], tensorrt[:K] or openvino[:CPU|GPU|NPU|AUTO]"
 
 
 @pytest.mark.parametrize(("text", "device", "canonical", "torch_device", "ultralytics"), GOOD)
@@ -47,12 +55,13 @@ def test_auto_resolves_for_torch(text, cuda, resolved):
 @pytest.mark.parametrize(
     "text",
     ["", "gpu", "gpu7", "CUDA", "cuda:", "cuda:x", "cuda:-1", "cuda:1:2", " cuda", "cuda ", "cpu:0", "auto:1",
-     "mps", "tensorrt:", 0, None],
+     "mps", "tensorrt:", 0, None, "openvino:", "openvino:0", "openvino:TPU", "openvino:NPU.1", "openvino:GPU.x",
+     "cuda:GPU", "cpu:CPU", "OPENVINO"],
 )  # fmt: skip
 def test_bad_spellings_are_one_line_naming_key_value_and_what_is_accepted(text):
     with pytest.raises(EmoedgeError) as caught:
         parse_device(text, "run.device")  # type: ignore[arg-type]
-    assert str(caught.value) == f"run.device {text!r}: expected auto, cpu, cuda[:K] or tensorrt[:K]"
+    assert str(caught.value) == f"run.device {text!r}: expected {EVERY_KIND}"
 
 
 @pytest.mark.parametrize(
@@ -75,14 +84,22 @@ def test_a_consumer_narrows_the_kinds_and_says_so(text, kinds, who, message):
     assert parse_device("cuda:2", kinds=kinds, who=who) == Device("cuda", 2)
 
 
-@pytest.mark.parametrize(("kind", "index"), [("gpu", None), ("cpu", 0), ("auto", 1), ("cuda", -1)])
-def test_a_device_built_directly_is_checked_too(kind, index):
+@pytest.mark.parametrize(
+    ("kind", "index", "target"),
+    [("gpu", None, None), ("cpu", 0, None), ("auto", 1, None), ("cuda", -1, None), ("openvino", 0, None),
+     ("cpu", None, "CPU"), ("openvino", None, "TPU")],
+)  # fmt: skip
+def test_a_device_built_directly_is_checked_too(kind, index, target):
     with pytest.raises(EmoedgeError, match="expected auto, cpu, cuda"):
-        Device(kind, index)  # type: ignore[arg-type]
+        Device(kind, index, target)  # type: ignore[arg-type]
+
+
+def test_openvino_names_its_device_for_openvino():
+    assert [parse_device(t).openvino for t in ("openvino", "openvino:gpu.1", "auto")] == ["CPU", "GPU.1", "CPU"]
 
 
 def test_one_help_text_names_every_kind():
-    assert DEVICE_HELP.startswith(spelled() + " (") and spelled() == "auto, cpu, cuda[:K] or tensorrt[:K]"
+    assert DEVICE_HELP.startswith(spelled() + " (") and spelled() == EVERY_KIND
     assert spelled(("auto",)) == "auto"
 
 

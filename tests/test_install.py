@@ -47,8 +47,11 @@ def test_an_installed_wheel_runs_the_demo_anywhere(wheel, tmp_path):
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     Path(site, "third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # --ignore-installed: through that path entry pip sees this environment's emoedge (editable, the same version)
+    # and would skip the wheel as already installed (pip 26.3 does).
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--ignore-installed", "-q",
+         str(wheel)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]

@@ -18,7 +18,9 @@ from cli_helpers import REPO  # type: ignore[import-not-found]
 from emoedge.export.onnx import export_onnx
 from emoedge.runtime.clip import make_demo_clip
 
-TRAIN_AND_EXPORT = ("albumentations", "scipy", "sklearn", "matplotlib", "tensorboard", "modelopt", "onnxslim")
+TRAIN_AND_EXPORT = (
+    "albumentations", "scipy", "sklearn", "matplotlib", "tensorboard", "modelopt", "onnxslim", "nncf",
+)  # fmt: skip
 WITHOUT = """
 import importlib.abc, sys
 BLOCKED = set(sys.argv[1].split(","))
@@ -60,6 +62,22 @@ def test_run_on_an_onnx_file_needs_no_training_or_export_package(onnx_model, sam
     assert "LOADED []" in proc.stderr
     records = [json.loads(line) for line in events.read_text().splitlines()]
     assert records[-1]["type"] == "summary" and records[-1]["frames"] == 3 * 8
+    assert sum(r["type"] == "person" for r in records) > 0
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("openvino") is None, reason="OpenVINO is not installed")
+def test_run_on_an_openvino_ir_folder_needs_no_training_or_export_package(onnx_model, sample_root, tmp_path):
+    from emoedge.export.openvino import export_openvino
+
+    ir = export_openvino(onnx_model, tmp_path / "ir").path
+    clip, boxes = make_demo_clip(sample_root, tmp_path / "clip", images=2)
+    events = tmp_path / "events.jsonl"
+    args = ("run", "--source", str(clip), "--model", str(ir), "--boxes", str(boxes), "--device", "openvino")
+    proc = _without(TRAIN_AND_EXPORT, *args, "--events", str(events), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "LOADED []" in proc.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert records[-1]["type"] == "summary" and "OpenVINO" in records[-1]["backend"]
     assert sum(r["type"] == "person" for r in records) > 0
 
 

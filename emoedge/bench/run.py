@@ -80,7 +80,9 @@ def _engine(backend: Any, plan: BenchPlan, say: Any) -> list[dict[str, Any]]:
         points["per person", n] = functools.partial(per_person, backend, image, body)
     times = interleaved(points, plan.seconds * len(points))
     device = "cuda" if str(getattr(backend, "input_device", "cpu")).startswith("cuda") else "cpu"
-    peak = gemm_rate(backend.precision, device)
+    # An OpenVINO GPU or NPU computes off the host whose memory it reads: no rate measured here compares with it.
+    elsewhere = str(backend.device).startswith("openvino:") and backend.device not in ("openvino:CPU",)
+    peak = None if elsewhere else gemm_rate(backend.precision, device)
     gflops = model_gflops(backend.card, (1, *plan.persons))
     rows = []
     for (way, n), ms in times.items():

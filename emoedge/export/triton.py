@@ -1,4 +1,5 @@
-"""ONNX file or TensorRT engine → a Triton Inference Server model repository (`REPO/NAME/{config.pbtxt,1/model.*}`).
+"""ONNX file, TensorRT engine or OpenVINO IR → a Triton Inference Server model repository
+(`REPO/NAME/{config.pbtxt,1/model.*}`; an IR's model.xml and model.bin, for Triton's OpenVINO backend).
 
 Why a repository and not only a file: Triton loads what the configuration declares; with the tensors and the model
 card in `config.pbtxt`, a thin client (the `triton` backend) learns categories, thresholds and preprocessing from the
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write, atomic_write_text, output_folder
+from emoedge.formats.openvino import IR_FILE, ir_graph
 from emoedge.formats.triton import check_name, config_text, describe, model_config, parse_config
 
 VERSION = "1"
@@ -31,8 +33,8 @@ class TritonExport:
 def export_triton(
     model: str | Path, repo: str | Path, *, name: str = "emoedge", instances: int = 1, kind: str = "gpu"
 ) -> TritonExport:
-    """Write `repo/name/config.pbtxt` and `repo/name/1/model.onnx|model.plan`; the configuration is checked by
-    parsing it back with Triton's schema before anything is written."""
+    """Write `repo/name/config.pbtxt` and `repo/name/1/model.onnx|model.plan|model.xml+model.bin`; the configuration
+    is checked by parsing it back with Triton's schema before anything is written."""
     model = Path(model)
     described = describe(model)
     config = model_config(described, check_name(name), instances=instances, kind=kind)
@@ -41,6 +43,10 @@ def export_triton(
         raise EmoedgeError(f"Triton model configuration for {model}: does not read back as written")
     folder = output_folder(Path(repo) / name, "Triton model folder")
     target = folder / VERSION / described.file_name
+    if described.file_name == IR_FILE:  # the weights first: a model.xml in place names a complete IR
+        graph = ir_graph(model)
+        atomic_write(target.with_suffix(".bin"), lambda tmp: shutil.copyfile(graph.with_suffix(".bin"), tmp))
+        model = graph
     atomic_write(target, lambda tmp: shutil.copyfile(model, tmp))
     config_path = atomic_write_text(folder / "config.pbtxt", text)  # last: a repository with it is complete
     return TritonExport(folder, config_path, target, described.platform)

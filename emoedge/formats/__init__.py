@@ -8,6 +8,7 @@ below both, `backends` never imports `export` and neither imports `training` (af
     onnx        emoedge ONNX files: parse, card in metadata_props, stored precision and INT8 placement
     engine      TensorRT engine sidecars: the card and what the engine was built with, checked against the file
     tensorrt    importing TensorRT, its version rules, the GPU it builds for, the one process-wide logger
+    openvino    OpenVINO IR folders (model.xml + model.bin): the graph's place, the card in the IR's rt_info
 """
 
 from __future__ import annotations
@@ -16,3 +17,4 @@ from __future__ import annotations
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine",)
+IR_SUFFIXES = (".xml",)  # an OpenVINO IR's graph; its folder (model.xml + model.bin) is taken as the model too

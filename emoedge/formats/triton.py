@@ -19,11 +19,14 @@ from typing import Any
 from emoedge import __version__
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
-from emoedge.formats import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
+from emoedge.formats import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, IR_SUFFIXES, ONNX_SUFFIXES
 
 CARD_PARAMETER = "emoedge_card"  # the config `parameters` key holding the model card as JSON
 CARD_OUTPUT = "card"  # the output through which `emoedge serve` hands out the card (PyTriton sets no parameters)
 PLATFORMS = {".onnx": ("onnxruntime_onnx", "model.onnx"), ".engine": ("tensorrt_plan", "model.plan")}
+# An OpenVINO IR runs in Triton's OpenVINO backend (`backend: "openvino"`, not a platform), on CPU instances, from
+# model.xml + model.bin in the version folder.
+OPENVINO = ("openvino", "model.xml")
 ONNX_TYPES = {1: "FP32", 10: "FP16", 7: "INT64"}  # onnx.TensorProto element types of emoedge graphs' inputs
 INSTANCE_KINDS = ("gpu", "cpu")
 TRITON_MISSING = "the Triton client is not installed (pip install 'emoedge[triton]')"
@@ -58,11 +61,20 @@ class TritonModel:
 
 
 def describe(path: str | Path) -> TritonModel:
-    """The tensors of an emoedge checkpoint, ONNX file or engine: sizes from its card, types from the file."""
+    """The tensors of an emoedge checkpoint, ONNX file, engine or OpenVINO IR (folder or model.xml): sizes from its
+    card, types from the file."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = "" if path.is_dir() else path.suffix.lower()
     platform, file_name = PLATFORMS.get(suffix, ("", ""))
-    if suffix in ONNX_SUFFIXES:
+    if path.is_dir() or suffix in IR_SUFFIXES:
+        from emoedge.formats.openvino import card_of as ir_card_of
+        from emoedge.formats.openvino import core, ir_graph, read_ir
+
+        model = read_ir(core(), ir_graph(path))
+        card, platform, file_name = ir_card_of(model, path), *OPENVINO
+        has_frame = "frame" in {name for port in model.inputs for name in port.get_names()}
+        types = {"image": "FP32", "body": "FP32", "frame": "INT64"}  # an emoedge graph's I/O, kept by the converter
+    elif suffix in ONNX_SUFFIXES:
         from emoedge.formats.onnx import card_of, load_onnx
 
         model = load_onnx(path)
@@ -83,9 +95,10 @@ def describe(path: str | Path) -> TritonModel:
         card, has_frame = read_checkpoint_card(path), True
         types = {"image": "FP32", "body": "FP32", "frame": "INT64"}
     else:
-        known = sorted((*CHECKPOINT_SUFFIXES, *ONNX_SUFFIXES, *ENGINE_SUFFIXES))
+        known = sorted((*CHECKPOINT_SUFFIXES, *ONNX_SUFFIXES, *ENGINE_SUFFIXES, *IR_SUFFIXES))
         raise EmoedgeError(
-            f"model {path}: unknown model file type {suffix or '(no suffix)'!r}; expected one of {known}"
+            f"model {path}: unknown model file type {suffix or '(no suffix)'!r}; expected one of {known} or an "
+            "OpenVINO IR folder"
         )
     inputs = [
         TensorSpec("image", types["image"], (-1, 3, *card.image_size)),
@@ -103,19 +116,21 @@ def describe(path: str | Path) -> TritonModel:
 
 
 def model_config(model: TritonModel, name: str, *, instances: int = 1, kind: str = "gpu") -> Any:
-    """Triton's `ModelConfig` protobuf (tritonclient's schema) for a model Triton runs itself (ONNX or engine)."""
+    """Triton's `ModelConfig` protobuf (tritonclient's schema) for a model Triton runs itself (ONNX, engine or
+    OpenVINO IR)."""
     if not model.platform:
         raise EmoedgeError(f"model {name!r}: Triton runs ONNX files and engines; export a checkpoint to ONNX first")
     if kind not in INSTANCE_KINDS:
         raise EmoedgeError(f"instance kind {kind!r}: expected one of {list(INSTANCE_KINDS)}")
     if kind == "cpu" and model.platform == "tensorrt_plan":
         raise EmoedgeError("instance kind 'cpu': a TensorRT engine runs only on the GPU it was built for")
+    if kind == "gpu" and model.platform == OPENVINO[0]:
+        raise EmoedgeError("instance kind 'gpu': Triton's OpenVINO backend runs on the CPU; use instance kind 'cpu'")
     if instances < 1:
         raise EmoedgeError(f"instances {instances}: expected at least 1 model instance")
     pb = config_schema()
-    config = pb.ModelConfig(
-        name=name, platform=model.platform, max_batch_size=0, default_model_filename=model.file_name
-    )
+    where = {"backend": model.platform} if model.platform == OPENVINO[0] else {"platform": model.platform}
+    config = pb.ModelConfig(name=name, max_batch_size=0, default_model_filename=model.file_name, **where)
     for tensors, repeated in ((model.inputs, config.input), (model.outputs, config.output)):
         for tensor in tensors:
             repeated.add(name=tensor.name, data_type=pb.DataType.Value(f"TYPE_{tensor.dtype}"), dims=tensor.dims)

@@ -50,7 +50,7 @@ def test_backend_is_chosen_by_file_type(backends):
 
 
 def test_importing_backends_loads_no_optional_dependency():
-    heavy = "{'torch', 'onnxruntime', 'onnx', 'tensorrt'}"
+    heavy = "{'torch', 'onnxruntime', 'onnx', 'tensorrt', 'openvino'}"
     code = f"import sys, emoedge.backends; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -155,7 +155,7 @@ def write(path: Path, content: bytes) -> Path:
         ("model.onnx", b"this is not onnx" * 20, {}, "not a readable ONNX file"),
         ("model.pt", b"PK\x03\x04 not a checkpoint", {}, "truncated or corrupt torch file"),
         ("model.onnx", b"x", {"backend": "torch"}, r"backend 'torch' reads \.pt/\.pth files"),
-        ("model.onnx", b"x", {"backend": "openvino"}, "backend 'openvino': unknown"),
+        ("model.onnx", b"x", {"backend": "ncnn"}, "backend 'ncnn': unknown"),
     ],
 )
 def test_file_of_the_wrong_kind_is_one_line(tmp_path, name, content, kwargs, message):

@@ -108,7 +108,7 @@ def test_gemm_rates_and_plans() -> None:
         ({"seconds": 0}, "seconds 0.0: expected a number in (0, 600]"),
         ({"seconds": 601}, "seconds 601.0: expected a number in (0, 600]"),
         ({"frames": 0}, "frames 0: expected an integer from 1 to 100000"),
-        ({"device": "gpu"}, "device 'gpu': expected auto, cpu, cuda[:K] or tensorrt[:K]"),
+        ({"device": "gpu"}, "device 'gpu': expected auto, cpu, cuda[:K], tensorrt[:K] or openvino[:CPU|GPU|NPU|AUTO]"),
         ({"source": Path("clip.mp4")}, "give its --boxes or a --detector"),
     ):
         with pytest.raises(EmoedgeError, match=re.escape(needle)):

@@ -46,7 +46,15 @@ def test_checkpoint_and_its_onnx_agree_within_005_points(sample_model, sample_ro
     onnx = _eval_cli(sample_model["fp32"], sample_root, tmp_path / "onnx")
     assert abs(100 * (pt["mAP"] - onnx["mAP"])) <= 0.05, (pt["mAP"], onnx["mAP"])
     assert pt["extra"]["precision"] == "fp32" and "PyTorch" in pt["extra"]["backend"]
-    assert onnx["extra"]["precision"] == "fp32" and "onnxruntime" in onnx["extra"]["backend"]
+    # `auto` runs an ONNX file in OpenVINO on a CPU-only machine that has it (BF16 where the CPU has BF16
+    # instructions), else in ONNX Runtime: either way within 0.05 points of the checkpoint.
+    import importlib.util
+
+    import torch
+
+    openvino = importlib.util.find_spec("openvino") is not None and not torch.cuda.is_available()
+    assert onnx["extra"]["precision"] in (("fp32", "bf16") if openvino else ("fp32",))
+    assert ("OpenVINO" if openvino else "onnxruntime") in onnx["extra"]["backend"], onnx["extra"]
     assert onnx["extra"]["model"] == str(sample_model["fp32"]) and onnx["extra"]["persons"] > 0
     # A checkpoint's report shows where the model looked (paper Fig. 1); an ONNX file's cannot (no gradients).
     gallery = sorted((tmp_path / "pt" / "gallery").glob("*.png"))
@@ -71,7 +79,11 @@ def test_fp16_and_both_int8_files_go_through_the_same_command(sample_model, samp
     reference = evaluate_model(source, sample_root, workers=0, progress=False).m_ap
     for kind, path in files.items():
         results = _eval_cli(path, sample_root, tmp_path / path.stem)
-        assert results["extra"]["precision"] == kind.split()[0], (kind, results["extra"])
+        stored = kind.split()[0]
+        # ONNX Runtime reports the file's precision; OpenVINO (`auto` on a CPU-only machine that has it) what it
+        # computes in: an FP16 file at the CPU's precision (BF16 where it has BF16 instructions, else FP32).
+        ran = (stored,) if "OpenVINO" not in results["extra"]["backend"] or stored != "fp16" else ("bf16", "fp32")
+        assert results["extra"]["precision"] in ran, (kind, results["extra"])
         assert abs(results["mAP"] - reference) < 0.05, (kind, results["mAP"], reference)  # within 5 points
 
 

@@ -191,7 +191,10 @@ def test_int8_from_a_folder_of_plain_images(trained, calib, tmp_path):
 
 @needs_modelopt
 def test_the_gate_measures_with_the_one_evaluator(trained, sample_root, fp16):
-    torch_map, onnx_map = (evaluate_model(m, sample_root, split="val", progress=False).m_ap for m in trained)
+    # device "cpu", as the gate measures ONNX files (ONNX Runtime's CPU provider; "auto" may be OpenVINO's BF16 here)
+    torch_map, onnx_map = (
+        evaluate_model(m, sample_root, split="val", device="cpu", progress=False).m_ap for m in trained
+    )
     assert torch_map == pytest.approx(onnx_map, abs=1e-4) and onnx_map == pytest.approx(fp16.gate.source, abs=1e-9)
 
 
@@ -312,9 +315,11 @@ def test_auto_device_needs_a_visible_gpu_for_gpu_providers(available, gpu, expec
 
 
 def test_auto_device_without_gpu_runs_on_the_cpu_and_says_so(exported):
+    """ONNX Runtime's own `auto` (where OpenVINO is installed, load_model's `auto` runs ONNX files in OpenVINO:
+    tests/backends/test_backend_openvino.py)."""
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is visible here")
-    backend = load_model(exported["full"][1].path)
+    backend = load_model(exported["full"][1].path, backend="onnxruntime")
     assert backend.device == "cpu" and backend.precision == "fp32" and "CPUExecutionProvider" in backend.reason
