@@ -51,7 +51,8 @@ def model(checkpoint: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The ONNX model served with two instances, for the module's tests."""
-    with serving(model, tmp_path_factory.mktemp("triton"), "--instances", "2") as running:
+    # --device cpu: ONNX Runtime FP32 on both sides, as the local model it is compared with (auto picks OpenVINO, BF16)
+    with serving(model, tmp_path_factory.mktemp("triton"), "--instances", "2", "--device", "cpu") as running:
         yield running
 
 
@@ -75,7 +76,8 @@ def test_the_demo_clip_through_the_server_gives_the_local_models_events(server, 
     logs = {}
     for label, which in (("local", str(model)), ("grpc", server.grpc), ("http", server.http)):
         logs[label] = tmp_path / f"{label}.jsonl"
-        proc = run_cli("run", "--source", str(clip), "--boxes", str(boxes), "--model", which, "--device", "auto",
+        device = "cpu" if label == "local" else "auto"  # the server's backend: ONNX Runtime (the fixture's --device)
+        proc = run_cli("run", "--source", str(clip), "--boxes", str(boxes), "--model", which, "--device", device,
                        "--events", str(logs[label]), "--quiet")  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
     local, _ = read_events(logs["local"])
@@ -96,8 +98,9 @@ def test_eval_of_the_served_model_equals_the_files(server, model, sample_root, t
     """`emoedge eval grpc://…`: the same test-split report as the ONNX file's, computed through the server."""
     reports = {}
     for label, which in (("local", str(model)), ("served", server.grpc)):
+        device = ["--device", "cpu"] if label == "local" else []  # the server's backend, ONNX Runtime
         proc = run_cli("eval", which, "--data", str(sample_root), "-o", str(tmp_path / label), "--workers", "0",
-                       "--quiet")  # fmt: skip
+                       *device, "--quiet")  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         reports[label] = json.loads((tmp_path / label / "results.json").read_text())
     assert reports["served"]["extra"]["model"] == server.grpc
