@@ -87,11 +87,6 @@ class SourceSettings:
     backoff_s: tuple[float, float] = option(
         (0.25, 8.0), "first and longest seconds between reconnect attempts", low=0, low_open=True
     )
-    # A camera that flaps (a switch rebooting, a Wi-Fi blip) is back within seconds: retried at the first back-off
-    # for this long it costs about a second, and only a long outage backs off to the longest wait.
-    fast_s: float = option(
-        30.0, "seconds of an outage retried at the first back-off before the waits grow to the longest", low=0
-    )
     file_queue: int = option(4, "decoded frames buffered ahead for files and folders", low=1)
     reconnect: bool = option(True, "live sources reopen when they drop (off: the stream's end is the source's end)")
     max_outage_s: float | None = option(
@@ -100,6 +95,11 @@ class SourceSettings:
     # Edge boxes and cameras are often powered together, and an IP camera streams some 20-30 s after power-on.
     connect_timeout_s: float = option(
         30.0, "seconds a live source not up yet at start is waited for, like an outage (0: fail at once)", low=0
+    )
+    # A camera that flaps (a switch rebooting, a Wi-Fi blip) is back within seconds: retried at the first back-off
+    # for this long it costs about a second, and only a long outage backs off to the longest wait.
+    fast_s: float = option(
+        30.0, "seconds of an outage retried at the first back-off before the waits grow to the longest", low=0
     )
 
     def __post_init__(self) -> None:
