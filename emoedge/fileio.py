@@ -35,11 +35,17 @@ def output_folder(folder: str | Path, what: str = "output folder") -> Path:
     return folder
 
 
-def output_file(path: str | Path, what: str = "output file") -> Path:
-    """`path` as a file to (over)write: not a folder, its folder created and writable; failures are one line."""
+def output_file(path: str | Path, what: str = "output file", suffixes: tuple[str, ...] = ()) -> Path:
+    """`path` as a file to (over)write: not a folder, its folder created and writable, its suffix one of
+    `suffixes` when given (the format written: an ONNX file named `.pt` would be read as a checkpoint later);
+    failures are one line."""
     path = Path(path)
     if path.is_dir():
         raise EmoedgeError(f"{what} {path}: is a folder; expected a file name")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise EmoedgeError(
+            f"{what} {path}: expected a file name ending in {' or '.join(suffixes)} (the format written)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _new_temp(path).unlink()

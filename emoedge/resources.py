@@ -11,6 +11,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
+from emoedge.errors import EmoedgeError
+from emoedge.settings import did_you_mean
+
 Kind = Literal["recipe", "target"]
 FOLDERS: dict[str, str] = {"recipe": "recipes", "target": "targets"}
 
@@ -28,12 +31,20 @@ def shipped_names(kind: Kind) -> list[str]:
 def find(kind: Kind, name: str | Path) -> Path:
     """A YAML file given by path, or the name of a shipped one (`paper`, `jetson-orin.yaml`).
 
-    A path that exists wins; otherwise the shipped file of that name; otherwise the path as given, so that the
-    reader's "file not found" names what the user typed.
+    A path that exists wins; otherwise the shipped file of that name. A bare name that is neither is one line with
+    the closest shipped name or the list of them (`papr` → "did you mean 'paper'?"); a path in a folder is returned
+    as given, so that the reader's "file not found" names what the user typed.
     """
     path = Path(name)
     if path.exists():
         return path
     text = str(name)
-    shipped = shipped_folder(kind) / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
-    return shipped if shipped.is_file() else path
+    stem = text[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else text
+    shipped = shipped_folder(kind) / f"{stem}.yaml"
+    if shipped.is_file():
+        return shipped
+    if path.parent == Path("."):
+        raise EmoedgeError(
+            f"{kind} {text}: no such file here and no shipped {kind} of that name{did_you_mean(stem, shipped_names(kind))}"
+        )
+    return path

@@ -143,7 +143,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for name in data:
         if name not in fields:
-            raise EmoedgeError(f"{_key(where, str(name))}: unknown key{_did_you_mean(str(name), fields)}")
+            raise EmoedgeError(f"{_key(where, str(name))}: unknown key{did_you_mean(str(name), fields)}")
     missing = [
         name for name, f in fields.items()
         if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -177,7 +177,7 @@ def convert(hint: Any, value: Any, key: str) -> Any:
     if origin is Literal:
         if value not in args or isinstance(value, bool) != any(isinstance(a, bool) for a in args if a == value):
             choices = ", ".join(repr(a) for a in args)
-            hint_text = _did_you_mean(value, args, listed=False)
+            hint_text = did_you_mean(value, args, listed=False)
             raise EmoedgeError(f"{key} {_show(value)}: expected one of {choices}{hint_text}")
         return value
     if origin in (list, tuple):
@@ -305,7 +305,7 @@ def _key(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _did_you_mean(name: Any, known: Any, *, listed: bool = True) -> str:
+def did_you_mean(name: Any, known: Any, *, listed: bool = True) -> str:
     """ " (did you mean 'x'?)" for a close match, else the known names (when `listed`)."""
     close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
     if close:

@@ -26,7 +26,25 @@ from emoedge.formats.onnx import CARD_KEY, FORMAT, FORMAT_KEY
 CASES: list[tuple[str, str, tuple[str, ...]]] = [
     # --- the command line itself
     ("unknown-command", "frobnicate", ("invalid choice", "frobnicate")),
-    ("train-unknown-recipe", "train no-such-recipe --data {data}", ("no-such-recipe",)),
+    ("train-unknown-recipe", "train no-such-recipe --data {data}", ("no-such-recipe", "known: ", "paper")),
+    ("train-misspelt-recipe", "train papr --data {data}", ("recipe papr", "did you mean 'paper'?")),
+    (
+        "engine-misspelt-target",
+        "export engine {onnx} --target jetson-orn",
+        ("jetson-orn", "did you mean 'jetson-orin'"),
+    ),
+    ("export-onnx-named-pt", "export onnx {ckpt} -o {tmp}/model.pt", ("model.pt", "ending in .onnx")),
+    ("precision-named-pt", "export precision --fp16 {onnx} -o {tmp}/half.pt", ("half.pt", ".onnx")),
+    (
+        "run-video-named-onnx",
+        "run --source {clip} --model {onnx} --boxes {boxes} -o {tmp}/tagged.onnx",
+        ("tagged.onnx", ".mp4"),
+    ),
+    (
+        "run-boxes-for-one-of-two",
+        "run --source {clip} --source {clip} --model {onnx} --boxes {boxes} --no-download",
+        ("stream(s) cam1 have no boxes file", "one per source"),
+    ),
     ("eval-bad-split", "eval {ckpt} --data {data} --split dev", ("--split", "dev")),
     ("run-missing-model", "run --source {clip}", ("--model",)),
     ("export-precision-no-kind", "export precision {onnx}", ("--fp16", "--int8")),
@@ -279,5 +297,6 @@ def test_bad_input_is_one_line(results: dict[str, object], case_id: str, needles
 def test_a_refused_command_writes_nothing(results: dict[str, object], files: dict[str, str]) -> None:
     """No run folder, model or report appeared where a refused command was told to write."""
     written = {p.name for p in Path(files["tmp"]).iterdir()}
-    refused = {"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "x.onnx", "o.onnx", "p", "p2"}
+    refused = {"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "x.onnx", "o.onnx", "p", "p2", "model.pt", "half.pt",
+               "tagged.onnx"}  # fmt: skip
     assert written & refused == set()

@@ -63,7 +63,7 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
     from emoedge.model.deploy import DeployModel
 
     opset = checked(int, opset, "opset", low=OPSETS[0], high=OPSETS[-1])
-    output_file(out, "ONNX output")  # before the export's work, not after it
+    output_file(out, "ONNX output", (".onnx",))  # before the export's work, not after it
     net, card, _ = load_trained_model(checkpoint)
     deploy = DeployModel(net).eval()
     model = _to_onnx(deploy, card, opset)

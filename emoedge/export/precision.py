@@ -101,7 +101,7 @@ def to_fp16(
     `data`, the new file must lose at most `max_map_drop` val-mAP points (default 0.2) or it is not written.
     """
     model, card = _fp32_input(onnx_in)
-    output_file(out, "FP16 output")  # before the conversion's work, not after it
+    output_file(out, "FP16 output", (".onnx",))  # before the conversion's work, not after it
     _require("modelopt.onnx.autocast", MODELOPT_MISSING)
     reference = _first(dataset_frames(data, "val", card), REFERENCE_FRAMES) if data else _random_frames(card)
     with tempfile.TemporaryDirectory(prefix="emoedge-fp16-") as tmp:
@@ -147,7 +147,7 @@ def to_int8(
     max_images = checked(int, max_images, "max_images", low=1)  # calibration images
     if calib is None and data is None:
         raise EmoedgeError("INT8 calibration needs real inputs: an image folder (--calib) or a dataset (--data)")
-    output_file(out, "INT8 output")  # before calibration's work, not after it
+    output_file(out, "INT8 output", (".onnx",))  # before calibration's work, not after it
     if target == "cpu":
         _require("onnxruntime.quantization", ORT_MISSING)
     else:

@@ -80,7 +80,7 @@ def build_engine(
     """
     onnx_path, out = Path(onnx_path), Path(out)
     target = target if isinstance(target, Target) else load_target(target)
-    output_file(out, "engine output")  # before the build's minutes, not after them
+    output_file(out, "engine output", (".engine", ".plan"))  # before the build's minutes, not after them
     max_drop = check_max_drop(max_map_drop, target.precision)
     with staged(out, ".json") as tmp:
         cache = Path(timing_cache) if timing_cache else target.timing_cache_for(out)

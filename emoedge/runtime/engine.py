@@ -46,6 +46,7 @@ from emoedge.signals import reload_requests, stop_request
 
 log = logging.getLogger(__name__)
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers that take the mp4v video written
 RELOAD_POLL_S = 0.5  # how often the reload thread looks whether the run has ended
 Observer = Callable[
     ["Engine"], AbstractContextManager[Any]
@@ -122,7 +123,7 @@ class Engine:
         if events is not None:
             output_file(events, "events file")
         if not _is_finder(detector) and any(spec.boxes is None for spec in specs):  # before torch loads
-            detector = detector_weights(detector, download=s.download)  # type: ignore[arg-type]
+            detector = _detector_for(specs, detector, s.download)  # type: ignore[arg-type]
         self.explain_into = _explain_request(model, s.explain_every, explain_dir)
         self.specs, self.model, self.detector, self.events, self.publish, self.settings = (
             specs, model, detector, events, publish, s
@@ -364,9 +365,24 @@ def _outcome(failure: Exception | None, interrupted: bool) -> str:
     return f"failed: {reason.splitlines()[0] if reason else type(failure).__name__}"
 
 
+def _detector_for(specs: list[StreamSpec], detector: Path | str | None, download: bool) -> Path | str:
+    """The detector's weights for the streams without a boxes file; when only some have one, its absence names them
+    (a user who gave one --boxes for two sources is told which one lacks it, not only that YOLO is missing)."""
+    try:
+        return detector_weights(detector, download=download)
+    except EmoedgeError as exc:
+        without = [spec.id for spec in specs if spec.boxes is None]
+        if detector is not None or len(without) == len(specs):
+            raise
+        raise EmoedgeError(
+            f"stream(s) {', '.join(without)} have no boxes file (--boxes is matched to --source by order: give one per "
+            f"source), so they need the detector, and {exc}"
+        ) from None
+
+
 def _check_output(spec: StreamSpec) -> None:
     if spec.out is not None:
-        output_file(spec.out, f"output video of stream {spec.id}")
+        output_file(spec.out, f"output video of stream {spec.id}", VIDEO_SUFFIXES)
 
 
 def _persons_from(streams: list[Stream]) -> str:

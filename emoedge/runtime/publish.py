@@ -155,7 +155,10 @@ class MqttPublisher:
             log.warning("MQTT broker %s back after a %.1f s outage", self.broker.shown, time.monotonic() - since)
 
     def _down(self, what: str) -> None:
-        """One line per outage, not one per reconnect attempt (called on paho's network thread)."""
+        """One line per outage, not one per reconnect attempt (called on paho's network thread); none for the
+        disconnection `close` asks for."""
+        if self._closed:
+            return
         with self._lock:
             if self._down_since is None:
                 self._down_since = time.monotonic()

@@ -22,7 +22,7 @@ from emoedge.model.net import EmotionNet
 
 pytest.importorskip("captum")
 from emoedge.explain.cam import explain_person
-from emoedge.explain.figure import draw_explanation
+from emoedge.explain.figure import draw_explanation, explanation_figure
 
 SIZE = 96
 TYPES = BODY_TYPES[:3]
@@ -114,6 +114,22 @@ def test_the_figure_is_written(trained: EmotionNet, tmp_path) -> None:
     image = cv2.imread(str(out))
     assert image is not None and image.shape[1] >= 600 and image.shape[0] >= 600
     assert [p.name for p in out.parent.iterdir()] == ["e.png"]
+
+
+def test_the_figure_has_its_legends(trained: EmotionNet) -> None:
+    """A colour bar for the heat maps, the weights' scale, and what the category bars' colours and ticks mean."""
+    from matplotlib import pyplot as plt
+
+    pixels = crop(np.random.default_rng(4), 1, False)
+    figure = explanation_figure(pixels, explain_person(trained, CARD, pixels, (0, 0, SIZE, SIZE)), truth=["Peace"])
+    try:
+        labels = {axes.get_ylabel() for axes in figure.axes} | {axes.get_xlabel() for axes in figure.axes}
+        assert "Grad-CAM, relative to each map's peak" in labels
+        assert "attention weight (the three sum to 1)" in labels
+        legends = [axes.get_legend() for axes in figure.axes if axes.get_legend() is not None]
+        assert [t.get_text() for t in legends[0].get_texts()] == ["at or above its threshold", "below", "threshold"]
+    finally:
+        plt.close(figure)
 
 
 @pytest.fixture(scope="module")
