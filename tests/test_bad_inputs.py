@@ -33,8 +33,8 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
         "export engine {onnx} --target jetson-orn",
         ("jetson-orn", "did you mean 'jetson-orin'"),
     ),
-    ("export-onnx-named-pt", "export onnx {ckpt} -o {tmp}/model.pt", ("model.pt", "ending in .onnx")),
-    ("precision-named-pt", "export precision --fp16 {onnx} -o {tmp}/half.pt", ("half.pt", ".onnx")),
+    ("export-onnx-named-pt", "export onnx {ckpt} -o {tmp}/exported.pt", ("exported.pt", "ending in .onnx")),
+    ("precision-named-pt", "export precision --fp16 {onnx} -o {tmp}/fp16.pt", ("fp16.pt", ".onnx")),
     (
         "run-video-named-onnx",
         "run --source {clip} --model {onnx} --boxes {boxes} -o {tmp}/tagged.onnx",
@@ -297,6 +297,6 @@ def test_bad_input_is_one_line(results: dict[str, object], case_id: str, needles
 def test_a_refused_command_writes_nothing(results: dict[str, object], files: dict[str, str]) -> None:
     """No run folder, model or report appeared where a refused command was told to write."""
     written = {p.name for p in Path(files["tmp"]).iterdir()}
-    refused = {"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "x.onnx", "o.onnx", "p", "p2", "model.pt", "half.pt",
+    refused = {"r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "x.onnx", "o.onnx", "p", "p2", "exported.pt", "fp16.pt",
                "tagged.onnx"}  # fmt: skip
     assert written & refused == set()

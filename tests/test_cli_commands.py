@@ -455,7 +455,10 @@ BAD = {
         ("export", "engine", "m.onnx", "--target", "desktop-gpu", "persons.mx=8"),
         "persons.mx: unknown key (did you mean 'max'?)",
     ),
-    "engine-unknown-target": (("export", "engine", "m.onnx", "--target", "nowhere"), "nowhere: file not found"),
+    "engine-unknown-target": (
+        ("export", "engine", "m.onnx", "--target", "nowhere"),
+        "target nowhere: no such file here and no shipped target of that name (known: desktop-gpu",
+    ),
     "train-unknown-key": (("train", "sample", "optim.epoch=1"), "optim.epoch: unknown key (did you mean 'epochs'?)"),
     "eval-takes-no-overrides": (("eval", "best.pt", "--data", "d", "split=val"), "unrecognized arguments: split=val"),
     "missing-option": (("run", "--model", "m.onnx"), "the following arguments are required: --source"),

@@ -119,4 +119,9 @@ def test_shipped_files_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
     assert "paper" in resources.shipped_names("recipe") and "jetson-orin" in resources.shipped_names("target")
     assert resources.find("recipe", "paper").is_file()
     assert resources.find("target", "jetson-orin.yaml").is_file()
-    assert resources.find("recipe", "nope") == Path("nope")  # the reader then names what the user typed
+    with pytest.raises(EmoedgeError, match=r"^recipe papr: no such file here and no shipped recipe of that name "
+                       r"\(did you mean 'paper'\?\)$"):  # fmt: skip
+        resources.find("recipe", "papr")
+    with pytest.raises(EmoedgeError, match=r"^target nope: .* \(known: desktop-gpu, .*jetson-orin.*\)$"):
+        resources.find("target", "nope")
+    assert resources.find("recipe", "runs/nope.yaml") == Path("runs/nope.yaml")  # the reader names a path as typed

@@ -128,7 +128,9 @@ def _pipeline(
 
 
 def _row(label: str, every: int, summary: RunSummary) -> dict[str, Any]:
-    stages = {name: {"mean_ms": s.mean_ms, "p90_ms": s.p90_ms} for name, s in summary.stages.items()}
+    stages = {
+        name: {"mean_ms": s.mean_ms, "p50_ms": s.p50_ms, "p90_ms": s.p90_ms} for name, s in summary.stages.items()
+    }
     return {"way": label, "detect_every": every, "frames": summary.frames, "fps": summary.fps,
             "events": summary.events, "engine_calls": summary.engine_calls, "stages": stages}  # fmt: skip
 

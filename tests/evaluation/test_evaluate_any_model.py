@@ -44,10 +44,12 @@ def _eval_cli(model: Path, data: Path, out: Path) -> dict:
 def test_checkpoint_and_its_onnx_agree_within_005_points(sample_model, sample_root, tmp_path):
     pt = _eval_cli(sample_model["checkpoint"], sample_root, tmp_path / "pt")
     onnx = _eval_cli(sample_model["fp32"], sample_root, tmp_path / "onnx")
-    assert abs(100 * (pt["mAP"] - onnx["mAP"])) <= 0.05, (pt["mAP"], onnx["mAP"])
-    assert pt["extra"]["precision"] == "fp32" and "PyTorch" in pt["extra"]["backend"]
     # `auto` runs an ONNX file in OpenVINO on a CPU-only machine that has it (BF16 where the CPU has BF16
-    # instructions), else in ONNX Runtime: either way within 0.05 points of the checkpoint.
+    # instructions), else in ONNX Runtime: within 0.05 points of the checkpoint in FP32, 0.2 in BF16 (its 8-bit
+    # mantissa moves a score by about 1e-2, and an AP by as much when scores tie at a threshold).
+    limit = 0.05 if onnx["extra"]["precision"] == "fp32" else 0.2
+    assert abs(100 * (pt["mAP"] - onnx["mAP"])) <= limit, (pt["mAP"], onnx["mAP"], onnx["extra"]["precision"])
+    assert pt["extra"]["precision"] == "fp32" and "PyTorch" in pt["extra"]["backend"]
     import importlib.util
 
     import torch

@@ -11,8 +11,6 @@ tests/serve/test_serve.py (the serving set).
 from __future__ import annotations
 
 import json
-import threading
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,21 +26,20 @@ from emoedge.errors import EmoedgeError, ModelUnavailable
 from emoedge.runtime.engine import run
 from emoedge.runtime.settings import RunSettings
 from emoedge.runtime.streams import StreamSpec
+from emoedge.runtime.tagger import RETRY_S
 
 FRAMES = 60
-LONG = 1500  # frames of the clip that outlasts an outage (untagged frames go by at hundreds a second)
-OUTAGE_S = 0.3
+LONG = 3000  # frames of the clip that outlasts an outage (untagged frames go by at hundreds a second)
 
 
 class _Flaky(Backend):
-    """A loaded model whose calls fail while `failing` is set: with `ModelUnavailable` (a served model gone for now)
-    or, when `fatal`, with a plain EmoedgeError (a model that cannot answer this request at all)."""
+    """A loaded model whose calls number `first` to `first + count - 1` (1-based) fail: with `ModelUnavailable` (a
+    served model gone for now) or, when `fatal`, with a plain EmoedgeError (a model that cannot answer at all)."""
 
-    def __init__(self, inner: Backend, *, fatal: bool = False) -> None:
-        self.inner, self.fatal = inner, fatal
+    def __init__(self, inner: Backend, first: int, count: int = 10**9, *, fatal: bool = False) -> None:
+        self.inner, self.first, self.count, self.fatal = inner, first, count, fatal
         self.name, self.card, self.reason = inner.name, inner.card, inner.reason
         self.device, self.precision, self.max_frames = inner.device, inner.precision, inner.max_frames
-        self.failing = threading.Event()
         self.calls = 0
 
     @property
@@ -51,7 +48,7 @@ class _Flaky(Backend):
 
     def _infer(self, image: Any, body: Any, frame: Any) -> dict:
         self.calls += 1
-        if self.failing.is_set():
+        if self.first <= self.calls < self.first + self.count:
             if self.fatal:
                 raise EmoedgeError("model x: the request was refused (shape)")
             raise ModelUnavailable("model grpc://127.0.0.1:1/emo: Triton request failed (connection refused)")
@@ -77,20 +74,6 @@ def _valid(record: dict) -> None:
     jsonschema.Draft202012Validator(schema).validate(record)
 
 
-def _fail_from(backend: _Flaky, call: int, seconds: float | None = None) -> None:
-    """Make the calls from the `call`-th (1-based) fail, for `seconds` (None: to the end), watched on a thread."""
-
-    def watch() -> None:
-        while backend.calls < call - 1:
-            time.sleep(0.001)
-        backend.failing.set()
-        if seconds is not None:
-            time.sleep(seconds)
-            backend.failing.clear()
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def test_a_completed_run_says_so(media, tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     summary = run(_spec(media, tmp_path / "v.mp4"), media["model"], events=events,
@@ -101,8 +84,7 @@ def test_a_completed_run_says_so(media, tmp_path: Path) -> None:
 
 
 def test_a_model_that_fails_for_good_still_finalises_every_output(media, tmp_path: Path) -> None:
-    flaky = _Flaky(media["model"], fatal=True)
-    flaky.failing.set()
+    flaky = _Flaky(media["model"], 1, fatal=True)
     events, video = tmp_path / "e.jsonl", tmp_path / "v.mp4"
     with pytest.raises(EmoedgeError, match="the request was refused"):
         run(_spec(media, video), flaky, events=events, settings=RunSettings(progress=False))
@@ -114,15 +96,14 @@ def test_a_model_that_fails_for_good_still_finalises_every_output(media, tmp_pat
 
 
 def test_an_outage_of_the_model_is_waited_for(media, tmp_path: Path) -> None:
-    """From the 5th call the model fails for a while as a restarting server's would: those frames are written
-    untagged, and tagging resumes when it answers."""
-    flaky = _Flaky(media["model"])
-    _fail_from(flaky, 5, seconds=OUTAGE_S)
+    """The 5th call fails as a restarting server's would: the frames until the retry half a second later are written
+    untagged, and tagging resumes when the model answers."""
+    flaky = _Flaky(media["model"], 5, 1)
     events, video = tmp_path / "e.jsonl", tmp_path / "v.mp4"
     settings = RunSettings(progress=False, every=4)  # the model every 4th frame of a track: a quicker clip
     summary = run(_spec(media, video, "long"), flaky, events=events, settings=settings)
     persons, record = read_events(events)
-    assert summary.outcome == "completed" and record["model_outages"] == 1 and record["model_outage_s"] >= OUTAGE_S
+    assert summary.outcome == "completed" and record["model_outages"] == 1 and record["model_outage_s"] >= RETRY_S
     assert 0 < record["untagged_frames"] < LONG and record["frames"] == LONG == video_frames(video)[0]
     tagged = sorted({p["frame"] for p in persons})
     assert len(tagged) == LONG - record["untagged_frames"] and tagged[-1] == LONG - 1  # events resumed
@@ -133,8 +114,7 @@ def test_an_outage_of_the_model_is_waited_for(media, tmp_path: Path) -> None:
 
 
 def test_an_outage_past_the_model_timeout_fails_the_run_in_one_line(media, tmp_path: Path) -> None:
-    flaky = _Flaky(media["model"])
-    _fail_from(flaky, 3)
+    flaky = _Flaky(media["model"], 3)
     events = tmp_path / "e.jsonl"
     settings = RunSettings(progress=False, model_timeout=0.3)
     with pytest.raises(EmoedgeError, match=r"connection refused\); no answer for \d+ s \(--model-timeout 0.3\)"):
