@@ -78,8 +78,19 @@ def serving(model: Path, folder: Path, *options: str, ports: list[int] | None = 
 
 
 def kill(server: Server) -> None:
-    """SIGKILL the server and every process it started (Triton's server and its Python backend's stubs)."""
-    for process in [*psutil.Process(server.process.pid).children(recursive=True), server.process]:
+    """SIGKILL the server and every process it started (Triton's server and its Python backend's stubs), and remove
+    the shared memory they leave behind (as systemd's RemoveIPC does for a crashed service): /dev/shm is 64 MB in a
+    container, and each killed PyTriton leaves its segments there."""
+    parent = psutil.Process(server.process.pid)
+    tree = [*parent.children(recursive=True), parent]
+    shared: set[str] = set()
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            shared |= {m.path for m in process.memory_maps() if m.path.startswith("/dev/shm/")}
+    for process in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
     server.process.wait(30)
+    for path in shared:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

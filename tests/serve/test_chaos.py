@@ -10,6 +10,7 @@ and memory is `benchmarks/chaos.py`, which calls `chaos` below. Runs in the serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -38,6 +39,7 @@ CAMERAS = 3
 DOWN_S = (3.0, 8.0)  # how long a component stays down
 GAP_S = (4.0, 10.0)  # between one component's return and the next outage
 BACK_TIMEOUT_S = 60.0  # a component not tagging again within this after its return fails the run
+DELIVERY_S = 60.0  # how long the subscriber may take to receive the broker's backlog after the run
 
 
 @dataclass
@@ -68,9 +70,27 @@ def chaos(folder: Path, seconds: float, seed: int = 7) -> Report:
     streams.append({"id": "file", "source": str(clip), "boxes": str(clip_boxes)})
     (folder / "streams.yaml").write_text(yaml.safe_dump({"streams": streams}))
     (folder / "broker").mkdir()
-    broker = Mosquitto(folder / "broker").start()
-    subscriber = Subscriber(broker.port, "emo/#")
-    cameras = {f"cam{i}": start_server(port, folder / f"rtsp{i}") for i, port in enumerate(rtsp)}
+    with contextlib.ExitStack() as cleanup:  # whatever happens, every server this started is stopped
+        broker = Mosquitto(folder / "broker").start()
+        cleanup.callback(lambda: broker.stop())
+        subscriber = Subscriber(broker.port, "emo/#")
+        cleanup.callback(subscriber.client.loop_stop)
+        started: list[Background] = []  # every camera server started: stopping a stopped one does nothing
+        cleanup.callback(lambda: [camera.stop() for camera in started])
+
+        def camera(i: int) -> Background:
+            started.append(start_server(rtsp[i], folder / f"rtsp{i}"))
+            return started[-1]
+
+        cameras = {f"cam{i}": camera(i) for i in range(CAMERAS)}
+        cleanup.callback(_stop_extra_servers)
+        return _schedule(folder, seconds, seed, model, broker, subscriber, cameras, camera, http, triton)
+
+
+def _schedule(folder: Path, seconds: float, seed: int, model: Path, broker: Mosquitto, subscriber: Subscriber,
+              cameras: dict[str, Background], camera: Callable[[int], Background], http: int,
+              triton: list[int]) -> Report:  # fmt: skip
+    """The run under chaos (see `chaos`), its servers already up."""
     events, report = folder / "events.jsonl", Report()
     api = f"http://127.0.0.1:{http}/api/streams"
     with serving(model, folder / "triton0", ports=triton) as server:
@@ -94,7 +114,7 @@ def chaos(folder: Path, seconds: float, seed: int = 7) -> Report:
                     cameras[component].stop()
                     time.sleep(down)
                     seen = frames()[component]
-                    cameras[component] = start_server(rtsp[int(component[3:])], folder / f"rtsp{component[3:]}")
+                    cameras[component] = camera(int(component[3:]))
                     back = _until(lambda c=component, n=seen: frames()[c] > n, run)
                 elif component == "broker":
                     broker.stop()
@@ -116,14 +136,12 @@ def chaos(folder: Path, seconds: float, seed: int = 7) -> Report:
             stderr = run.stderr
         finally:
             run.stop()
-            for camera in cameras.values():
-                camera.stop()
-            _stop_extra_servers()
-    time.sleep(1)  # the broker's last deliveries to the subscriber
-    subscriber.client.loop_stop()
-    broker.stop()
     _, report.summary = read_events(events)
-    report.received = len({json.dumps(json.loads(p), sort_keys=True) for _, p in subscriber.messages})
+    distinct = lambda: len({json.dumps(json.loads(p), sort_keys=True) for _, p in subscriber.messages})  # noqa: E731
+    deadline = time.monotonic() + DELIVERY_S  # what the broker acknowledged reaches the subscriber in the end
+    while distinct() < report.summary["published"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    report.received = distinct()
     assert "Traceback" not in stderr, stderr[-3000:]
     return report
 
