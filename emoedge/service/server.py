@@ -227,8 +227,6 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------------ live frames
     def mjpeg(self, match: re.Match[str]) -> None:
         """The stream's annotated frames as they come (multipart/x-mixed-replace: every browser shows it in an img)."""
-        import cv2
-
         live = self._live(match["id"])
         if live is None:
             return
@@ -243,15 +241,13 @@ class _Handler(BaseHTTPRequestHandler):
                 shown, image = live.next(shown, FRAME_WAIT_S)
                 if image is None:
                     continue
-                jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
+                jpeg = _jpeg(image)
                 head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                 self.wfile.write(head.encode() + jpeg + b"\r\n")
                 self.wfile.flush()
 
     def snapshot(self, match: re.Match[str]) -> None:
         """The stream's next annotated frame as one JPEG."""
-        import cv2
-
         live = self._live(match["id"])
         if live is None:
             return
@@ -262,8 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.SERVICE_UNAVAILABLE, f"stream {match['id']!r}: no frame within {SNAPSHOT_WAIT_S:g} s"
             )
             return
-        jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
-        self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+        self._send(HTTPStatus.OK, _jpeg(image), "image/jpeg")
 
     def _live(self, ident: str) -> Any:
         engine = self._engine()
@@ -316,6 +311,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Requests go to the debug log, their paths without the query (it may hold the token)."""
         log.debug("HTTP %s %s -> %s", self.command, urlsplit(self.path).path[:100], args[1] if len(args) > 1 else "")
+
+
+def _jpeg(image: Any) -> bytes:
+    """A BGR frame as JPEG bytes, encoded on the watcher's thread (OpenCV lets go of the GIL meanwhile)."""
+    import cv2
+
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes()
 
 
 RUNNING = ("connecting", "live", "reconnecting", "reading")  # a stream in these states is still in the run
