@@ -2,7 +2,9 @@
 
 The broker keeps its state on disk (`persistence true`), so a stop and restart keeps the subscriber's session and
 the messages queued for it, as a production broker would; the subscriber's session is persistent (clean_session
-off) for the same reason.
+off) for the same reason. No bound on what it queues for the subscriber (`max_queued_messages 0`; mosquitto keeps
+1000 by default): after a restart the run delivers its whole backlog at once, perhaps before the subscriber is back,
+and a test counts what the broker acknowledged against what the subscriber received.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class Mosquitto:
         self.binary, self.folder, self.port = binary, folder, port or free_port()
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\nmax_queued_messages 0\n"
             f"persistence_location {folder}/\nlog_dest stderr\n"
         )
         self.process: subprocess.Popen | None = None
