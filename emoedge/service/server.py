@@ -186,15 +186,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         if engine is None or body is None:
             return
-        try:
+        try:  # the body, then the request's checks (a taken id first: 409, not 400)
             spec = api.stream_spec(body)
-        except EmoedgeError as exc:
-            self._error(HTTPStatus.BAD_REQUEST, str(exc))
-            return
-        if any(v.id == spec.id and v.state.partition(":")[0] in RUNNING for v in engine.views()):
-            self._error(HTTPStatus.CONFLICT, f"stream id {spec.id!r} is already running")
-            return
-        try:
+            if any(v.id == spec.id and v.state.partition(":")[0] in RUNNING for v in engine.views()):
+                self._error(HTTPStatus.CONFLICT, f"stream id {spec.id!r} is already running")
+                return
             added = engine.add(spec)
         except EmoedgeError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
