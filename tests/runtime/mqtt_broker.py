@@ -4,11 +4,14 @@ The broker keeps its state on disk (`persistence true`), so a stop and restart k
 the messages queued for it, as a production broker would; the subscriber's session is persistent (clean_session
 off) for the same reason. No bound on what it queues for the subscriber (`max_queued_messages 0`; mosquitto keeps
 1000 by default): after a restart the run delivers its whole backlog at once, perhaps before the subscriber is back,
-and a test counts what the broker acknowledged against what the subscriber received.
+and a test counts what the broker acknowledged against what the subscriber received. Started as root (CI), mosquitto
+would drop to its own user and could not write its persistence into the test's private folder, so every restart
+would lose the queued messages and the subscriber's session: it runs as the test's user (`user`).
 """
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -33,7 +36,7 @@ class Mosquitto:
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\nmax_queued_messages 0\n"
-            f"persistence_location {folder}/\nlog_dest stderr\n"
+            f"persistence_location {folder}/\nuser {getpass.getuser()}\nlog_dest stderr\n"
         )
         self.process: subprocess.Popen | None = None
 
