@@ -1,12 +1,13 @@
 """The `emoedge` command: argument parsing only; every command calls one library function.
 
 One spelling per concept across commands: `-o/--out` for what a command writes, `--data` for a dataset or image
-folder, `--device`, `--quiet`. A command that takes a settings object (a recipe, a target, the run or pretraining
+folder, `--device`, `--precision`, `--quiet` (no progress; the results still print), `--…-s` for seconds. A command that takes a settings object (a recipe, a target, the run or pretraining
 settings) also takes `key=value` overrides of it, anywhere on the line, applied after its options. Every `--help`
 shows defaults, choices and examples. Each command below is its parser (`_add_*`) followed by what it runs (`_cmd_*`).
 
 Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted (SIGINT or
-SIGTERM, at any moment: the outputs are complete, and "emoedge: interrupted" is the last line on stderr).
+SIGTERM, at any moment: the outputs are complete, and "emoedge: interrupted" is the last line on stderr). A command
+that fails (1 or 2) removes the files and folders it created, unless they hold results (`fileio.keep_outputs`).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from emoedge import __version__, options, resources
-from emoedge.devices import DEVICE_HELP
+from emoedge.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
+from emoedge.settings import QUIET_HELP
 from emoedge.signals import Signals
 
 Subparsers = argparse._SubParsersAction  # argparse's type of `add_subparsers()`, not exported under another name
@@ -158,7 +160,7 @@ def _add_train(sub: Subparsers) -> None:
     p.add_argument("--data", type=Path, help="dataset root (default: the recipe's data.root)")
     p.add_argument("-o", "--out", type=Path, help="run folder (default: runs/<recipe name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -197,14 +199,9 @@ def _add_eval(sub: Subparsers) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "fp32", "fp16", "bf16", "int8"),
-        help="auto: a checkpoint in FP32, ONNX files and engines as stored (in OpenVINO: BF16 on CPUs that have it)",
-    )
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
@@ -321,7 +318,7 @@ def _add_export_onnx(sub: Subparsers) -> None:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> None:
-    """checkpoint → one self-describing ONNX graph (image [1,3,H,W], body [N,3,h,w])
+    """checkpoint → one self-describing ONNX graph: image [F,3,H,W], body [N,3,h,w], frame [N] (F, N dynamic)
 
     emoedge export onnx runs/sample/best.pt
     emoedge export onnx runs/paper/best.pt -o model.onnx
@@ -575,7 +572,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """tag every person of videos, streams, webcams or image folders with emotions (one or several at once)
 
     emoedge run --source clip.mp4 --model model.onnx -o tagged.mp4 --events events.jsonl
-    emoedge run --source 0 --model model.engine --show
+    emoedge run --source 0 --model model.engine --http 8080   # webcam; its live page on http://127.0.0.1:8080
     emoedge run --source rtsp://camera/stream --model model.onnx --detector yolo11n.engine every=2 smooth=0
     emoedge run --source frames/ --model best.pt --boxes boxes.json --events events.jsonl --quiet
     emoedge run --source clip.mp4 --model best.pt --explain-every 50 --explain-dir why/   # Figure 1 per person
@@ -654,7 +651,7 @@ def _add_bench(sub: Subparsers) -> None:
         help="checkpoint (.pt), ONNX (.onnx), TensorRT engine (.engine) or OpenVINO IR folder (model.xml + model.bin)",
     )  # fmt: skip
     p.add_argument("-o", "--out", type=Path, help="also write the report into this folder: bench.md and bench.json")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     options.add_options(p, BenchPlan)
 
 
@@ -666,10 +663,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     emoedge bench best.pt --source street.mp4 --detector yolo11n.pt --device cpu -o bench-cpu/
     """
     from emoedge.bench.plan import BenchPlan
-    from emoedge.bench.run import bench
+    from emoedge.bench.run import bench, markdown
 
     plan = options.from_args(BenchPlan, args, [], "bench")
     result = bench(args.model, args.out, plan, progress=not args.quiet)
+    if args.quiet:  # the tables are the result: printed as they are without --quiet
+        print(markdown(result))
     if "paths" in result:
         print(f"report: {result['paths']['markdown']}, {result['paths']['json']}")
 
@@ -804,10 +803,13 @@ def _flush() -> None:
 
 def _run_command(argv: list[str] | None, signals: Signals) -> int:
     """Parse and run the command; its status. Usage errors, --help and --version end by argparse's SystemExit."""
+    from emoedge.fileio import removed_on_failure
+
     try:
         try:
             args = _parse(argv)
-            return args.func(args) or 0
+            with removed_on_failure():  # a failed command leaves nothing it created (unless it holds results)
+                return args.func(args) or 0
         finally:
             signals.settle()
     except EmoedgeError as exc:

@@ -36,6 +36,8 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | str |
 
     if detector is not None:  # before minutes of training: a detector that cannot be had fails now
         detector = detector_weights(detector)
+    overrides = [] if epochs is None else [f"optim.epochs={epochs}"]  # checked now, not after the sample is written
+    recipe = load_recipe(resources.find("recipe", "sample"), overrides)
     data, runs, report = workdir / "data", workdir / "run", workdir / "report"
     onnx_path, video, events = workdir / "model.onnx", workdir / "tagged.mp4", workdir / "events.jsonl"
     if not (data / "Annotations" / "Annotations.mat").exists():
@@ -44,8 +46,6 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | str |
     else:
         print(f"[1/5] sample dataset already in {data}")
 
-    overrides = [f"optim.epochs={epochs}"] if epochs else []
-    recipe = load_recipe(resources.find("recipe", "sample"), overrides)
     print(f"[2/5] training recipe '{recipe.name}' into {runs}")
     train(recipe, runs, data_root=data, resume=True)
 

@@ -43,6 +43,11 @@ DEVICE_HELP = (
     f"{spelled()} (auto: the fastest here; tensorrt: ONNX Runtime's TensorRT provider, for ONNX files; "
     "openvino: OpenVINO, for ONNX files and IR folders; an engine takes auto or cuda[:K])"
 )
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+PRECISION_HELP = (  # one rule for eval, run, bench and serve: the score measured is the score deployed
+    "auto: a checkpoint in FP32, as trained (fp16 on CUDA, bf16 on CPUs with AMX or AVX512-BF16: faster); ONNX files "
+    "and engines as stored (in OpenVINO: BF16 on CPUs that have it)"
+)
 
 
 @dataclass(frozen=True)

@@ -18,4 +18,4 @@ class EmoedgeError(Exception):
 
 class ModelUnavailable(EmoedgeError):
     """A served model that does not answer now (its server restarting, the network down): a run waits for it, up to
-    its `--model-timeout`, instead of failing; any other model error is an EmoedgeError."""
+    its `--model-timeout-s`, instead of failing; any other model error is an EmoedgeError."""

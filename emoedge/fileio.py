@@ -2,16 +2,21 @@
 
 Why: a crash or Ctrl-C must never leave a half-written checkpoint in place of a good one; an output path that
 cannot be written (a file where a folder should be, a read-only place) is one line before any work starts, not a
-traceback after it; and a checkpoint from an untrusted source must never run code when loaded (`weights_only=True`).
+traceback after it; a command that fails leaves nothing it created (`removed_on_failure`), unless it had written
+results worth keeping (`keep_outputs`: a checkpoint to resume from, the record of a run); and a checkpoint from an
+untrusted source must never run code when loaded (`weights_only=True`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import secrets
+import shutil
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +26,64 @@ ZIP_MAGIC = b"PK\x03\x04"  # a zip archive's first local header: torch.save's fo
 PICKLE_PROTO = b"\x80"  # the first opcode of every pickle of protocol 2 or later (torch's legacy format)
 
 
+_journal: list[Path] | None = None  # what the command running in `removed_on_failure` created, oldest first
+_journal_lock = threading.Lock()  # output paths are also checked on the run's threads
+
+
+@contextlib.contextmanager
+def removed_on_failure() -> Iterator[None]:
+    """Remove the files and folders that `output_folder` and `output_file` create inside this block if the block
+    fails (an exception other than an interrupt, whose outputs are complete by contract), unless `keep_outputs`
+    was called. A path that existed before is never removed: only what this block brought into being."""
+    global _journal
+    with _journal_lock:
+        _journal = []
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        with _journal_lock:
+            created, _journal = _journal or [], None
+        for path in reversed(created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):  # never created (a file stood where its folder should be)
+                    path.unlink(missing_ok=True)
+        raise
+    finally:
+        with _journal_lock:
+            _journal = None
+
+
+def keep_outputs() -> None:
+    """What the running command created so far stays even if it fails later: it holds results (called once a
+    training run has a checkpoint to resume from, a run has begun its record, a server has its log)."""
+    with _journal_lock:
+        if _journal is not None:
+            _journal.clear()
+
+
+def _note_created(path: Path) -> None:
+    """Record the outermost of `path` and its folders that does not exist yet (it is about to be created)."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing = candidate
+    with _journal_lock:
+        if _journal is not None and missing is not None and missing not in _journal:
+            _journal.append(missing)
+
+
 def output_folder(folder: str | Path, what: str = "output folder") -> Path:
     """`folder`, created with its parents and checked writable; every failure is one line naming it.
 
     Called where a command learns its output location, so that a bad one fails before the work, not after it.
     """
     folder = Path(folder)
+    _note_created(folder.absolute())
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _new_temp(folder / ".emoedge-write-test").unlink()
@@ -46,6 +103,7 @@ def output_file(path: str | Path, what: str = "output file", suffixes: tuple[str
         raise EmoedgeError(
             f"{what} {path}: expected a file name ending in {' or '.join(suffixes)} (the format written)"
         )
+    _note_created(path.absolute())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _new_temp(path).unlink()

@@ -33,6 +33,7 @@ import numpy as np
 from emoedge.backends import Backend, load_model
 from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
+from emoedge.fileio import keep_outputs, output_file
 from emoedge.formats.triton import CARD_OUTPUT, TensorSpec, check_name, describe
 
 NUMPY_TYPES = {"FP32": np.float32, "FP16": np.float16, "INT64": np.int64}
@@ -90,8 +91,6 @@ def serve(
             "emoedge serve needs PyTriton: pip install 'emoedge[serve]' (Linux, x86-64 or arm64, Python 3.10 to 3.12)"
         ) from None
     _check_ports(endpoints)
-    from emoedge.fileio import output_file  # here: fileio imports torch, and the CLI imports this module for --help
-
     log = output_file(log or default_log(name), "Triton log")
     described = describe(model)
     # One backend per instance: a TensorRT execution context (and its bound output buffers) serves one call at a time.
@@ -105,6 +104,7 @@ def serve(
         allow_gpu_metrics=parse_device(backend.device).kind == "cuda",  # else DCGM prints that it found no GPU
     )  # fmt: skip
     logging.getLogger("pytriton").setLevel(logging.WARNING)
+    keep_outputs()  # Triton's log: the reason it did not start, should it not
     with _this_libpython_first(), Triton(config=config) as triton:
         triton.bind(
             model_name=name,

@@ -32,6 +32,9 @@ import yaml
 from emoedge.errors import EmoedgeError
 
 T = TypeVar("T")
+QUIET_HELP = (
+    "no progress: bars, start-up and per-epoch lines (results, warnings and errors still print)"  # every --quiet
+)
 
 
 class _Loader(yaml.SafeLoader):

@@ -332,7 +332,8 @@ def test_run_options_and_overrides_are_the_same_settings(onnx_model, clip, tmp_p
         _ok(by_options).stdout,
         re.M,
     )
-    assert _ok(by_overrides).stdout == ""  # --quiet
+    quiet = _ok(by_overrides).stdout  # --quiet: no progress, start-up lines or bars; the summary, its result
+    assert quiet.startswith("12 frames in ") and "persons: " not in quiet and "model: " not in quiet
     assert video_frames(tmp_path / "a.mp4") == (12, (320, 240))
 
     a, summary = read_events(tmp_path / "a.jsonl")
@@ -365,7 +366,8 @@ def test_run_takes_several_sources_by_option_or_file(onnx_model, tmp_path):
     )
     assert "  cam0: 6 frames" in by_options.stdout and "  cam1: 8 frames" in by_options.stdout
     assert [video_frames(tmp_path / "out" / f"cam{i}.mp4")[0] for i in range(2)] == [6, 8]
-    assert _ok(by_file).stdout == "" and video_frames(tmp_path / "v" / "hall.mp4")[0] == 6
+    assert _ok(by_file).stdout.startswith("2 streams: 14 frames in ")  # --quiet: the summary, no start-up lines
+    assert video_frames(tmp_path / "v" / "hall.mp4")[0] == 6
     a, summary = read_events(tmp_path / "a.jsonl")
     b, _ = read_events(tmp_path / "b.jsonl")
     assert summary["engine_calls"] == summary["ticks"] == 8

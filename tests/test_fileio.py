@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -15,9 +16,11 @@ from emoedge.fileio import (
     atomic_torch_save,
     atomic_write,
     atomic_write_text,
+    keep_outputs,
     output_file,
     output_folder,
     remove_stale_temps,
+    removed_on_failure,
     safe_torch_load,
 )
 
@@ -103,3 +106,36 @@ def test_torch_load_names_what_the_file_is(tmp_path):
 class Payload:
     def __reduce__(self):
         return (print, ("executed",))
+
+
+def test_a_failed_block_removes_what_it_created_and_nothing_else(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "kept.txt").write_text("there before")
+    with pytest.raises(EmoedgeError), removed_on_failure():
+        output_folder(tmp_path / "new" / "deep" / "report")
+        atomic_write_text(tmp_path / "old" / "new.txt", "written, then the command failed")
+        atomic_write_text(tmp_path / "old" / "kept.txt", "overwritten: it existed, so it stays")
+        raise EmoedgeError("bad input found halfway")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept.txt", "old"]
+
+
+@pytest.mark.parametrize("ending", ["success", "kept", "interrupt"])
+def test_outputs_stay_after_success_after_keep_outputs_and_after_an_interrupt(tmp_path, ending):
+    def work() -> None:
+        output_file(tmp_path / "run" / "last.pt")
+        if ending == "kept":
+            keep_outputs()  # a checkpoint to resume from
+            raise EmoedgeError("a later epoch failed")
+        if ending == "interrupt":
+            raise KeyboardInterrupt
+
+    with contextlib.suppress(EmoedgeError, KeyboardInterrupt), removed_on_failure():
+        work()
+    assert (tmp_path / "run").is_dir()
+
+
+def test_nothing_is_recorded_outside_a_block(tmp_path):
+    output_folder(tmp_path / "free")
+    with pytest.raises(EmoedgeError), removed_on_failure():
+        raise EmoedgeError("fails")
+    assert (tmp_path / "free").is_dir()

@@ -29,7 +29,9 @@ def cpu_bf16_feature() -> str | None:
 
 
 def choose(device: str, precision: str) -> tuple[str, str, str]:
-    """(device, precision, reason) for the requested values, "auto" resolved to the fastest that is there."""
+    """(device, precision, reason) for the requested values. "auto" is FP32: a checkpoint runs as it was trained
+    (in `eval`, `run`, `bench` and `serve` alike, so that a score measured is the score deployed); the reason names
+    the faster precision this device has, for a user to ask for."""
     cuda = torch.cuda.is_available()
     wanted = parse_device(device, kinds=TORCH_KINDS, who="the torch backend")
     chosen = wanted.resolve(cuda)
@@ -43,11 +45,12 @@ def choose(device: str, precision: str) -> tuple[str, str, str]:
     device = chosen.torch_device
     if precision == "auto":
         if on_cuda:
-            precision, why = "fp16", "FP16 on CUDA"
+            faster = "--precision fp16 is faster on CUDA"
         elif feature := cpu_bf16_feature():
-            precision, why = "bf16", f"this CPU has {feature}"
+            faster = f"--precision bf16 is faster on this CPU's {feature}"
         else:
-            precision, why = "fp32", "this CPU has no AMX or AVX512-BF16"
+            faster = "this CPU has no AMX or AVX512-BF16"
+        precision, why = "fp32", f"a checkpoint runs as trained; {faster}"
     elif precision not in DTYPES:
         raise EmoedgeError(f"precision {precision!r}: expected 'auto' or one of {sorted(DTYPES)}")
     elif precision == "fp16" and not on_cuda:

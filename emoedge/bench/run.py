@@ -12,6 +12,7 @@ and bench.json.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import tempfile
@@ -33,6 +34,7 @@ from emoedge.runtime.settings import RunSettings
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.streams import StreamSpec
 from emoedge.runtime.summary import RunSummary
+from emoedge.runtime.weights import detector_weights
 
 CLIP_SIZE, CLIP_PERSONS = (640, 480), 4
 DETECT_EVERY = (1, 3)
@@ -43,6 +45,8 @@ def bench(
 ) -> dict[str, Any]:
     """Measure `model` as `plan` says; the result (its tables printed when `progress`), with `out` also written as
     out/bench.md and out/bench.json (their paths under "paths")."""
+    if plan.detector is not None:  # found (or fetched) before any measuring, not after the first table
+        plan = dataclasses.replace(plan, detector=str(detector_weights(plan.detector)))
     if out is not None:
         out = output_folder(out, "benchmark folder")
     backend = load_model(model, device=plan.device)
@@ -115,13 +119,15 @@ def _pipeline(
         ways += [(f"detector, every {k}", plan.detector, k) for k in DETECT_EVERY]
     rows = []
     warm = RunSettings(progress=False, max_frames=2, device=plan.device)
-    run(str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=warm)
+    run(
+        str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=warm, print_summary=False
+    )
     for label, detector, every in ways:
         settings = RunSettings(progress=False, max_frames=plan.frames, detect_every=every, device=plan.device)
         kwargs: dict[str, Any] = {"boxes": boxes} if detector is None else {"detector": detector}
         if detector is not None and truth is not None:
             kwargs = {"detector": CostOnlyFinder(detector, truth, plan.device)}
-        summary = run(str(source), backend, out=folder / "out.mp4", settings=settings, **kwargs)
+        summary = run(str(source), backend, out=folder / "out.mp4", settings=settings, print_summary=False, **kwargs)
         rows.append(_row(label, every, summary))
         say(f"end to end, {label}: {summary.fps:.1f} FPS", flush=True)
     return rows
@@ -140,7 +146,7 @@ def _streams(backend: Any, plan: BenchPlan, source: Path, boxes: Path | None, sa
     if boxes is None:
         return {"skipped": "several streams are measured with boxes given (--boxes)"}
     specs = [StreamSpec(f"s{i}", str(source), boxes) for i in range(plan.streams)]
-    summary = run(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames))
+    summary = run(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames), print_summary=False)
     say(f"{plan.streams} streams in one process: {summary.fps:.1f} FPS in total", flush=True)
     return {"streams": plan.streams, "frames": summary.frames, "fps": summary.fps, "ticks": summary.ticks,
             "engine_calls": summary.engine_calls}  # fmt: skip

@@ -3,9 +3,8 @@ or a TensorRT engine, run through `load_model` image by image, scored the same w
 
 Why through the backends: the file a user deploys is the file that must be measured, on the backend that will run
 it; one code path computes AP and mAP whatever produced the scores (after Ultralytics' validator, one over every
-export format). Each image is one engine call with all its persons, as in deployment. A checkpoint is evaluated
-in FP32 unless another precision is asked for: its weights are FP32, and `load_model`'s automatic choice (BF16 on
-CPUs that have it) is for speed, not for measurement. ONNX files and engines run as stored.
+export format). Each image is one engine call with all its persons, as in deployment, at the precision `run` would
+use (`load_model`'s rule: a checkpoint in FP32 unless another is asked for; ONNX files and engines as stored).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from emoedge.categories import BRANCHES
 from emoedge.data.dataset import die_with_parent
 from emoedge.data.frames import ImageFrames, ImageItem
 from emoedge.evaluation import metrics
-from emoedge.formats import CHECKPOINT_SUFFIXES
 from emoedge.settings import checked
 
 log = logging.getLogger(__name__)
@@ -78,16 +76,6 @@ def score(pred: Predictions, thresholds: np.ndarray) -> Scores:
     return Scores(aps, metrics.mean_ap(aps), precision, recall, vad_mae)
 
 
-def open_for_evaluation(model: str | Path, *, device: str = "auto", precision: str = "auto") -> Backend:
-    """`load_model` with evaluation's precision rule: checkpoints in FP32 unless asked otherwise."""
-    if is_url(model):
-        return load_model(model, device=device, precision=precision)
-    path = Path(model)
-    if precision == "auto" and path.suffix.lower() in CHECKPOINT_SUFFIXES:
-        precision = "fp32"
-    return load_model(path, device=device, precision=precision)
-
-
 def evaluate_model(
     model: str | Path | Backend,
     root: Path,
@@ -100,7 +88,7 @@ def evaluate_model(
 ) -> Evaluation:
     """Run a model file over a split of an EMOTIC-layout dataset, one image per call, and score it."""
     workers = checked(int, workers, "workers", low=0)  # image-decoding processes
-    backend = model if isinstance(model, Backend) else open_for_evaluation(model, device=device, precision=precision)
+    backend = model if isinstance(model, Backend) else load_model(model, device=device, precision=precision)
     frames = ImageFrames(Path(root), split, backend.card)
     pred = predict(backend, frames, workers=workers, progress=progress)
     result = score(pred, np.asarray(backend.card.thresholds))

@@ -28,7 +28,7 @@ from typing import Any
 
 from emoedge.backends import Backend, load_model
 from emoedge.errors import EmoedgeError
-from emoedge.fileio import output_file, output_folder
+from emoedge.fileio import keep_outputs, output_file, output_folder
 from emoedge.runtime.boxes import BoxesFile
 from emoedge.runtime.finders import PersonFinder, YoloFinder
 from emoedge.runtime.live import LiveFrame
@@ -67,14 +67,15 @@ def run(
     settings: RunSettings = RunSettings(),
     observers: Sequence[Observer] = (),
     serves: bool = False,
+    print_summary: bool = True,
 ) -> RunSummary:
     """Tag every person of every frame of every stream with emotions (see the module docstring and `Engine`).
 
     `source`: one source (webcam index, file, URL or image folder; `boxes` and `out` are its boxes file and video)
     or the streams (`StreamSpec`: id, source, boxes, out). `sources_file`: the streams file they came from, re-read
     on SIGHUP. `observers`: each called with the loaded engine, entered for as long as it runs. `serves`: run until
-    stopped, even when every stream has ended (streams may be added). Prints the summary unless `settings.progress`
-    is off; a run whose every stream failed raises its first reason as an EmoedgeError once its outputs are finalised.
+    stopped, even when every stream has ended (streams may be added). Prints the summary (the run's result, also
+    under `--quiet`, which silences progress) when `print_summary`; a run whose every stream failed raises its first reason as an EmoedgeError once its outputs are finalised.
     """
     engine = Engine(_specs(source, boxes, out), model, detector=detector, events=events, publish=publish,
                     explain_dir=explain_dir, settings=settings, serves=serves)  # fmt: skip
@@ -84,7 +85,7 @@ def run(
         if sources_file is not None:
             engine.watch(sources_file)
         summary = engine.until_done()
-    if settings.progress:
+    if print_summary:
         print(summary.describe())
     _fail_if_all_failed(summary)
     return summary
@@ -134,7 +135,7 @@ class Engine:
         self._watched: Path | None = None
         self._building = threading.Lock()
         self.serves = serves
-        self.sources = SourceSettings(connect_timeout_s=float(s.connect_timeout))
+        self.sources = SourceSettings(connect_timeout_s=float(s.connect_timeout_s))
 
     def __enter__(self) -> Engine:
         s, stack = self.settings, self._stack
@@ -143,7 +144,11 @@ class Engine:
                 stack.enter_context(MqttPublisher(self.publish, queue=s.publish_queue)) if self.publish else None
             )
             opened = [self._open(spec) for spec in self.specs]  # sources connect while the model loads
-            backend = self.model if isinstance(self.model, Backend) else load_model(self.model, device=s.device)
+            backend = (
+                self.model
+                if isinstance(self.model, Backend)
+                else load_model(self.model, device=s.device, precision=s.precision)
+            )
             self.backend = backend
             self.explainer = (
                 None if self.explain_into is None else _explainer(Path(self.model), s.explain_every, self.explain_into)
@@ -152,7 +157,7 @@ class Engine:
             self.stop = stack.enter_context(stop_request())  # before the outputs, so that it outlives their closing
             run_outputs = RunOutputs(backend.card, stack, events=self.events, publisher=self.publisher)
             self.ahead = s.overlap == "on" or (s.overlap == "auto" and str(backend.input_device).startswith("cuda"))
-            tagger = Tagger(backend, self.timer, model_timeout=float(s.model_timeout))
+            tagger = Tagger(backend, self.timer, model_timeout_s=float(s.model_timeout_s))
             self.loop = Loop(tagger, self.timer, run_outputs, self.stop,
                              max_frames=s.max_frames, ahead=self.ahead, progress=s.progress,
                              serves=self.serves)  # fmt: skip
@@ -171,9 +176,10 @@ class Engine:
 
     def until_done(self) -> RunSummary:
         """Run the loop; finalise every output, however the run ends; the summary (also the event log's last
-        record, which names the outcome). A run that fails (the model gone past `--model-timeout`, an internal
+        record, which names the outcome). A run that fails (the model gone past `--model-timeout-s`, an internal
         error) raises once its outputs are finalised and its summary written."""
         failure: Exception | None = None
+        keep_outputs()  # the run's record from here on: a failure is written into it, not removed with it
         try:
             self.loop.until_done(self._stack)
         except Exception as exc:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from emoedge import settings
-from emoedge.devices import DEVICE_HELP, parse_device
-from emoedge.settings import option
+from emoedge.devices import DEVICE_HELP, PRECISION_HELP, parse_device
+from emoedge.settings import QUIET_HELP, option
 
 CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
 SMOOTH = 0.5  # EMA weight of a track's past: halves the jitter of per-frame scores, follows a change in ~3 inferences
@@ -29,11 +29,12 @@ class RunSettings:
     every: int = option(1, "re-infer each track every K frames (reuse its result between)", low=1)
     smooth: float = option(SMOOTH, "EMA weight of a track's past scores (0: off)", low=0, high=1, high_open=True)
     device: str = option("auto", DEVICE_HELP)
+    precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = option("auto", PRECISION_HELP)
     max_frames: int | None = option(None, "stop each stream after this many frames (default: all)", low=1)
     show: bool = option(False, "open a live window per stream (needs OpenCV with GUI support and a display)")
-    progress: bool = option(True, "no progress bars or summary", flag="--quiet")
+    progress: bool = option(True, QUIET_HELP, flag="--quiet")
     download: bool = option(True, "never download detector weights (offline use)", flag="--no-download")
-    connect_timeout: float = option(
+    connect_timeout_s: float = option(
         CONNECT_TIMEOUT,
         "seconds to wait for a live source (camera, stream) that is not up yet at start, retrying like an outage: an "
         "IP camera powered with the box streams some 20-30 s after power-on (0: fail at once)",
@@ -55,7 +56,7 @@ class RunSettings:
     overlap: Literal["auto", "on", "off"] = option(
         "auto", "find persons one tick ahead on a thread of their own (auto: when the model runs on a CUDA device)"
     )
-    model_timeout: float = option(
+    model_timeout_s: float = option(
         MODEL_TIMEOUT,
         "seconds a served model (grpc://, http://) may stay unreachable before the run fails; meanwhile frames go "
         "on untagged and it is asked again every half second",

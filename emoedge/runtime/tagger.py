@@ -9,7 +9,7 @@ a run's bad input (a missing detector, say) is one line before torch loads.
 
 A served model that stops answering (`ModelUnavailable`: its server restarting) is an outage, not the run's end:
 the tick's frames go on untagged (drawn with their boxes, no events), the model is asked again every `RETRY_S`, and
-tagging resumes when it answers; an outage longer than `model_timeout` ends the run with one line.
+tagging resumes when it answers; an outage longer than `--model-timeout-s` ends the run with one line.
 """
 
 from __future__ import annotations
@@ -56,14 +56,14 @@ class Tagger:
     """Tags a tick's frames with one engine call; counts `inferences` (persons run) and `engine_calls`, and the
     model's outages (`outages`: their seconds; `untagged`: frames that went without emotions meanwhile)."""
 
-    def __init__(self, backend: Backend, timer: Timer, *, model_timeout: float = 60.0) -> None:
+    def __init__(self, backend: Backend, timer: Timer, *, model_timeout_s: float = 60.0) -> None:
         import torch
 
         from emoedge.runtime.preprocess import Preprocessor
 
         self.backend, self.timer, self._cat = backend, timer, torch.cat
         self.preprocess = Preprocessor(backend.card, backend.input_device)
-        self.model_timeout = model_timeout
+        self.model_timeout_s = model_timeout_s
         self.inferences = self.engine_calls = self.untagged = 0
         self.outages: list[float] = []  # seconds of each outage that ended
         self._down_since: float | None = None  # an outage under way
@@ -74,9 +74,9 @@ class Tagger:
         """Each item's persons with the model's outputs, in order (without, while the model is unavailable)."""
         now = time.monotonic()
         if self._down_since is not None:
-            if now - self._down_since > self.model_timeout:
-                raise EmoedgeError(f"{self._error}; no answer for {now - self._down_since:.0f} s (--model-timeout "
-                                   f"{self.model_timeout:g})")  # fmt: skip
+            if now - self._down_since > self.model_timeout_s:
+                raise EmoedgeError(f"{self._error}; no answer for {now - self._down_since:.0f} s (--model-timeout-s "
+                                   f"{self.model_timeout_s:g})")  # fmt: skip
             if now < self._next_try:
                 return self._without_model(items)
         try:
@@ -99,8 +99,8 @@ class Tagger:
     def _unavailable(self, exc: ModelUnavailable, now: float) -> None:
         if self._down_since is None:
             self._down_since = now
-            log.warning("%s; frames go on untagged while it is asked again for up to %g s (--model-timeout)", exc,
-                        self.model_timeout)  # fmt: skip
+            log.warning("%s; frames go on untagged while it is asked again for up to %g s (--model-timeout-s)", exc,
+                        self.model_timeout_s)  # fmt: skip
         self._error, self._next_try = str(exc), now + RETRY_S
 
     def _without_model(self, items: list[Item]) -> list[Persons]:

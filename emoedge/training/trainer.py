@@ -32,7 +32,7 @@ from emoedge.data.transforms import build_transform
 from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
-from emoedge.fileio import atomic_write_text, output_folder, remove_stale_temps
+from emoedge.fileio import atomic_write_text, keep_outputs, output_folder, remove_stale_temps
 from emoedge.formats.checkpoint import read_checkpoint, save_checkpoint
 from emoedge.model.net import build_model, card_for
 from emoedge.training.evaluate import eval_loader, predict, resolve_device
@@ -257,6 +257,7 @@ def train(
                     epoch,
                     out_dir,
                     writer,
+                    progress,
                 )
             if ctx.world > 1:
                 dist.barrier()
@@ -281,6 +282,7 @@ def _validate_and_save(
     epoch: int,
     out_dir: Path,
     writer,
+    progress: bool,
 ) -> float:
     """Score the epoch on the validation split, log it, write best.pt (when mAP improved) and then last.pt.
 
@@ -311,10 +313,12 @@ def _validate_and_save(
             writer.add_scalar(key, value, epoch + 1)
     writer.flush()
     save_checkpoint(out_dir / LAST, {**state, **optim_state})
-    tqdm.write(
-        f"epoch {epoch + 1}/{recipe.optim.epochs}  loss {row.get('train_total', float('nan')):.4f}  "
-        f"val mAP {100 * row['val_map']:.2f}{'  (best)' if improved else ''}  {row['images_per_s']:.0f} img/s"
-    )
+    keep_outputs()  # a checkpoint to resume from: the run folder stays, whatever happens next
+    if progress:
+        tqdm.write(
+            f"epoch {epoch + 1}/{recipe.optim.epochs}  loss {row.get('train_total', float('nan')):.4f}  "
+            f"val mAP {100 * row['val_map']:.2f}{'  (best)' if improved else ''}  {row['images_per_s']:.0f} img/s"
+        )
     return best_map
 
 

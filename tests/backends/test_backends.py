@@ -77,11 +77,13 @@ def test_bf16_on_cpu_is_close_to_fp32(model_files, backends):
         np.testing.assert_allclose(got[key], reference[key], rtol=0, atol=tolerance, err_msg=key)
 
 
-def test_auto_precision_on_cpu_says_why(model_files):
+def test_a_checkpoint_runs_as_trained_unless_asked_and_the_reason_names_the_faster_precision(model_files):
     backend = load_model(model_files[0], device="cpu")
     feature = cpu_bf16_feature()
-    assert backend.precision == ("bf16" if feature else "fp32")
-    assert (feature or "no AMX or AVX512-BF16") in backend.reason
+    assert backend.precision == "fp32" and "a checkpoint runs as trained" in backend.reason
+    assert (
+        f"--precision bf16 is faster on this CPU's {feature}" if feature else "no AMX or AVX512-BF16"
+    ) in backend.reason
 
 
 def test_card_travels_with_the_onnx_file(backends):
@@ -209,7 +211,8 @@ def test_cuda_requested_without_cuda(model_files):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_on_cuda_is_close_to_fp32(model_files, backends):
-    fp16 = load_model(model_files[0], device="cuda")
+    assert load_model(model_files[0], device="cuda").precision == "fp32"  # as trained, unless asked
+    fp16 = load_model(model_files[0], device="cuda", precision="fp16")
     assert fp16.precision == "fp16" and fp16.device == "cuda"
     image, body = example_inputs(fp16.card, 4)
     reference, got = backends["torch"].infer(image, body), fp16.infer(image.cuda(), body.cuda())

@@ -1,7 +1,7 @@
 """Every end of a run finalises it: the videos playable with the frames the summary counts, and the event log ending
 with a summary that names the outcome (completed, interrupted, failed: <reason>) — also when the model fails for good.
 A served model's outage (`ModelUnavailable`) is waited for: frames go on untagged, tagging resumes when it answers,
-and only an outage past `--model-timeout` fails the run.
+and only an outage past `--model-timeout-s` fails the run.
 
 The model here is a local one whose calls are made to fail on cue (`_Flaky`): the run's handling of the errors a
 served model raises is the subject. The same against a real Triton server killed and restarted is in
@@ -116,8 +116,8 @@ def test_an_outage_of_the_model_is_waited_for(media, tmp_path: Path) -> None:
 def test_an_outage_past_the_model_timeout_fails_the_run_in_one_line(media, tmp_path: Path) -> None:
     flaky = _Flaky(media["model"], 3)
     events = tmp_path / "e.jsonl"
-    settings = RunSettings(progress=False, model_timeout=0.3)
-    with pytest.raises(EmoedgeError, match=r"connection refused\); no answer for \d+ s \(--model-timeout 0.3\)"):
+    settings = RunSettings(progress=False, model_timeout_s=0.3)
+    with pytest.raises(EmoedgeError, match=r"connection refused\); no answer for \d+ s \(--model-timeout-s 0.3\)"):
         run(_spec(media, tmp_path / "v.mp4", "long"), flaky, events=events, settings=settings)
     _, record = read_events(events)
     assert record["outcome"].startswith("failed: model grpc://") and record["model_outages"] == 1
