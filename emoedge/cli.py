@@ -611,6 +611,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             explain_dir=args.explain_dir, sources_file=args.sources, settings=run_settings, observers=observers,
             serves=served is not None,
         )  # fmt: skip
+    print(summary.describe())  # the run's result: printed under --quiet too
     return INTERRUPTED if summary.interrupted else 0  # outputs complete either way; the status says it was stopped
 
 

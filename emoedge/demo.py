@@ -66,6 +66,7 @@ def run_demo(workdir: Path, *, epochs: int | None = None, detector: Path | str |
     detector = detector or local_detector(workdir)
     persons = f"YOLO detector {detector}" if detector else f"the sample's boxes ({boxes.name})"
     print(f"[5/5] tagging {clip} with {onnx_path.name}, persons from {persons}")
-    run(str(clip), onnx_path, detector=detector, boxes=None if detector else boxes, out=video, events=events)
+    summary = run(str(clip), onnx_path, detector=detector, boxes=None if detector else boxes, out=video, events=events)
+    print(summary.describe())
     print(f"annotated video: {video}\nevents: {events}")
     return video

@@ -119,15 +119,13 @@ def _pipeline(
         ways += [(f"detector, every {k}", plan.detector, k) for k in DETECT_EVERY]
     rows = []
     warm = RunSettings(progress=False, max_frames=2, device=plan.device)
-    run(
-        str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=warm, print_summary=False
-    )
+    run(str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=warm)
     for label, detector, every in ways:
         settings = RunSettings(progress=False, max_frames=plan.frames, detect_every=every, device=plan.device)
         kwargs: dict[str, Any] = {"boxes": boxes} if detector is None else {"detector": detector}
         if detector is not None and truth is not None:
             kwargs = {"detector": CostOnlyFinder(detector, truth, plan.device)}
-        summary = run(str(source), backend, out=folder / "out.mp4", settings=settings, print_summary=False, **kwargs)
+        summary = run(str(source), backend, out=folder / "out.mp4", settings=settings, **kwargs)
         rows.append(_row(label, every, summary))
         say(f"end to end, {label}: {summary.fps:.1f} FPS", flush=True)
     return rows
@@ -146,7 +144,7 @@ def _streams(backend: Any, plan: BenchPlan, source: Path, boxes: Path | None, sa
     if boxes is None:
         return {"skipped": "several streams are measured with boxes given (--boxes)"}
     specs = [StreamSpec(f"s{i}", str(source), boxes) for i in range(plan.streams)]
-    summary = run(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames), print_summary=False)
+    summary = run(specs, backend, settings=RunSettings(progress=False, max_frames=plan.frames))
     say(f"{plan.streams} streams in one process: {summary.fps:.1f} FPS in total", flush=True)
     return {"streams": plan.streams, "frames": summary.frames, "fps": summary.fps, "ticks": summary.ticks,
             "engine_calls": summary.engine_calls}  # fmt: skip

@@ -67,15 +67,14 @@ def run(
     settings: RunSettings = RunSettings(),
     observers: Sequence[Observer] = (),
     serves: bool = False,
-    print_summary: bool = True,
 ) -> RunSummary:
     """Tag every person of every frame of every stream with emotions (see the module docstring and `Engine`).
 
     `source`: one source (webcam index, file, URL or image folder; `boxes` and `out` are its boxes file and video)
     or the streams (`StreamSpec`: id, source, boxes, out). `sources_file`: the streams file they came from, re-read
     on SIGHUP. `observers`: each called with the loaded engine, entered for as long as it runs. `serves`: run until
-    stopped, even when every stream has ended (streams may be added). Prints the summary (the run's result, also
-    under `--quiet`, which silences progress) when `print_summary`; a run whose every stream failed raises its first reason as an EmoedgeError once its outputs are finalised.
+    stopped, even when every stream has ended (streams may be added). Returns the summary (`emoedge run` prints it);
+    a run whose every stream failed raises its first reason as an EmoedgeError once its outputs are finalised.
     """
     engine = Engine(_specs(source, boxes, out), model, detector=detector, events=events, publish=publish,
                     explain_dir=explain_dir, settings=settings, serves=serves)  # fmt: skip
@@ -85,8 +84,6 @@ def run(
         if sources_file is not None:
             engine.watch(sources_file)
         summary = engine.until_done()
-    if print_summary:
-        print(summary.describe())
     _fail_if_all_failed(summary)
     return summary
 

@@ -207,7 +207,7 @@ def test_an_export_past_the_allowed_drop_is_refused_and_writes_nothing(trained, 
     args = ("--int8", "--int8-target", "cpu", "--calib", str(black), "--data", str(sample_root), "-o", str(out))
     proc = run_cli("export", "precision", str(trained[1]), *args, "--max-map-drop", "0.5")
     assert_one_line_error(proc, "int8.onnx refused, nothing written: val mAP: model.onnx", "allowed drop 0.50 pt")
-    assert not out.exists() and not list(out.parent.iterdir())
+    assert not out.parent.exists()  # the folder the refused export made is gone too
     accepted = run_cli("export", "precision", str(trained[1]), *args, "--max-map-drop", "100")
     assert accepted.returncode == 0 and out.is_file(), accepted.stderr[-2000:]
     assert "val mAP: model.onnx" in accepted.stdout and "allowed drop 100.00 pt" in accepted.stdout
