@@ -36,22 +36,29 @@ class Mosquitto:
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\nmax_queued_messages 0\n"
-            f"persistence_location {folder}/\nuser {getpass.getuser()}\nlog_dest stderr\n"
+            f"persistence_location {folder}/\nuser {getpass.getuser()}\nlog_dest file {folder}/mosquitto.log\n"
         )
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> Mosquitto:
-        self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+    def start(self, attempts: int = 3) -> Mosquitto:
+        """Start it and wait until it listens. A broker that exits at once (its port held a moment longer by a
+        client's connection attempt) is started again; the last failure names mosquitto's own log lines."""
+        for _ in range(attempts):
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.process.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+            time.sleep(0.5)
+        log = self.folder / "mosquitto.log"
+        tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+        raise RuntimeError(f"mosquitto did not listen on {self.port} after {attempts} starts: {tail}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
