@@ -1,9 +1,10 @@
 """The `emoedge` command: argument parsing only; every command calls one library function.
 
 One spelling per concept across commands: `-o/--out` for what a command writes, `--data` for a dataset or image
-folder, `--device`, `--precision`, `--quiet` (no progress; the results still print), `--…-s` for seconds. A command that takes a settings object (a recipe, a target, the run or pretraining
-settings) also takes `key=value` overrides of it, anywhere on the line, applied after its options. Every `--help`
-shows defaults, choices and examples. Each command below is its parser (`_add_*`) followed by what it runs (`_cmd_*`).
+folder, `--device`, `--precision`, `--quiet` (no progress; the results still print), `--…-s` for seconds. A command
+that takes a settings object (a recipe, a target, the run or pretraining settings) also takes `key=value` overrides
+of it, anywhere on the line, applied after its options. Every `--help` shows defaults, choices and examples. Each
+command below is its parser (`_add_*`) followed by what it runs (`_cmd_*`).
 
 Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error (traceback), 130 interrupted (SIGINT or
 SIGTERM, at any moment: the outputs are complete, and "emoedge: interrupted" is the last line on stderr). A command
