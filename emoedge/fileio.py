@@ -58,11 +58,12 @@ def removed_on_failure() -> Iterator[None]:
 
 
 def keep_outputs() -> None:
-    """What the running command created so far stays even if it fails later: it holds results (called once a
-    training run has a checkpoint to resume from, a run has begun its record, a server has its log)."""
+    """What the running command created, and creates from now on, stays even if it fails later: it holds results
+    (called once a training run has a checkpoint to resume from, a run has begun its record — streams added to it
+    later included —, a server has its log)."""
+    global _journal
     with _journal_lock:
-        if _journal is not None:
-            _journal.clear()
+        _journal = None
 
 
 def _note_created(path: Path) -> None:

@@ -125,13 +125,14 @@ def test_outputs_stay_after_success_after_keep_outputs_and_after_an_interrupt(tm
         output_file(tmp_path / "run" / "last.pt")
         if ending == "kept":
             keep_outputs()  # a checkpoint to resume from
+            output_folder(tmp_path / "added")  # a stream added to a running service: part of its record too
             raise EmoedgeError("a later epoch failed")
         if ending == "interrupt":
             raise KeyboardInterrupt
 
     with contextlib.suppress(EmoedgeError, KeyboardInterrupt), removed_on_failure():
         work()
-    assert (tmp_path / "run").is_dir()
+    assert (tmp_path / "run").is_dir() and (tmp_path / "added").is_dir() == (ending == "kept")
 
 
 def test_nothing_is_recorded_outside_a_block(tmp_path):
