@@ -1,4 +1,4 @@
-"""Readers of what a run writes (the event log, the video), for the runtime tests.
+"""Readers of what a run writes (the event log, the video), and the tiny model card, for the runtime tests.
 
 The makers of test media live in the package (`emoedge.bench.models.random_checkpoint`, `emoedge.bench.clip`) and
 are imported from there; the names below stay for test_runtime_pipeline.py, which imports them from here.
@@ -15,8 +15,19 @@ import cv2
 
 from emoedge.bench.clip import write_boxes_json, write_clip
 from emoedge.bench.models import random_checkpoint
+from emoedge.card import ModelCard
 
-__all__ = ["read_events", "video_frames", "write_boxes_json", "write_clip", "write_tiny_checkpoint"]
+__all__ = ["read_events", "tiny_card", "video_frames", "write_boxes_json", "write_clip", "write_tiny_checkpoint"]
+
+
+def tiny_card(**changes: object) -> ModelCard:
+    """The card of a model with tiny backbones at 96/64 px, every threshold 0.5; `changes` replace fields."""
+    fields: dict = {
+        "name": "t", "branches": ("body", "place", "scene"),
+        "backbones": {"body": "tiny", "place": "tiny", "scene": "tiny"}, "fusion": "attention",
+        "image_size": (96, 96), "body_size": (64, 64), "vad": True, "thresholds": (0.5,) * 26,
+    }  # fmt: skip
+    return ModelCard(**{**fields, **changes})
 
 
 def write_tiny_checkpoint(path: Path, *, vad: bool = True, seed: int = 0) -> Path:

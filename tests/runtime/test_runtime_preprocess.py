@@ -5,19 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from runtime.runtime_media import tiny_card  # type: ignore[import-not-found]
 
-from emoedge.card import ModelCard
 from emoedge.data.transforms import build_transform
 from emoedge.runtime.preprocess import Preprocessor
 
-CARD = ModelCard(
-    name="t",
-    branches=("body", "place", "scene"),
-    backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},
-    fusion="attention",
-    image_size=(96, 128),
-    body_size=(64, 48),
-)
+CARD = tiny_card(image_size=(96, 128), body_size=(64, 48))
 # Boxes: shrinking both ways, enlarging, fractional, running past the frame's edge.
 BOXES = np.array([[10, 20, 170, 230], [200, 40, 230, 70], [50.4, 60.7, 120.2, 200.9], [280, 180, 340, 260]], np.float32)
 

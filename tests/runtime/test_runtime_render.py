@@ -11,22 +11,13 @@ import cv2
 import numpy as np
 import pytest
 from cli_helpers import REPO  # type: ignore[import-not-found]
+from runtime.runtime_media import tiny_card  # type: ignore[import-not-found]
 
 from emoedge.bench.clip import moving_boxes, write_clip
-from emoedge.card import ModelCard
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.render import _font, _legend_rect, _text, draw, label_rects
 
-CARD = ModelCard(
-    name="t",
-    branches=("body", "place", "scene"),
-    backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},
-    fusion="attention",
-    image_size=(96, 96),
-    body_size=(64, 64),
-    vad=False,
-    thresholds=(0.5,) * 26,
-)
+CARD = tiny_card(vad=False)
 
 
 def _crowd(count: int, size: tuple[int, int], frame: int) -> Persons:

@@ -9,25 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from runtime.runtime_media import video_frames  # type: ignore[import-not-found]
+from runtime.runtime_media import tiny_card, video_frames  # type: ignore[import-not-found]
 
-from emoedge.card import ModelCard
 from emoedge.categories import CATEGORIES
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.persons import Persons
 from emoedge.runtime.render import above_threshold, draw
 from emoedge.runtime.sinks import EventLog, VideoSink, Window, person_record
 
-CARD = ModelCard(
-    name="t",
-    branches=("body", "place", "scene"),
-    backbones={"body": "tiny", "place": "tiny", "scene": "tiny"},
-    fusion="attention",
-    image_size=(96, 96),
-    body_size=(64, 64),
-    vad=True,
-    thresholds=(0.5,) * 26,
-)
+CARD = tiny_card()
 
 
 def _persons(vad: bool = True) -> Persons:
