@@ -23,6 +23,9 @@ class Backend(ABC):
     each person's frame index (None: one frame). `reason` tells users why this backend, device and precision were
     chosen. `max_frames` is how many frames one model call takes (None: any; 1 for ONNX files and engines made
     before the `frame` input): more frames are run in groups of it, each person with its own frame.
+    `min_persons`..`max_persons` bound N in one model call (an engine's optimisation profile; a DLA engine fixes N):
+    more persons are run in slices of `max_persons`, fewer than `min_persons` are padded with blank crops whose
+    outputs are dropped — here, once, for every backend.
     """
 
     name: str
@@ -31,6 +34,8 @@ class Backend(ABC):
     precision: str
     reason: str
     max_frames: int | None = None
+    min_persons: int = 1
+    max_persons: int | None = None
 
     @property
     def input_device(self) -> str:
@@ -44,7 +49,7 @@ class Backend(ABC):
             return self.empty_outputs()
         if self.max_frames is not None and frames > self.max_frames:
             return self._in_groups(image, body, frame, self.max_frames)
-        return self._infer(image, body, frame)
+        return self._in_slices(image, body, frame)
 
     @abstractmethod
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
@@ -75,10 +80,22 @@ class Backend(ABC):
         for start in range(0, int(image.shape[0]), size):
             index = np.flatnonzero((frame >= start) & (frame < start + size))
             if index.size:
-                part = self._infer(image[start : start + size], body[index], frame[index] - start)
+                part = self._in_slices(image[start : start + size], body[index], frame[index] - start)
                 for name, value in part.items():
                     outputs[name][index] = value
         return outputs
+
+    def _in_slices(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """Persons in calls of `min_persons`..`max_persons` (padded with blank crops of frame 0, their rows dropped)."""
+        persons = len(frame)
+        if self.min_persons <= persons and (self.max_persons is None or persons <= self.max_persons):
+            return self._infer(image, body, frame)
+        parts = []
+        for start, stop, size in person_batches(persons, self.min_persons, self.max_persons or persons):
+            count = stop - start
+            part = self._infer(image, _padded(body[start:stop], size), _padded(frame[start:stop], size))
+            parts.append({name: value[:count] for name, value in part.items()})
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def empty_outputs(self) -> dict[str, np.ndarray]:
         """Outputs for a frame without persons, without running the model."""
@@ -92,6 +109,26 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(device={self.device!r}, precision={self.precision!r}; {self.reason})"
+
+
+def person_batches(persons: int, low: int, high: int) -> list[tuple[int, int, int]]:
+    """(start, stop, size) per model call: slices of at most `high` persons, each run padded to at least `low`."""
+    if not 1 <= low <= high:
+        raise EmoedgeError(f"model profile: persons min {low}, max {high}; expected 1 <= min <= max")
+    return [(start, min(start + high, persons), max(low, min(high, persons - start)))
+            for start in range(0, persons, high)]  # fmt: skip
+
+
+def _padded(value: Any, size: int) -> Any:
+    """`value` (numpy array or torch tensor, persons first) with zero rows appended up to `size` rows."""
+    missing = size - int(value.shape[0])
+    if missing <= 0:
+        return value
+    if hasattr(value, "new_zeros"):  # a torch tensor, on whatever device it lives
+        import torch
+
+        return torch.cat([value, value.new_zeros((missing, *value.shape[1:]))])
+    return np.concatenate([value, np.zeros((missing, *value.shape[1:]), value.dtype)])
 
 
 def _check_shape(name: str, value: Any, expected: tuple[int | None, ...], free: str = "N") -> int:

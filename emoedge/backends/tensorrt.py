@@ -5,9 +5,9 @@ streams, so no second CUDA binding (pycuda, cuda-python) is needed and inputs ma
 copy. Why a stream of its own: on the legacy default stream TensorRT adds device-wide synchronisations (its docs
 warn of them); the backend's stream waits for torch's current stream before the engine runs (the inputs are
 ready) and torch's current stream waits for it after (the outputs are ready), so ordering holds both ways.
-Outputs are allocated once, at the profile maximum. Calls with more persons than the profile's maximum are run
-in slices of it, and slices below its minimum are padded (a DLA engine has one fixed N: min = max); more frames
-than the profile's maximum F run in groups (base.Backend), fewer than its minimum are padded with blank frames.
+Outputs are allocated once, at the profile maximum. The profile's N bounds become `min_persons`/`max_persons`, which
+base.Backend slices and pads to (a DLA engine has one fixed N: min = max); more frames than the profile's maximum F
+run in groups (base.Backend), fewer than its minimum are padded with blank frames here.
 Engines built before the `frame` input take one frame per call. The sidecar
 is read before TensorRT is imported: a foreign or undescribed engine is one line naming why, not a
 deserialisation failure.
@@ -102,37 +102,28 @@ class TensorRTBackend(Backend):
             self.context.set_tensor_address(name, self.outputs[name].data_ptr())
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        persons = int(body.shape[0])
+        """One engine call: N within the profile (base.Backend slices and pads), F padded to its minimum."""
+        count = int(body.shape[0])
         with torch.cuda.device(self.index):
             frames, crops = self._tensor(image, "image"), self._tensor(body, "body")
             if frames.shape[0] < self.min_frames:  # blank frames no person points at
                 frames = torch.cat([frames, frames.new_zeros((self.min_frames - frames.shape[0], *frames.shape[1:]))])
             index = torch.from_numpy(frame).to(self.device, self.dtypes.get("frame", torch.int64))
-            parts = [self._run(frames, crops[start:stop], index[start:stop], size) for start, stop, size in
-                     person_batches(persons, self.min_persons, self.max_persons)]  # fmt: skip
-        return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
-
-    def _run(self, image: torch.Tensor, body: torch.Tensor, frame: torch.Tensor, size: int) -> dict[str, np.ndarray]:
-        """One engine call on `body` (and its `frame`) padded with zero crops to `size` persons; their rows only."""
-        count = int(body.shape[0])
-        if size > count:
-            body = torch.cat([body, body.new_zeros((size - count, *body.shape[1:]))])
-            frame = torch.cat([frame, frame.new_zeros(size - count)])
-        mark = self._logger.record.mark()
-        bound = (("image", image), ("body", body)) + ((("frame", frame),) if self.has_frame else ())
-        for name, tensor in bound:
-            self._set_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        current = torch.cuda.current_stream()
-        self.stream.wait_stream(current)  # the inputs were made on torch's stream
-        ok = self.context.execute_async_v3(self.stream.cuda_stream)
-        current.wait_stream(self.stream)  # the outputs are read on torch's stream
-        for _, tensor in bound:
-            tensor.record_stream(self.stream)  # the allocator must not reuse them before the engine has read them
-        if not ok:
-            reason = self._logger.record.error_since(mark)
-            raise EmoedgeError(f"engine {self.path}: TensorRT failed to run it ({reason})")
-        return {name: out[:count].float().cpu().numpy() for name, out in self.outputs.items()}
+            mark = self._logger.record.mark()
+            bound = (("image", frames), ("body", crops)) + ((("frame", index),) if self.has_frame else ())
+            for name, tensor in bound:
+                self._set_shape(name, tuple(tensor.shape))
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            current = torch.cuda.current_stream()
+            self.stream.wait_stream(current)  # the inputs were made on torch's stream
+            ok = self.context.execute_async_v3(self.stream.cuda_stream)
+            current.wait_stream(self.stream)  # the outputs are read on torch's stream
+            for _, tensor in bound:
+                tensor.record_stream(self.stream)  # the allocator must not reuse them before the engine has read them
+            if not ok:
+                reason = self._logger.record.error_since(mark)
+                raise EmoedgeError(f"engine {self.path}: TensorRT failed to run it ({reason})")
+            return {name: out[:count].float().cpu().numpy() for name, out in self.outputs.items()}
 
     def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
         """`set_input_shape`, whose False (a shape outside the profile) becomes one line naming both."""
@@ -148,18 +139,6 @@ class TensorRTBackend(Backend):
         """A contiguous NCHW CUDA tensor of the engine's input type, from a numpy array or any torch tensor."""
         tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
         return tensor.to(self.device, self.dtypes[name], non_blocking=True).contiguous()
-
-
-def person_batches(persons: int, low: int, high: int) -> list[tuple[int, int, int]]:
-    """(start, stop, size) per engine call: slices of at most `high` persons, each run padded to at least `low`.
-
-    Why: an engine's profile bounds N; a DLA engine has one fixed N (low = high). A frame with more persons is
-    run in several calls, one with fewer is padded with zero crops whose outputs are dropped.
-    """
-    if not 1 <= low <= high:
-        raise EmoedgeError(f"engine profile: persons min {low}, max {high}; expected 1 <= min <= max")
-    return [(start, min(start + high, persons), max(low, min(high, persons - start)))
-            for start in range(0, persons, high)]  # fmt: skip
 
 
 def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:

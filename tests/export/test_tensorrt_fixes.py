@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
-from emoedge.backends.tensorrt import person_batches
+from emoedge.backends.base import person_batches
 from emoedge.errors import EmoedgeError
 from emoedge.export.precision import to_int8
 from emoedge.export.targets import Persons, Target
