@@ -2,11 +2,29 @@
 
 Why an optimisation profile for the TensorRT provider: N (persons) is dynamic, and without min/opt/max shapes the
 provider rebuilds its engine whenever N exceeds every N seen so far; with them, and the engine and timing caches
-on disk, the engine is built once per machine.
+on disk, the engine is built once per machine. The profile bounds N (PERSONS_PROFILE): the backend publishes them
+as `min_persons`/`max_persons`, and base.Backend runs more persons in slices (a multi-stream tick of 4 × 9 persons
+would otherwise fail inside TensorRT).
+
+Why an engine cache prefix from the model's bytes: the provider names a cached engine after the graph's name, its
+inputs and the ONNX Runtime/TensorRT versions, never after its weights (ONNX Runtime issues #6455, #32254), so a
+retrained model of the same recipe would load the first model's engine: its scores, and no error. The prefix is a
+digest of the serialized graph and the precision that runs; the timing cache, per GPU and not per model, stays
+shared (its file name does not use the prefix).
+
+Why precision rules per TensorRT version: with `trt_fp16_enable` or `trt_int8_enable` set the provider builds a
+weakly typed network with those builder flags; with neither, a strongly typed one that keeps the graph's own types
+(TensorRT 9 on; ONNX Runtime PR #19695; no provider option asks for strong typing). The rules follow emoedge's own
+engine build (formats.tensorrt.STRONG_TYPING_FROM): before TensorRT 10.12 (JetPack 6 has 10.3) the FP16 flag lowers
+an FP32 graph, and a Q/DQ graph gets INT8 where it quantizes and FP16 elsewhere, which weak typing needs the INT8
+flag for; from 10.12, where weak typing is deprecated, and in 11, where it is gone and the flags do nothing, no
+flags are set: the graph runs, and is reported, as stored, and FP16 needs an FP16 ONNX.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,15 +32,27 @@ from typing import Any
 import numpy as np
 
 from emoedge.backends.base import Backend, host_array
+from emoedge.card import ModelCard
 from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.onnx import card_of, graph_precision, load_onnx
+from emoedge.formats.tensorrt import STRONG_TYPING_FROM, import_tensorrt, version_tuple
 
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 MAX_THREADS = 8  # more intra-op threads do not speed up one frame's small convolutions; they only contend
 PERSONS_PROFILE = (1, 4, 32)  # min/opt/max persons of the TensorRT provider's optimisation profile
 FRAMES_PROFILE = (1, 1, 4)  # min/opt/max frames (streams) per call in that profile
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
+NVINFER_SONAMES = ("libnvinfer.so.10", "libnvinfer.so.11")  # TensorRT's runtime, the majors emoedge supports
+PRECISION_FLAGS = {"trt_int8_enable": "INT8", "trt_fp16_enable": "FP16"}  # the provider's builder-flag options
+# Weakly typed TensorRT: (stored, requested) -> (precision that runs, provider flags); other pairs run as stored.
+WEAK_TYPING = {
+    ("fp32", "auto"): ("fp16", ("trt_fp16_enable",)),
+    ("fp32", "fp16"): ("fp16", ("trt_fp16_enable",)),
+    ("int8", "auto"): ("int8", ("trt_int8_enable", "trt_fp16_enable")),  # FP16 for the layers left unquantized
+    ("int8", "int8"): ("int8", ("trt_int8_enable", "trt_fp16_enable")),
+}
 
 
 def default_cache_dir() -> Path:
@@ -35,7 +65,7 @@ class OnnxRuntimeBackend(Backend):
 
     `device`: "auto" (TensorRT, else CUDA, else CPU provider — whichever this onnxruntime build has), "cpu",
     "cuda[:K]" or "tensorrt[:K]". `precision` "auto" runs the graph as it is, except that the TensorRT provider
-    builds FP16 engines from an FP32 graph; "fp32" keeps it FP32 there.
+    on TensorRT before 10.12 builds FP16 engines from an FP32 graph; "fp32" keeps it FP32 there.
     """
 
     name = "onnxruntime"
@@ -56,13 +86,17 @@ class OnnxRuntimeBackend(Backend):
         # Files exported before the `frame` input take one frame per call (base.Backend runs more in groups).
         self.has_frame = "frame" in {i.name for i in model.graph.input}
         self.max_frames = None if self.has_frame else 1
-        stored = graph_precision(model)
+        stored, graph = graph_precision(model), model.SerializeToString()
         available = ort.get_available_providers()
         provider, device_id, why = _choose_provider(device, available, gpu=device != "auto" or cuda_visible())
+        trt = tensorrt_version() if provider == TENSORRT else None
         self.device = "cpu" if provider == CPU else f"cuda:{device_id}"
-        self.precision, options = _provider_options(provider, device_id, precision, stored, path)
+        self.precision, options = _provider_options(provider, device_id, precision, stored, path, trt)
         if provider == TENSORRT:
-            options.update(self._profile(Path(cache_dir) if cache_dir else default_cache_dir()))
+            cache = Path(cache_dir) if cache_dir else default_cache_dir()
+            cache.mkdir(parents=True, exist_ok=True)
+            prefix = engine_cache_prefix(graph, self.precision)
+            options.update(tensorrt_options(self.card, has_frame=self.has_frame, cache_dir=cache, prefix=prefix))
             self.max_frames = FRAMES_PROFILE[-1] if self.has_frame else 1
 
         session_options = ort.SessionOptions()
@@ -75,7 +109,7 @@ class OnnxRuntimeBackend(Backend):
             (p, options if p == provider else {"device_id": str(device_id)}) for p in chain if p in available
         ] + [CPU]
         try:
-            self.session = ort.InferenceSession(model.SerializeToString(), session_options, providers=providers)
+            self.session = ort.InferenceSession(graph, session_options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, …)
             reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
             raise EmoedgeError(f"ONNX model {path}: ONNX Runtime cannot load it ({reason})") from None
@@ -89,10 +123,11 @@ class OnnxRuntimeBackend(Backend):
             provider, why = running, f"{provider} could not start"
             self.device = "cpu" if running == CPU else f"cuda:{device_id}"
             self.precision, _ = _provider_options(running, device_id, precision, stored, path)
+        self.min_persons, self.max_persons = persons_bounds(running)
         self.input_types = {i.name: NUMPY_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
-        threads_note = f", {self.threads} intra-op threads" if provider == CPU else ""
-        self.reason = f"onnxruntime {provider} ({why}), {self.precision}{threads_note}"
+        note = {TENSORRT: tensorrt_note(trt, options), CPU: f"{self.threads} intra-op threads"}.get(running)
+        self.reason = f"onnxruntime {provider} ({why}), {self.precision}" + (f", {note}" if note else "")
 
     @property
     def input_device(self) -> str:
@@ -109,32 +144,83 @@ class OnnxRuntimeBackend(Backend):
         results = self.session.run(self.outputs, feeds)
         return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.outputs, results)}
 
-    def _profile(self, cache_dir: Path) -> dict[str, str]:
-        """Engine/timing caches and the optimisation profile over F and N for the TensorRT provider."""
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        image = "x".join(str(s) for s in (3, *self.card.image_size))
-        body = "x".join(str(s) for s in (3, *self.card.body_size))
-        frames = FRAMES_PROFILE if self.has_frame else (1, 1, 1)
-        shapes = [
-            f"image:{f}x{image},body:{n}x{body}" + (f",frame:{n}" if self.has_frame else "")
-            for f, n in zip(frames, PERSONS_PROFILE)
-        ]
-        return {
-            "trt_engine_cache_enable": "True",
-            "trt_engine_cache_path": str(cache_dir),
-            "trt_timing_cache_enable": "True",
-            "trt_timing_cache_path": str(cache_dir),
-            "trt_profile_min_shapes": shapes[0],
-            "trt_profile_opt_shapes": shapes[1],
-            "trt_profile_max_shapes": shapes[2],
-        }
-
 
 def cuda_visible() -> bool:
     """Whether a CUDA GPU is there: onnxruntime-gpu lists its CUDA and TensorRT providers on machines without one."""
     import torch
 
     return torch.cuda.is_available()
+
+
+def engine_cache_prefix(graph: bytes, precision: str) -> str:
+    """The TensorRT provider's `trt_engine_cache_prefix` for a serialized graph run in `precision`: its engines are
+    found again only for these very bytes (weights included). Letters, digits and '_' only: it starts file names."""
+    return f"emoedge_{hashlib.sha256(graph).hexdigest()[:16]}_{precision}"
+
+
+def tensorrt_options(card: ModelCard, *, has_frame: bool, cache_dir: Path, prefix: str) -> dict[str, str]:
+    """Engine caches under `prefix` (see engine_cache_prefix), the shared timing cache and the optimisation profile
+    over F and N for the TensorRT provider."""
+    image = "x".join(str(s) for s in (3, *card.image_size))
+    body = "x".join(str(s) for s in (3, *card.body_size))
+    frames = FRAMES_PROFILE if has_frame else (1, 1, 1)
+    shapes = [
+        f"image:{f}x{image},body:{n}x{body}" + (f",frame:{n}" if has_frame else "")
+        for f, n in zip(frames, PERSONS_PROFILE)
+    ]
+    return {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache_dir),
+        "trt_engine_cache_prefix": prefix,
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_profile_min_shapes": shapes[0],
+        "trt_profile_opt_shapes": shapes[1],
+        "trt_profile_max_shapes": shapes[2],
+    }
+
+
+def persons_bounds(provider: str) -> tuple[int, int | None]:
+    """(min, max) persons per model call: the TensorRT provider's profile bounds N; CPU and CUDA take any N."""
+    return (PERSONS_PROFILE[0], PERSONS_PROFILE[-1]) if provider == TENSORRT else (1, None)
+
+
+def tensorrt_version() -> str | None:
+    """The TensorRT version the TensorRT provider will load, or None where it cannot be told.
+
+    The `tensorrt` module's when it imports (importing it loads its libnvinfer, which the provider then shares),
+    else libnvinfer's own `getInferLibVersion()`, found by the same library search as the provider's.
+    """
+    try:
+        return str(import_tensorrt().__version__)
+    except EmoedgeError:
+        pass
+    for soname in NVINFER_SONAMES:
+        try:
+            code = ctypes.CDLL(soname).getInferLibVersion()
+        except (OSError, AttributeError):  # not installed, or a library without the function
+            continue
+        return infer_lib_version(int(code))
+    return None
+
+
+def infer_lib_version(code: int) -> str:
+    """'MAJOR.MINOR.PATCH' from getInferLibVersion(), which TensorRT 10 and later encode as
+    major * 10000 + minor * 100 + patch (NV_TENSORRT_VERSION in NvInferRuntimeBase.h)."""
+    return f"{code // 10000}.{code // 100 % 100}.{code % 100}"
+
+
+def strongly_typed(tensorrt: str | None) -> bool:
+    """Whether the TensorRT provider runs a graph in the precision it stores: TensorRT 10.12 and later, and a
+    version that cannot be told (see _provider_options)."""
+    return tensorrt is None or version_tuple(tensorrt) >= STRONG_TYPING_FROM
+
+
+def tensorrt_note(tensorrt: str | None, options: dict[str, str]) -> str:
+    """What `reason` says of the TensorRT provider: its TensorRT and the typing its `options` ask for."""
+    flags = [PRECISION_FLAGS[name] for name in options if name in PRECISION_FLAGS]
+    version = f"TensorRT {tensorrt}" if tensorrt else "TensorRT of unknown version (no tensorrt module or libnvinfer)"
+    return f"{version}: " + (f"weakly typed, {'+'.join(flags)} flags" if flags else "strongly typed, as stored")
 
 
 def _choose_provider(device: str, available: list[str], *, gpu: bool = True) -> tuple[str, int, str]:
@@ -160,21 +246,28 @@ def _choose_provider(device: str, available: list[str], *, gpu: bool = True) -> 
     return provider, device_id, "device requested"
 
 
-def _provider_options(provider: str, device_id: int, precision: str, stored: str, path: Any) -> tuple[str, dict]:
-    """(precision that will run, provider options): only the TensorRT provider can lower an FP32 graph's precision."""
-    if precision not in ("auto", "fp32", "fp16", "int8"):
+def _provider_options(
+    provider: str, device_id: int, precision: str, stored: str, path: Any, tensorrt: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """(precision that will run, provider options) for a graph that stores `stored` ('fp32', 'fp16', 'int8').
+
+    Only the TensorRT provider on weakly typed TensorRT (`tensorrt` before 10.12) takes precision flags
+    (WEAK_TYPING); everywhere else the graph runs as stored, without flags, so the TensorRT provider builds a
+    strongly typed network. A TensorRT version that cannot be told (`tensorrt` None) gets those strongly typed
+    rules: without flags every TensorRT from 9 on keeps the graph's types, so the precision reported is the one
+    that runs; flags are documented only where weak typing exists, which an unknown version does not promise.
+    """
+    if precision not in PRECISIONS:
         raise EmoedgeError(f"precision {precision!r}: the onnxruntime backend takes 'auto', 'fp32', 'fp16' or 'int8'")
-    if provider == CPU:
-        options: dict[str, str] = {}
-    else:
-        options = {"device_id": str(device_id)}
-    if provider == TENSORRT and stored == "fp32" and precision in ("auto", "fp16"):
-        options["trt_fp16_enable"] = "True"
-        return "fp16", options
+    options = {} if provider == CPU else {"device_id": str(device_id)}
+    if provider == TENSORRT and not strongly_typed(tensorrt) and (stored, precision) in WEAK_TYPING:
+        runs, flags = WEAK_TYPING[stored, precision]
+        return runs, options | dict.fromkeys(flags, "True")
     if precision not in ("auto", stored):
+        runner = f"{provider} on TensorRT {tensorrt or 'of unknown version'}" if provider == TENSORRT else provider
         raise EmoedgeError(
-            f"precision {precision!r}: {path} is a {stored} graph and {provider} runs it as it is; make a "
+            f"precision {precision!r}: {path} is a {stored} graph and {runner} runs it as it is; make a "
             f"{precision} ONNX with `emoedge export precision`"
-            + (" or use device 'tensorrt' for FP16" if precision == "fp16" else "")
+            + (" or use device 'tensorrt' for FP16" if precision == "fp16" and provider != TENSORRT else "")
         )
     return stored, options
