@@ -5,12 +5,14 @@ streams, so no second CUDA binding (pycuda, cuda-python) is needed and inputs ma
 copy. Why a stream of its own: on the legacy default stream TensorRT adds device-wide synchronisations (its docs
 warn of them); the backend's stream waits for torch's current stream before the engine runs (the inputs are
 ready) and torch's current stream waits for it after (the outputs are ready), so ordering holds both ways.
-Outputs are allocated once, at the profile maximum. The profile's N bounds become `min_persons`/`max_persons`, which
-base.Backend slices and pads to (a DLA engine has one fixed N: min = max); more frames than the profile's maximum F
-run in groups (base.Backend), fewer than its minimum are padded with blank frames here.
-Engines built before the `frame` input take one frame per call. The sidecar
+Outputs are allocated once, at the profile maximum, read after every runtime-shaped input (`image`, `body` and
+`frame`) is set to its maximum: before that TensorRT may report -1 for them. The profile's N bounds become
+`min_persons`/`max_persons`, which base.Backend slices and pads to (a DLA engine has one fixed N: min = max); more
+frames than the profile's maximum F run in groups (base.Backend), fewer than its minimum are padded with blank frames
+here. Engines built before the `frame` input take one frame per call. The sidecar
 is read before TensorRT is imported: a foreign or undescribed engine is one line naming why, not a
-deserialisation failure.
+deserialisation failure. A version-compatible engine carries TensorRT's lean runtime, host code the runtime must be
+allowed to load (`engine_host_code_allowed`); emoedge allows it for engines whose sidecar says they were built so.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import numpy as np
 import torch
 
 from emoedge.backends.base import Backend
+from emoedge.card import ModelCard
 from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
-from emoedge.formats.engine import REBUILD, check_compatible, read_engine_info
+from emoedge.formats.engine import REBUILD, check_compatible, check_dla_cores, read_engine_info
 from emoedge.formats.tensorrt import cuda_gpu, import_tensorrt, tensorrt_logger
 
 INPUTS = ("image", "body")  # and "frame" in engines built from a multi-frame ONNX
@@ -49,9 +52,16 @@ class TensorRTBackend(Backend):
         self.precision = self.info.precision
         index = parse_device(device, kinds=("auto", "cuda"), who="the tensorrt backend").index  # None: the current GPU
         trt = import_tensorrt()
-        gpu_name, capability = cuda_gpu(index)
+        gpu = cuda_gpu(index)
         check_compatible(
-            self.info, self.path, tensorrt_version=trt.__version__, gpu_name=gpu_name, compute_capability=capability
+            self.info,
+            self.path,
+            tensorrt_version=trt.__version__,
+            gpu_name=gpu.name,
+            compute_capability=gpu.capability,
+            sm_count=gpu.sm_count,
+            memory_mib=gpu.memory_mib,
+            integrated=gpu.integrated,
         )
         self.index = torch.cuda.current_device() if index is None else index
         self.device = f"cuda:{self.index}"
@@ -60,7 +70,10 @@ class TensorRTBackend(Backend):
         with torch.cuda.device(self.index):
             self._runtime = trt.Runtime(self._logger)
             if self.info.dla_core is not None:  # a DLA engine runs on the core the runtime names
+                check_dla_cores(self.info, self.path, self._runtime.num_DLA_cores)
                 self._runtime.DLA_core = self.info.dla_core
+            if self.info.version_compatible:  # the plan's lean runtime is code TensorRT loads from the file
+                self._runtime.engine_host_code_allowed = True
             self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
                 reason = self._logger.record.error_since(mark, "corrupt or truncated")
@@ -70,13 +83,14 @@ class TensorRTBackend(Backend):
         self._bind(trt)
         typing = "strongly" if self.info.strongly_typed else "weakly"
         self.reason = (
-            f"TensorRT {trt.__version__} engine for target {self.info.target!r} on {gpu_name} ({self.device}), "
+            f"TensorRT {trt.__version__} engine for target {self.info.target!r} on {gpu.name} ({self.device}), "
             f"{self.precision}, {typing} typed, persons {self.min_persons}..{self.max_persons}, "
             f"frames {self.min_frames}..{self.max_frames}"
         )
 
     def _bind(self, trt) -> None:
-        """Check the I/O names, then allocate every output once at the profile maximum and bind it by name."""
+        """Check the I/O names, set every input to the profile maximum, then allocate every output once at the shape
+        that gives and bind it by name."""
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = sorted(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -93,11 +107,12 @@ class TensorRTBackend(Backend):
         if self.has_frame:
             low, _, high = self.engine.get_tensor_profile_shape("image", 0)
             self.min_frames, self.max_frames = int(low[0]), int(high[0])
-        self._set_shape("image", (self.min_frames, 3, *self.card.image_size))
-        self._set_shape("body", (self.max_persons, 3, *self.card.body_size))
+        shapes = max_input_shapes(self.card, self.max_persons, self.max_frames, has_frame=self.has_frame)
+        for name, shape in shapes.items():
+            self._set_shape(name, shape)
         self.outputs: dict[str, torch.Tensor] = {}
         for name in self.output_names:
-            shape = tuple(self.context.get_tensor_shape(name))
+            shape = output_shape(self.path, name, self.context.get_tensor_shape(name), shapes)
             self.outputs[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
             self.context.set_tensor_address(name, self.outputs[name].data_ptr())
 
@@ -139,6 +154,31 @@ class TensorRTBackend(Backend):
         """A contiguous NCHW CUDA tensor of the engine's input type, from a numpy array or any torch tensor."""
         tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
         return tensor.to(self.device, self.dtypes[name], non_blocking=True).contiguous()
+
+
+def max_input_shapes(
+    card: ModelCard, max_persons: int, max_frames: int, *, has_frame: bool
+) -> dict[str, tuple[int, ...]]:
+    """Every runtime-shaped input at the profile's maximum: TensorRT computes output shapes only once all are set."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "image": (max_frames, 3, *card.image_size),
+        "body": (max_persons, 3, *card.body_size),
+    }
+    if has_frame:
+        shapes["frame"] = (max_persons,)
+    return shapes
+
+
+def output_shape(path: Path, name: str, dims: Any, inputs: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """An output's shape once every input is set, or one line when TensorRT still leaves a dimension unknown (-1)."""
+    shape = tuple(int(d) for d in dims)
+    if any(d < 0 for d in shape):
+        given = ", ".join(f"{key} {list(value)}" for key, value in inputs.items())
+        raise EmoedgeError(
+            f"engine {path}: output {name!r} has shape {list(shape)} with every input at its profile maximum "
+            f"({given}): TensorRT leaves a dimension unknown, so no buffer can be allocated for it; {REBUILD}"
+        )
+    return shape
 
 
 def _torch_dtype(trt, dtype, name: str, path: Path) -> torch.dtype:

@@ -48,6 +48,9 @@ class Target:
     gpu_fallback: bool = True
     timing_cache: str | None = None
     builder_optimization_level: int = 3
+    # BuilderFlag.VERSION_COMPATIBLE: later TensorRT releases of the same major (10.x engines also 11.x) run the
+    # engine through the lean runtime it carries, at some cost in speed; the GPU model must still be the same.
+    version_compatible: bool = False
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -57,6 +60,8 @@ class Target:
             raise EmoedgeError(f"workspace_mib {self.workspace_mib}: expected a positive number of MiB")
         if not 0 <= self.builder_optimization_level <= 5:
             raise EmoedgeError(f"builder_optimization_level {self.builder_optimization_level}: expected 0..5")
+        if not isinstance(self.version_compatible, bool):
+            raise EmoedgeError(f"version_compatible {self.version_compatible!r}: expected true or false")
         if self.dla_core is not None:
             if self.dla_core < 0:
                 raise EmoedgeError(f"dla_core {self.dla_core}: expected null or a core index >= 0")

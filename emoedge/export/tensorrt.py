@@ -55,10 +55,10 @@ class EngineResult:
         i = self.info
         typing = "strongly typed" if i.strongly_typed else "weakly typed"
         dla = f", DLA core {i.dla_core}" if i.dla_core is not None else ""
+        compatible = ", version-compatible" if i.version_compatible else ""
         return (
-            f"{self.path}: TensorRT {i.tensorrt} ({typing}), {i.precision}, persons {'/'.join(map(str, i.persons))}"
-            f"{dla}, for {i.gpu_name} (compute capability {i.compute_capability[0]}.{i.compute_capability[1]}), "
-            f"built in {i.build_seconds:.0f} s"
+            f"{self.path}: TensorRT {i.tensorrt} ({typing}{compatible}), {i.precision}, persons "
+            f"{'/'.join(map(str, i.persons))}{dla}, for {i.gpu.describe()}, built in {i.build_seconds:.0f} s"
         )
 
 
@@ -107,7 +107,7 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     strong = strongly_typed_build(trt.__version__)
     flags = builder_flags(target, stored, strongly_typed=strong, onnx_path=onnx_path, version=trt.__version__)
     allowed = types if strong else tuple(t for t in ("int8", "fp16", "fp32") if t == "fp32" or t.upper() in flags)
-    gpu_name, capability = cuda_gpu()
+    gpu = cuda_gpu()
     command = trtexec_command(
         onnx_path, shown_as, target, card, strongly_typed=strong, timing_cache=cache_path, multi_frame=multi_frame
     )
@@ -144,8 +144,8 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
     info = EngineInfo(
         card=card,
         tensorrt=trt.__version__,
-        gpu_name=gpu_name,
-        compute_capability=capability,
+        gpu_name=gpu.name,
+        compute_capability=gpu.capability,
         target=target.name,
         persons=(p.min, p.opt, p.max),
         precision=target.precision,
@@ -158,6 +158,10 @@ def _build(onnx_path: Path, target: Target, out: Path, cache_path: Path | None, 
         allowed_precisions=allowed,
         frames=target.frames if multi_frame else (1, 1, 1),
         frame_input=multi_frame,
+        gpu_sm_count=gpu.sm_count,
+        gpu_memory_mib=gpu.memory_mib,
+        gpu_integrated=gpu.integrated,
+        version_compatible=target.version_compatible,
     )
     write_engine_info(out, info)
     parity = engine_parity(out, onnx_path, sorted({p.min, p.max}), frames=info.frames[-1])
@@ -211,6 +215,8 @@ def trtexec_command(
     if target.dla_core is not None:
         args += [f"--useDLACore={target.dla_core}"] + (["--allowGPUFallback"] if target.gpu_fallback else [])
     args.append(f"--builderOptimizationLevel={target.builder_optimization_level}")
+    if target.version_compatible:
+        args.append("--versionCompatible")
     if timing_cache is not None:
         args.append(f"--timingCacheFile={timing_cache}")
     args.append("--skipInference")
@@ -252,11 +258,12 @@ def _parser_error(parser, onnx_path: Path) -> str:
 
 
 def _configure(trt, builder, target: Target, card: ModelCard, flags: tuple[str, ...], *, multi_frame: bool):
-    """Builder config: workspace, optimisation level, precision flags, the profile over N (and F), DLA."""
+    """Builder config: workspace, optimisation level, precision and version-compatibility flags, the profile over N
+    (and F), DLA."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, target.workspace_bytes)
     config.builder_optimization_level = target.builder_optimization_level
-    for flag in flags:
+    for flag in flags + (("VERSION_COMPATIBLE",) if target.version_compatible else ()):
         config.set_flag(getattr(trt.BuilderFlag, flag))
     h, w = card.body_size
     p = target.persons

@@ -3,12 +3,18 @@
 Why a sidecar: an engine runs only with the TensorRT version and on the GPU model that built it; the sidecar records
 both, with the model card, so the runtime refuses a foreign engine with one line instead of a deserialisation
 failure, and knows the categories, thresholds and preprocessing without the ONNX file. Reading it needs no TensorRT.
+
+A GPU model is its compute capability and SM count (what an engine's kernels are chosen for), not its name: memory
+variants of one desktop GPU run each other's engines, while every Jetson Orin module is named "Orin" and is told apart
+by SM count and memory (and DLA cores, checked against the runtime). A version-compatible engine also runs with later
+TensorRT releases (`engine_runs_on`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,7 @@ from emoedge import __version__, settings
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write_text
+from emoedge.formats.tensorrt import CudaGpu, engine_runs_on
 
 SIDECAR_FORMAT = "emoedge-engine-1"
 REBUILD = "rebuild it on this machine with `emoedge export engine`"
@@ -25,7 +32,15 @@ Precision = Literal["fp16", "int8", "fp32"]
 _Shape = tuple[int, int, int, int]
 _LEVELS = ("min", "opt", "max")  # of an optimisation profile
 # The fields that the sidecar's JSON nests (under "gpu" and "profile"); every other field is a top-level key.
-_NESTED = ("gpu_name", "compute_capability", "persons", "frames")
+_GPU = {  # field -> its key under "gpu"
+    "gpu_name": "name",
+    "compute_capability": "compute_capability",
+    "gpu_sm_count": "sm_count",
+    "gpu_memory_mib": "memory_mib",
+    "gpu_integrated": "integrated",
+}
+_GPU_OPTIONAL = ("sm_count", "memory_mib", "integrated")  # absent from sidecars written before them
+_NESTED = (*_GPU, "persons", "frames")
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,8 @@ class EngineInfo:
     """The sidecar: the card and what the engine was built with, for, and from.
 
     On disk (`to_dict`, format emoedge-engine-1) the GPU and the optimisation profile are nested as TensorRT's tools
-    show them: "gpu": {name, compute_capability}, "profile": {image, body: {min, opt, max: [N, 3, h, w]}, frames}.
+    show them: "gpu": {name, compute_capability, sm_count, memory_mib, integrated}, "profile": {image, body: {min,
+    opt, max: [N, 3, h, w]}, frames}.
     """
 
     card: ModelCard
@@ -56,6 +72,18 @@ class EngineInfo:
     frames: tuple[int, int, int] = (1, 1, 1)  # min, opt, max of the profile over F (absent: single-frame engines)
     # Whether the engine takes the `frame` input (None: a sidecar written before this was recorded).
     frame_input: bool | None = None
+    # What tells GPU models apart beyond name and compute capability (None: a sidecar written before they were).
+    gpu_sm_count: int | None = None
+    gpu_memory_mib: int | None = None
+    gpu_integrated: bool | None = None
+    version_compatible: bool = False  # built with BuilderFlag.VERSION_COMPATIBLE: later TensorRT releases run it
+
+    @property
+    def gpu(self) -> CudaGpu:
+        """The GPU the engine was built on."""
+        return CudaGpu(
+            self.gpu_name, self.compute_capability, self.gpu_sm_count, self.gpu_memory_mib, self.gpu_integrated
+        )
 
     @property
     def has_frame(self) -> bool:
@@ -66,7 +94,7 @@ class EngineInfo:
         """The sidecar's JSON: the fields (`settings.to_dict`), the GPU and the profile nested."""
         data = settings.to_dict(self)
         h, w = self.card.body_size
-        gpu = {"name": data.pop("gpu_name"), "compute_capability": data.pop("compute_capability")}
+        gpu = {key: value for field, key in _GPU.items() if (value := data.pop(field)) is not None}
         profile = {
             "image": [1, 3, *self.card.image_size],
             "body": {level: [n, 3, h, w] for level, n in zip(_LEVELS, data.pop("persons"))},
@@ -82,16 +110,19 @@ class EngineInfo:
         data = _keys(data, "", ("format", "gpu", "profile", *own), optional=own)
         if (written := data.pop("format")) != SIDECAR_FORMAT:
             raise EmoedgeError(f"format {written!r}: expected {SIDECAR_FORMAT!r}")
-        gpu, profile = _keys(data.pop("gpu"), "gpu", ("name", "compute_capability")), data.pop("profile")
+        gpu = _keys(data.pop("gpu"), "gpu", tuple(_GPU.values()), optional=_GPU_OPTIONAL)
+        profile = data.pop("profile")
         profile = _keys(profile, "profile", ("image", "body", "frames"), optional=("frames",))
         settings.convert(_Shape, profile["image"], "profile.image")  # the card's image size: checked, not kept
         body = _keys(profile["body"], "profile.body", _LEVELS)
         frames = _keys(profile.get("frames", dict.fromkeys(_LEVELS, 1)), "profile.frames", _LEVELS)
+        hints = typing.get_type_hints(cls)
         nested = {
-            "gpu_name": settings.convert(str, gpu["name"], "gpu.name"),
-            "compute_capability": settings.convert(
-                tuple[int, int], gpu["compute_capability"], "gpu.compute_capability"
-            ),
+            **{
+                field: settings.convert(hints[field], gpu[key], f"gpu.{key}")
+                for field, key in _GPU.items()
+                if key in gpu
+            },
             "persons": [settings.convert(_Shape, body[level], f"profile.body.{level}")[0] for level in _LEVELS],
             "frames": [settings.convert(int, frames[level], f"profile.frames.{level}") for level in _LEVELS],
         }
@@ -151,17 +182,56 @@ def read_engine_info(engine: str | Path) -> EngineInfo:
 
 
 def check_compatible(
-    info: EngineInfo, engine: str | Path, *, tensorrt_version: str, gpu_name: str, compute_capability: tuple[int, int]
+    info: EngineInfo,
+    engine: str | Path,
+    *,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: tuple[int, int],
+    sm_count: int | None = None,
+    memory_mib: int | None = None,
+    integrated: bool | None = None,
 ) -> None:
-    """Refuse an engine built with another TensorRT version or for another GPU model, naming which."""
-    if info.tensorrt != tensorrt_version:
+    """Refuse an engine built for another TensorRT version or another GPU model (this GPU as `cuda_gpu` describes
+    it; what is None is unknown), naming both."""
+    if not engine_runs_on(info.tensorrt, tensorrt_version, version_compatible=info.version_compatible):
+        rule = (
+            "a version-compatible engine runs only with the same or a later TensorRT release of its major version "
+            "(10.x engines also with 11.x)"
+            if info.version_compatible
+            else "engines run only with the version that built them (unless built with version_compatible: true)"
+        )
         raise EmoedgeError(
             f"engine {engine} was built with TensorRT {info.tensorrt}, this machine has TensorRT {tensorrt_version}; "
-            f"engines run only with the version that built them: {REBUILD}"
+            f"{rule}: {REBUILD}"
         )
-    built, here = tuple(info.compute_capability), tuple(compute_capability)
-    if built != here or info.gpu_name != gpu_name:
+    here = CudaGpu(gpu_name, compute_capability, sm_count, memory_mib, integrated)
+    if not same_gpu_model(info.gpu, here):
         raise EmoedgeError(
-            f"engine {engine} was built for {info.gpu_name!r} (compute capability {built[0]}.{built[1]}), this GPU is "
-            f"{gpu_name!r} ({here[0]}.{here[1]}); engines run only on the GPU model that built them: {REBUILD}"
+            f"engine {engine} was built for {info.gpu.describe()}, this GPU is {here.describe(short=True)}; engines "
+            f"run only on the GPU model that built them: {REBUILD}"
+        )
+
+
+def same_gpu_model(built: CudaGpu, here: CudaGpu) -> bool:
+    """Whether `here` runs engines built on `built`: the same compute capability and SM count (what the kernels were
+    chosen for), on a Jetson also the same memory class (the module); a desktop GPU's name may differ (memory
+    variants of one chip). Without an SM count (older sidecars) the name decides, as it did then."""
+    if tuple(built.capability) != tuple(here.capability):
+        return False
+    if built.sm_count is None or here.sm_count is None:
+        return built.name == here.name
+    if built.sm_count != here.sm_count:
+        return False
+    if built.integrated or here.integrated:
+        return built.integrated == here.integrated and built.memory_class_gib == here.memory_class_gib
+    return True
+
+
+def check_dla_cores(info: EngineInfo, engine: str | Path, cores: int) -> None:
+    """Refuse a DLA engine on a machine without its DLA core (an Orin Nano has none, an Orin NX 8GB one)."""
+    if info.dla_core is not None and info.dla_core >= cores:
+        raise EmoedgeError(
+            f"engine {engine} runs on DLA core {info.dla_core}, this machine has {cores} DLA core(s); build a GPU "
+            f"engine (a target with dla_core null) or {REBUILD}"
         )

@@ -19,7 +19,7 @@ import torch
 from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
-from emoedge.backends.tensorrt import TensorRTBackend
+from emoedge.backends.tensorrt import TensorRTBackend, max_input_shapes, output_shape
 from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
@@ -74,6 +74,28 @@ def test_importing_the_backend_imports_no_tensorrt():
     code = "import sys, emoedge.backends.tensorrt; print('tensorrt' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_runtime_shaped_input_is_set_at_the_profile_maximum_before_outputs_are_sized():
+    """Outputs are read after `image`, `body` and (multi-frame engines) `frame` are set: unset, TensorRT may report
+    -1 for them. The image is at the profile's maximum F, body and frame at its maximum N."""
+    card = CARD  # image 32x32, body 32x32
+    assert max_input_shapes(card, 16, 4, has_frame=True) == {
+        "image": (4, 3, 32, 32),
+        "body": (16, 3, 32, 32),
+        "frame": (16,),
+    }
+    assert max_input_shapes(card, 5, 1, has_frame=False) == {"image": (1, 3, 32, 32), "body": (5, 3, 32, 32)}
+
+
+def test_an_output_shape_left_unknown_is_one_line_naming_it():
+    shapes = max_input_shapes(CARD, 16, 4, has_frame=True)
+    assert output_shape(Path("m.engine"), "scores", [16, 26], shapes) == (16, 26)
+    with pytest.raises(EmoedgeError) as caught:
+        output_shape(Path("m.engine"), "scores", (-1, 26), shapes)
+    text = str(caught.value)
+    assert text.startswith("engine m.engine: output 'scores' has shape [-1, 26] with every input at its profile max")
+    assert "frame [16]" in text and "`emoedge export engine`" in text and "\n" not in text
 
 
 # --- real engines: TensorRT and a CUDA GPU only ---------------------------------------------------------------------
@@ -149,3 +171,21 @@ def test_engine_from_elsewhere_is_refused(built, tmp_path, field, value, message
     sidecar_path(engine).write_text(json.dumps(data))
     with pytest.raises(EmoedgeError, match=message):
         load_model(engine)
+
+
+@pytest.mark.gpu
+def test_multi_frame_version_compatible_engine_loads_and_agrees_with_onnxruntime(built, tmp_path):
+    """F up to 3 per call (`frame` must be set before the outputs are sized) and BuilderFlag.VERSION_COMPATIBLE (the
+    runtime must allow the plan's lean runtime): both load and give ONNX Runtime's outputs."""
+    onnx_path = built[0]
+    target = Target(persons=PERSONS, precision="fp32", workspace_mib=512, streams=3, version_compatible=True)
+    result = build_engine(onnx_path, target, tmp_path / "vc.engine")
+    assert result.info.version_compatible and result.info.frames == (1, 3, 3) and result.info.has_frame
+    assert "--versionCompatible" in result.trtexec
+    backend, reference = load_model(result.path), load_model(onnx_path, device="cpu")
+    assert backend.max_frames == 3 and backend.outputs["scores"].shape == (PERSONS.max, 26)
+    image, body = example_inputs(backend.card, 7, seed=7, frames=3)
+    frame = np.arange(7) % 3
+    got, expected = backend.infer(image, body, frame), reference.infer(image.numpy(), body.numpy(), frame)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE[key], err_msg=key)

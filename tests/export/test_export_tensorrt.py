@@ -319,7 +319,11 @@ def test_broken_sidecar_is_one_line(tmp_path, content, message):
     [
         (("colour",), "red", "colour: unknown key"),
         (("gpu_name",), "Orin", "gpu_name: unknown key"),  # a field's name is not a key of the file
-        (("gpu", "vendor"), "NVIDIA", "gpu.vendor: unknown key (known: name, compute_capability)"),
+        (
+            ("gpu", "vendor"),
+            "NVIDIA",
+            "gpu.vendor: unknown key (known: name, compute_capability, sm_count, memory_mib, integrated)",
+        ),
         (("gpu",), "Orin", "gpu: expected a mapping, got 'Orin'"),
         (("gpu", "name"), 7, "gpu.name: expected str, got 7"),
         (("gpu", "compute_capability"), [8], "gpu.compute_capability: expected 2 values"),
