@@ -523,6 +523,8 @@ def _cmd_export_triton(args: argparse.Namespace) -> None:
     result = export_triton(args.model, args.out, name=args.name, instances=args.instances, kind=args.kind)
     print(f"Triton model repository: {result.config} and {result.model} ({result.platform})")
     print(f"serve it: tritonserver --model-repository {args.out}; clients: --model grpc://HOST:8001/{args.name}")
+    if result.container:
+        print(result.container)
 
 
 def _add_run(sub: Subparsers) -> None:

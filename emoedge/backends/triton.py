@@ -4,6 +4,9 @@ Why a backend and not a separate client: an edge box that sends its persons to a
 tracking, smoothing and events as one that runs the model itself; only `_infer` goes over the network. The card
 comes from the server (the model configuration's `parameters`, or the `card` output of `emoedge serve`), so the
 client needs no model file. Inputs are preprocessed on the client: the server receives the tensors the model takes.
+An engine's optimisation profile comes from the same parameters (emoedge.formats.triton): base.Backend slices and pads
+persons to it and groups frames by its maximum, and fewer frames than its minimum (a DLA engine's fixed F) are padded
+here with blank frames no person points at.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from emoedge.backends.base import Backend, host_array
+from emoedge.backends.base import Backend, _padded, host_array
 from emoedge.card import ModelCard
 from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError, ModelUnavailable
-from emoedge.formats.triton import CARD_OUTPUT, MODEL_NAME, card_from_parameters
+from emoedge.formats.triton import CARD_OUTPUT, MODEL_NAME, bounds_from_parameters, card_from_parameters
 
 URL = re.compile(rf"(?P<scheme>grpc|http)://(?P<address>[^/@\s]+:\d+)/(?P<name>{MODEL_NAME.pattern})/?")
 TIMEOUT_S = 10.0  # connecting and each request: a server that does not answer in this is down for the pipeline
@@ -33,6 +36,7 @@ class TritonBackend(Backend):
     """A client of one model on one Triton server; `device` and `precision` are the server's business."""
 
     name = "triton"
+    min_frames = 1
 
     def __init__(self, url: str, *, device: str = "auto", precision: str = "auto") -> None:
         match = URL.fullmatch(url)
@@ -60,7 +64,9 @@ class TritonBackend(Backend):
         self.outputs = [o["name"] for o in config.get("output", []) if o["name"] != CARD_OUTPUT]
         self.card = card_from_parameters(config.get("parameters", {}), f"model {url}") or self._served_card(config)
         self.has_frame = "frame" in self.inputs
-        self.max_frames = None if self.has_frame else 1
+        bounds = bounds_from_parameters(config.get("parameters", {}), f"model {url}")
+        self.min_persons, self.max_persons = bounds.min_persons, bounds.max_persons
+        self.min_frames, self.max_frames = (bounds.min_frames, bounds.max_frames) if self.has_frame else (1, 1)
         self.device, self.precision = "remote", "server"
         where = config.get("platform") or config.get("backend") or "?"
         self.reason = f"Triton {match['scheme']} {match['address']}, model {self.model_name!r} ({where})"
@@ -71,7 +77,8 @@ class TritonBackend(Backend):
         return "cpu"
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        feeds = {"image": host_array(image, self.inputs["image"]), "body": host_array(body, self.inputs["body"])}
+        image = host_array(image, self.inputs["image"])
+        feeds = {"image": _padded(image, self.min_frames), "body": host_array(body, self.inputs["body"])}
         if self.has_frame:
             feeds["frame"] = frame
         result = self._request(feeds, self.outputs)

@@ -3,7 +3,8 @@
 
 Why a repository and not only a file: Triton loads what the configuration declares; with the tensors and the model
 card in `config.pbtxt`, a thin client (the `triton` backend) learns categories, thresholds and preprocessing from the
-server, and operators see the inputs, outputs and instance group in one file.
+server, and operators see the inputs, outputs and instance group in one file. An engine runs only with the
+TensorRT version that built it, so its export also names the Triton container that has that version.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from pathlib import Path
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write, atomic_write_text, output_folder
 from emoedge.formats.openvino import IR_FILE, ir_graph
-from emoedge.formats.triton import check_name, config_text, describe, model_config, parse_config
+from emoedge.formats.triton import check_name, config_text, describe, model_config, parse_config, serving_container
 
 VERSION = "1"
 
 
 @dataclass(frozen=True)
 class TritonExport:
-    """The model's folder in the repository, its configuration and the model file Triton will load."""
+    """The model's folder in the repository, its configuration and the model file Triton will load; for an engine,
+    `container` is one line naming the Triton container to serve it with (or how to pick one)."""
 
     folder: Path
     config: Path
     model: Path
     platform: str
+    container: str = ""
 
 
 def export_triton(
@@ -49,4 +52,5 @@ def export_triton(
         model = graph
     atomic_write(target, lambda tmp: shutil.copyfile(model, tmp))
     config_path = atomic_write_text(folder / "config.pbtxt", text)  # last: a repository with it is complete
-    return TritonExport(folder, config_path, target, described.platform)
+    container = serving_container(described.tensorrt, described.version_compatible) if described.tensorrt else ""
+    return TritonExport(folder, config_path, target, described.platform, container)

@@ -6,12 +6,18 @@ backend reads the card back from a server; one description keeps the three in st
 Why `max_batch_size: 0` and no dynamic batching: one call takes F frames (`image`) and N persons (`body`, `frame`),
 two leading sizes, where Triton's batcher needs one batch dimension shared by every input; concatenating two requests
 would also leave the second request's `frame` indices pointing at the first request's frames.
+
+Why an engine's optimisation profile goes into the config's `parameters`: Triton refuses a request whose N or F lies
+outside the engine's profile (a DLA engine fixes both), and the dims Triton reports say only -1; with the bounds
+published, the `triton` backend slices, pads and groups its calls as a local engine's backend does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +37,27 @@ ONNX_TYPES = {1: "FP32", 10: "FP16", 7: "INT64"}  # onnx.TensorProto element typ
 INSTANCE_KINDS = ("gpu", "cpu")
 TRITON_MISSING = "the Triton client is not installed (pip install 'emoedge[triton]')"
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a model name that is also a folder name and a URL's path
+# An engine's config `parameters` (strings, as all of Triton's are): its profile, which the `triton` backend reads back
+# (absent: any N, any F), and the TensorRT version that built it, which the serving container's must equal.
+BOUND_PARAMETERS = {
+    "min_persons": "emoedge_min_persons",  # the profile over N (persons, `body`); a DLA engine's min = max
+    "max_persons": "emoedge_max_persons",
+    "min_frames": "emoedge_min_frames",  # the profile over F (frames, `image`); a DLA engine's min = max
+    "max_frames": "emoedge_max_frames",
+}
+TENSORRT_PARAMETER = "emoedge_tensorrt"
+WHOLE_NUMBER = re.compile(r"[0-9]+")
+# TensorRT major.minor → NGC Triton containers (nvcr.io/nvidia/tritonserver:TAG) that ship it; only rows with evidence.
+# "10.3" → 24.08-py3: Triton's QA builds the plans it tests release YY.MM with in nvcr.io/nvidia/tensorrt:YY.MM-py3
+# (github.com/triton-inference-server/server, branch r24.08, qa/common/gen_qa_model_repository), as its maintainers
+# advise (server issues #3904, #5812: the same-month TensorRT container's engines run in that Triton container), and
+# the 24.08 TensorRT container ships TensorRT 10.3.0.26 (public users' notes; NVIDIA's frameworks support matrix, which
+# lists every container's TensorRT, could not be read here: confirm with `dpkg -l | grep libnvinfer` in the container).
+TRITON_CONTAINERS: dict[str, tuple[str, ...]] = {"10.3": ("24.08-py3",)}
+# tensorrt_backend has INT64 I/O (the `frame` input) from its r24.05 branch on (the TensorRT 10 API port; r24.04 lacks
+# nvinfer1::DataType::kINT64): github.com/triton-inference-server/tensorrt_backend, src/tensorrt_utils.cc.
+FIRST_INT64_RELEASE = "24.05"
+RELEASE_NOTES = "https://docs.nvidia.com/deeplearning/triton-inference-server/release-notes/"
 
 
 def check_name(name: str) -> str:
@@ -50,14 +77,34 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """What one model call takes: N in min_persons..max_persons, F in min_frames..max_frames (None: any)."""
+
+    min_persons: int = 1
+    max_persons: int | None = None
+    min_frames: int = 1
+    max_frames: int | None = None
+
+    def parameters(self) -> dict[str, str]:
+        """The config `parameters` that publish these bounds (an unbounded maximum has none)."""
+        values = dataclasses.asdict(self)
+        return {key: str(values[field]) for field, key in BOUND_PARAMETERS.items() if values[field] is not None}
+
+
+@dataclass(frozen=True)
 class TritonModel:
-    """An emoedge model as Triton sees it: card, tensors, and (for files Triton runs itself) platform and file."""
+    """An emoedge model as Triton sees it: card, tensors, and (for files Triton runs itself) platform and file; for
+    an engine also its profile, the TensorRT version that built it and its DLA core."""
 
     card: ModelCard
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     platform: str = ""
     file_name: str = ""
+    bounds: Bounds | None = None  # None: any N and F (ONNX files, IRs, checkpoints)
+    tensorrt: str = ""
+    dla_core: int | None = None
+    version_compatible: bool = False  # an engine later TensorRT releases run (see serving_container)
 
 
 def describe(path: str | Path) -> TritonModel:
@@ -66,6 +113,7 @@ def describe(path: str | Path) -> TritonModel:
     path = Path(path)
     suffix = "" if path.is_dir() else path.suffix.lower()
     platform, file_name = PLATFORMS.get(suffix, ("", ""))
+    engine: dict[str, Any] = {}  # an engine's bounds, TensorRT version and DLA core, from its sidecar
     if path.is_dir() or suffix in IR_SUFFIXES:
         from emoedge.formats.openvino import card_of as ir_card_of
         from emoedge.formats.openvino import core, ir_graph, read_ir
@@ -89,6 +137,13 @@ def describe(path: str | Path) -> TritonModel:
         info = read_engine_info(path)
         card, has_frame = info.card, info.has_frame
         types = {"image": "FP32", "body": "FP32", "frame": "INT64"}  # an emoedge graph's I/O, kept by every build
+        (low, _, high), (first, _, last) = info.persons, info.frames
+        engine = {
+            "bounds": Bounds(low, high, first, last),
+            "tensorrt": info.tensorrt,
+            "dla_core": info.dla_core,
+            "version_compatible": info.version_compatible,
+        }
     elif suffix in CHECKPOINT_SUFFIXES:
         from emoedge.formats.checkpoint import read_checkpoint_card
 
@@ -112,7 +167,7 @@ def describe(path: str | Path) -> TritonModel:
     ]
     if card.vad:
         outputs.append(TensorSpec("vad", "FP32", (-1, 3)))
-    return TritonModel(card, tuple(inputs), tuple(outputs), platform, file_name)
+    return TritonModel(card, tuple(inputs), tuple(outputs), platform, file_name, **engine)
 
 
 def model_config(model: TritonModel, name: str, *, instances: int = 1, kind: str = "gpu") -> Any:
@@ -134,10 +189,53 @@ def model_config(model: TritonModel, name: str, *, instances: int = 1, kind: str
     for tensors, repeated in ((model.inputs, config.input), (model.outputs, config.output)):
         for tensor in tensors:
             repeated.add(name=tensor.name, data_type=pb.DataType.Value(f"TYPE_{tensor.dtype}"), dims=tensor.dims)
-    config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.Kind.Value(f"KIND_{kind.upper()}"))
-    config.parameters[CARD_PARAMETER].string_value = model.card.to_json()
-    config.parameters["emoedge_version"].string_value = __version__
+    group = config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.Kind.Value(f"KIND_{kind.upper()}"))
+    if model.dla_core is not None:
+        _on_dla(pb, group, model.dla_core)
+    parameters = {CARD_PARAMETER: model.card.to_json(), "emoedge_version": __version__}
+    parameters.update(model.bounds.parameters() if model.bounds else {})
+    parameters.update({TENSORRT_PARAMETER: model.tensorrt} if model.tensorrt else {})
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
     return config
+
+
+def _on_dla(pb: Any, group: Any, core: int) -> None:
+    """Run the group's instances on DLA core `core`: Triton's TensorRT backend takes the core from the group's one
+    KIND_NVDLA secondary device (tensorrt_backend, src/tensorrt_model_instance.cc) and without one runs the engine with
+    core -1, not on the DLA it was built for."""
+    if "secondary_devices" not in pb.ModelInstanceGroup.DESCRIPTOR.fields_by_name:
+        raise EmoedgeError(
+            f"DLA engine (core {core}): the installed tritonclient's model configuration has no instance_group "
+            "secondary_devices to place it on its DLA; upgrade tritonclient (pip install -U 'emoedge[triton]')"
+        )
+    group.secondary_devices.add(kind=pb.ModelInstanceGroup.SecondaryDevice.KIND_NVDLA, device_id=core)
+
+
+def serving_container(tensorrt: str, version_compatible: bool = False) -> str:
+    """One line: the NGC Triton container that runs an engine TensorRT `tensorrt` built, or how to find one (an engine
+    runs only with the TensorRT version that built it, unless built version-compatible: then later releases run it
+    once the server allows the lean runtime it embeds, tensorrt_backend's README)."""
+    if version_compatible:
+        return (
+            f"this TensorRT {tensorrt} engine is version-compatible: a Triton container with TensorRT {tensorrt} or "
+            "later runs it, started with `tritonserver --backend-config=tensorrt,version-compatible=true` (it loads "
+            "the runtime code inside the engine: serve only engines you trust)"
+        )
+    release = ".".join(tensorrt.split(".")[:2])
+    tags = TRITON_CONTAINERS.get(release)
+    if tags:
+        images = " or ".join(f"nvcr.io/nvidia/tritonserver:{tag}" for tag in tags)
+        return (
+            f"Triton container for this TensorRT {tensorrt} engine: {images} (TensorRT {release}, desktop and data-"
+            "centre GPUs; on a Jetson, Triton's JetPack release with the same TensorRT: an engine runs only with the "
+            "TensorRT version that built it)"
+        )
+    return (
+        f"TensorRT {tensorrt} is not in emoedge's table of Triton containers: serve the engine with the Triton "
+        f"container whose TensorRT is exactly {tensorrt} ({FIRST_INT64_RELEASE} or later, for the INT64 'frame' "
+        f"input); Triton's release notes list each container's TensorRT: {RELEASE_NOTES}"
+    )
 
 
 def config_text(config: Any) -> str:
@@ -166,11 +264,37 @@ def card_from_parameters(parameters: dict[str, Any], where: str) -> ModelCard | 
     entry = parameters.get(CARD_PARAMETER)
     if entry is None:
         return None
-    value = entry.get("string_value") if isinstance(entry, dict) else getattr(entry, "string_value", None)
     try:
-        return ModelCard.from_dict(json.loads(value or ""))
+        return ModelCard.from_dict(json.loads(_string_value(entry) or ""))
     except (json.JSONDecodeError, EmoedgeError) as exc:
         raise EmoedgeError(f"{where}: parameter {CARD_PARAMETER!r} is not an emoedge model card ({exc})") from None
+
+
+def bounds_from_parameters(parameters: Mapping[str, Any], where: str) -> Bounds:
+    """The bounds a configuration's `parameters` publish (those absent: 1 and any); a malformed one is one
+    EmoedgeError line naming the parameter."""
+    values = {}
+    for field, key in BOUND_PARAMETERS.items():
+        if key in parameters:
+            text = _string_value(parameters[key])
+            if not WHOLE_NUMBER.fullmatch(str(text)) or int(str(text)) < 1:
+                raise EmoedgeError(f"{where}: parameter {key!r} is {text!r}, expected a whole number >= 1")
+            values[field] = int(str(text))
+    bounds = Bounds(**values)
+    for low, high in (("min_persons", "max_persons"), ("min_frames", "max_frames")):
+        top = getattr(bounds, high)
+        if top is not None and getattr(bounds, low) > top:
+            raise EmoedgeError(
+                f"{where}: parameter {BOUND_PARAMETERS[low]!r} is {getattr(bounds, low)}, above "
+                f"{BOUND_PARAMETERS[high]!r} {top}"
+            )
+    return bounds
+
+
+def _string_value(entry: Any) -> Any:
+    """A parameter's value: a JSON configuration (the clients' as_json) gives {"string_value": …}, tritonclient's
+    protobuf a ModelParameter."""
+    return entry.get("string_value") if isinstance(entry, dict) else getattr(entry, "string_value", None)
 
 
 def config_schema() -> Any:

@@ -1,5 +1,6 @@
 """`emoedge export triton`: a model repository whose config.pbtxt Triton's own schema (tritonclient's protobuf) reads,
-with the tensors of the file and the card in its parameters; bad requests are one line."""
+with the tensors of the file and the card in its parameters (an engine's also its profile bounds, TensorRT version and
+DLA core, and the container to serve it with); bad requests are one line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error, run_cli  # type: ignore[import-not-found]
-from engine_helpers import engine_info  # type: ignore[import-not-found]
+from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 from google.protobuf import text_format
 from model_helpers import legacy_onnx  # type: ignore[import-not-found]
 
@@ -17,6 +18,7 @@ from emoedge.errors import EmoedgeError
 from emoedge.export.triton import export_triton
 from emoedge.formats.engine import write_engine_info
 from emoedge.formats.onnx import read_onnx_card
+from emoedge.formats.triton import BOUND_PARAMETERS, TENSORRT_PARAMETER
 
 pytest.importorskip("tritonclient", reason="the `triton` extra is not installed")
 from tritonclient.grpc import model_config_pb2 as pb
@@ -82,6 +84,64 @@ def test_engine_repository_is_a_tensorrt_plan_with_the_sidecars_card(exported, f
     assert out.model.read_bytes() == ENGINE_BYTES
     assert ("frame" in tensors(config.input)) is has_frame
     assert ModelCard.from_json(config.parameters["emoedge_card"].string_value) == card
+
+
+def export_engine(tmp_path: Path, **fields) -> tuple[pb.ModelConfig, str]:
+    """An engine file and its sidecar (`fields` replace engine_info's) exported: its parsed config and the export's
+    container line. Only the sidecar is read; no TensorRT here."""
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(ENGINE_BYTES)
+    write_engine_info(engine, engine_info(BODY_CARD, **fields))
+    out = export_triton(engine, tmp_path / "repo")
+    return read_config(out.config), out.container
+
+
+def bounds(config: pb.ModelConfig) -> dict[str, str]:
+    return {key: config.parameters[key].string_value for key in BOUND_PARAMETERS.values() if key in config.parameters}
+
+
+def test_a_dla_engines_config_has_its_fixed_profile_its_dla_core_and_tensorrt_version(tmp_path):
+    dla = {"persons": (4, 4, 4), "frames": (2, 2, 2), "frame_input": True, "dla_core": 1, "tensorrt": "10.3.0"}
+    config, _ = export_engine(tmp_path, **dla)
+    assert bounds(config) == {
+        "emoedge_min_persons": "4", "emoedge_max_persons": "4", "emoedge_min_frames": "2", "emoedge_max_frames": "2",
+    }  # fmt: skip
+    assert config.parameters[TENSORRT_PARAMETER].string_value == "10.3.0"
+    (group,) = config.instance_group
+    assert pb.ModelInstanceGroup.Kind.Name(group.kind) == "KIND_GPU"
+    devices = [(pb.ModelInstanceGroup.SecondaryDevice.SecondaryDeviceKind.Name(d.kind), d.device_id)
+               for d in group.secondary_devices]  # fmt: skip
+    assert devices == [("KIND_NVDLA", 1)]
+
+
+def test_a_gpu_engines_config_has_its_profile_and_no_secondary_device(tmp_path):
+    config, _ = export_engine(tmp_path, persons=(1, 4, 16), frames=(1, 2, 4), frame_input=True)
+    assert bounds(config) == {
+        "emoedge_min_persons": "1", "emoedge_max_persons": "16", "emoedge_min_frames": "1", "emoedge_max_frames": "4",
+    }  # fmt: skip
+    assert not config.instance_group[0].secondary_devices
+
+
+def test_an_onnx_files_config_publishes_no_bounds(exported, tmp_path):
+    config = read_config(export_triton(exported["full"][1].path, tmp_path / "repo").config)
+    assert bounds(config) == {}
+    assert TENSORRT_PARAMETER not in config.parameters
+
+
+def test_an_engine_of_a_tensorrt_version_in_the_table_gets_its_container(tmp_path):
+    _, container = export_engine(tmp_path, tensorrt="10.3.0")
+    assert "nvcr.io/nvidia/tritonserver:24.08-py3" in container
+
+
+def test_an_engine_of_an_unknown_tensorrt_version_is_told_how_to_pick_a_container(tmp_path):
+    _, container = export_engine(tmp_path, tensorrt="10.99.1")
+    assert "TensorRT 10.99.1 is not in emoedge's table of Triton containers" in container
+    assert "release-notes" in container and "\n" not in container
+
+
+def test_a_version_compatible_engine_is_told_the_servers_flag(tmp_path):
+    _, container = export_engine(tmp_path, tensorrt="10.3.0", version_compatible=True)
+    assert "--backend-config=tensorrt,version-compatible=true" in container and "10.3.0 or later" in container
 
 
 def test_a_second_model_joins_the_repository_and_a_new_export_replaces_the_first(exported, tmp_path):
