@@ -4,11 +4,17 @@ Why ahead: with the person finder working on tick t+1 while the emotion model wo
 slower of the two rather than their sum — where the two run on hardware of their own (a GPU: its kernels leave the
 CPU free for the other thread). On a CPU both are OpenMP work on the same cores, and two thread teams on the same
 cores stall each other at every barrier; so the run's `overlap="auto"` turns it on for models on a CUDA device only.
+
+On a GPU the thread queues its work on CUDA streams of its own (`own_streams`): on the legacy default stream, which
+the tagging thread uses, the two threads' kernels would run one after the other, never side by side. Each item's
+work is waited for before the item is handed over, so the consumer never reads what is still being computed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -45,9 +51,11 @@ class Ahead(Generic[T]):
 
     def _work(self) -> None:
         try:
-            for item in self.items:
-                if not self._give(item):
-                    return
+            with own_streams() as finish:
+                for item in self.items:
+                    finish()
+                    if not self._give(item):
+                        return
             self._give(_END)
         except BaseException as exc:  # handed over: nothing fails silently on this thread
             self._give(exc)
@@ -81,3 +89,39 @@ class Ahead(Generic[T]):
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self.interrupt()
             self._thread.join(timeout=STOP_WAIT_S)
+
+
+def gpus_in_use() -> list[int]:
+    """The CUDA devices on which torch already holds memory (the models', loaded before the loop starts); none when
+    torch is not loaded or has not initialised CUDA. Only these: a stream on any other GPU would create a context
+    there, hundreds of MB for nothing."""
+    torch = sys.modules.get("torch")  # not loaded: nothing in the process runs torch's CUDA work
+    if torch is None or not torch.cuda.is_initialized():
+        return []
+    return [i for i in range(torch.cuda.device_count()) if torch.cuda.memory_reserved(i) > 0]
+
+
+@contextlib.contextmanager
+def own_streams() -> Iterator[Callable[[], None]]:
+    """This thread's CUDA work on new streams, one per GPU in use; yields the function that waits for that work.
+
+    The current device's stream is made current last: selecting a stream also selects its device, so the thread's
+    current device stays what it was. Without a GPU in use this does nothing, and so does the function.
+    """
+    devices = gpus_in_use()
+    if not devices:
+        yield lambda: None
+        return
+    import torch
+
+    here = torch.cuda.current_device()
+    streams = [torch.cuda.Stream(device) for device in sorted(devices, key=lambda device: device == here)]
+
+    def finish() -> None:
+        for stream in streams:
+            stream.synchronize()
+
+    with contextlib.ExitStack() as selected:
+        for stream in streams:
+            selected.enter_context(torch.cuda.stream(stream))
+        yield finish

@@ -6,7 +6,9 @@ last end-of-epoch checkpoint redoes the interrupted epoch bit for bit and ends w
 uninterrupted run.
 
 The optimiser sees the discrete loss of SPEC §3 (summed over categories and the batch) divided by the global batch
-size, so the learning rate means the same whatever the batch, accumulation or number of processes.
+size, so the learning rate means the same whatever the batch, accumulation or number of processes. Under DDP the
+micro-batches before the last of an optimiser step run in `no_sync`: their gradients are summed locally and the last
+backward all-reduces the sum, once per step rather than once per micro-batch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,6 @@ from tqdm import tqdm
 from emoedge.config import Recipe, recipe_from_dict
 from emoedge.data.dataset import EmoticDataset, checked_records, die_with_parent
 from emoedge.data.transforms import build_transform
-from emoedge.devices import TORCH_KINDS, parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation import metrics
 from emoedge.fileio import atomic_write_text, keep_outputs, output_folder, remove_stale_temps
@@ -63,14 +65,18 @@ class _Dist:
         return self.rank == 0
 
 
-def _init_distributed(device_name: str) -> _Dist:
+def _start(device_name: str) -> tuple[_Dist, torch.device]:
+    """This process's place in the job and its device, made current BEFORE the process group is created: NCCL
+    creates its communicator on the current GPU, so a group created first puts every rank's context on GPU 0."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ctx = _Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+    device = _device(device_name, ctx)
     if world > 1 and not dist.is_initialized():
-        on_gpu = parse_device(device_name, "run.device", kinds=TORCH_KINDS).kind in ("auto", "cuda")
-        use_cuda = torch.cuda.is_available() and on_gpu
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return ctx
+        if device.type == "cuda":
+            dist.init_process_group("nccl", device_id=device)  # bound to this rank's GPU, formed now
+        else:
+            dist.init_process_group("gloo")
+    return ctx, device
 
 
 def _device(name: str, ctx: _Dist) -> torch.device:
@@ -79,6 +85,46 @@ def _device(name: str, ctx: _Dist) -> torch.device:
         device = torch.device("cuda", ctx.local_rank)
         torch.cuda.set_device(device)
     return device
+
+
+def _ends_step(step: int, accumulate: int, steps: int) -> bool:
+    """Whether micro-batch `step` (0-based, of `steps` in the epoch) is the last of its optimiser step."""
+    return (step + 1) % accumulate == 0 or step + 1 == steps
+
+
+@dataclass(frozen=True)
+class _MicroStep:
+    """Forward and backward of one micro-batch, and the optimiser step after the last micro-batch of each step."""
+
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    criterion: EmotionLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp: bool
+    loss_scale: float  # processes / global batch: see the module docstring
+
+    def __call__(self, batch: dict[str, torch.Tensor], last: bool) -> tuple[int, dict[str, float]]:
+        """Persons in `batch` and its loss terms; `last`: the micro-batch that ends an optimiser step."""
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        with self._synced(last):  # DDP prepares its all-reduce in forward: both run inside
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+                outputs = self.net(
+                    batch["image"].to(self.device, non_blocking=True), batch["body"].to(self.device, non_blocking=True)
+                )
+            loss, parts = self.criterion(outputs, labels, batch["vad"].to(self.device, non_blocking=True))
+            self.scaler.scale(loss * self.loss_scale).backward()
+        if last:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        return labels.shape[0], parts
+
+    def _synced(self, last: bool) -> AbstractContextManager:
+        """DDP's `no_sync` on every micro-batch but the last of a step (gradients summed locally until then)."""
+        if isinstance(self.net, DistributedDataParallel) and not last:
+            return self.net.no_sync()
+        return nullcontext()
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -133,8 +179,7 @@ def train(
             f"{out_dir} already holds a training run; pass --resume to continue it or choose another --out"
         )
 
-    ctx = _init_distributed(recipe.run.device)
-    device = _device(recipe.run.device, ctx)
+    ctx, device = _start(recipe.run.device)
     if ctx.main and (stale := remove_stale_temps(out_dir)):  # a run killed while writing a checkpoint left them
         tqdm.write(f"removed {len(stale)} temporary file(s) a stopped run left in {out_dir}")
     o, d = recipe.optim, recipe.data
@@ -192,7 +237,7 @@ def train(
         atomic_write_text(out_dir / "recipe.yaml", _recipe_yaml(recipe))
         writer = SummaryWriter(str(out_dir / "tensorboard"), purge_step=start_epoch + 1)
 
-    loss_scale = ctx.world / o.batch_size
+    micro_step = _MicroStep(net, criterion, optimizer, scaler, device, use_amp, ctx.world / o.batch_size)
     try:
         for epoch in range(start_epoch, o.epochs):
             _seed_epoch(recipe.run.seed, epoch, ctx.rank)
@@ -214,18 +259,7 @@ def train(
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{o.epochs}", disable=not (progress and ctx.main), leave=False)
             optimizer.zero_grad(set_to_none=True)
             for step, batch in enumerate(bar):
-                labels = batch["labels"].to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    outputs = net(
-                        batch["image"].to(device, non_blocking=True), batch["body"].to(device, non_blocking=True)
-                    )
-                loss, parts = criterion(outputs, labels, batch["vad"].to(device, non_blocking=True))
-                scaler.scale(loss * loss_scale).backward()
-                if (step + 1) % o.accumulate == 0 or step + 1 == len(loader):
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                n = labels.shape[0]
+                n, parts = micro_step(batch, _ends_step(step, o.accumulate, len(loader)))
                 seen += n
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0.0) + value
