@@ -71,6 +71,7 @@ def export_onnx(checkpoint: Path, out: Path, *, opset: int = 18, simplify: bool 
         import onnxslim
 
         model = onnxslim.slim(model)
+    _keep_every_input(model, card)
     _describe(model, card)
     onnx.checker.check_model(model, full_check=True)
     diffs = _parity(deploy, model, card)
@@ -119,6 +120,21 @@ def _to_onnx(deploy, card: ModelCard, opset: int):
             do_constant_folding=True,
         )
     return onnx.load_from_string(buffer.getvalue())
+
+
+def _keep_every_input(model, card: ModelCard) -> None:
+    """Give the graph back the inputs its model does not read (a body-only model ignores `image` and `frame`; the
+    exporter drops them): every emoedge graph takes the same three inputs, so every backend feeds it alike."""
+    import onnx
+
+    shapes = {"image": ("frames", 3, *card.image_size), "body": ("persons", 3, *card.body_size), "frame": ("persons",)}
+    types = {"image": onnx.TensorProto.FLOAT, "body": onnx.TensorProto.FLOAT, "frame": onnx.TensorProto.INT64}
+    present = {i.name: i for i in model.graph.input}
+    inputs = [
+        present.get(name) or onnx.helper.make_tensor_value_info(name, types[name], shapes[name]) for name in INPUTS
+    ]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)  # in the order of INPUTS, as the exporter writes them
 
 
 def _describe(model, card: ModelCard) -> None:

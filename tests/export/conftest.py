@@ -14,6 +14,7 @@ MODELS: dict[str, dict] = {
     "full": {},
     "body_place": {"branches": ["body", "place"], "vad": False},
     "concat": {"branches": ["body", "scene"], "fusion": "concat"},
+    "body_only": {"branches": ["body"]},  # reads neither `image` nor `frame`: the exporter would drop both
 }
 
 

@@ -36,7 +36,7 @@ def run_both(
     return expected, dict(zip(names, session.run(names, feeds)))
 
 
-@pytest.mark.parametrize("name", ["full", "body_place", "concat"])
+@pytest.mark.parametrize("name", ["full", "body_place", "concat", "body_only"])
 @pytest.mark.parametrize(("frames", "persons"), [(1, 1), (1, 3), (1, 16), (3, 7)])
 def test_onnxruntime_fp32_matches_pytorch(exported, name, frames, persons):
     checkpoint, result = exported[name]
@@ -45,6 +45,18 @@ def test_onnxruntime_fp32_matches_pytorch(exported, name, frames, persons):
     for key, value in expected.items():
         assert got[key].shape == value.shape == (persons, 26 if key == "scores" else 3)
         np.testing.assert_allclose(got[key], value, rtol=0, atol=TOLERANCE, err_msg=key)
+
+
+def test_a_body_only_graph_keeps_every_input_and_runs_in_each_backend(exported):
+    """The exporter drops inputs a model does not read; emoedge graphs keep all three, so backends feed them alike."""
+    from emoedge.backends import load_model
+
+    path = exported["body_only"][1].path
+    assert [i.name for i in onnx.load(str(path)).graph.input] == ["image", "body", "frame"]
+    for device in ("cpu", "openvino:CPU"):
+        backend = load_model(path, device=device, precision="fp32")
+        image, body = example_inputs(backend.card, 3, frames=2)
+        assert backend.infer(image, body, spread(3, 2).numpy())["scores"].shape == (3, len(backend.card.categories))
 
 
 def test_export_reports_its_own_parity_check(exported):
