@@ -20,6 +20,7 @@ EXTRAS ?= train,runtime,explain,dev
 EXTRA_PACKAGES ?= onnxslim
 TESTS ?= tests/runtime tests/service tests/backends tests/evaluation tests/model tests/test_runtime_only.py \
 	tests/export/test_export_onnx.py tests/export/test_export_tensorrt.py tests/export/test_tensorrt_fixes.py tests/bench \
+	tests/export/test_engine_compat.py tests/gpu/test_gpu_data.py tests/training/test_training_distributed.py \
 	tests/test_architecture.py
 PYTHON_VERSIONS ?= 3.10
 # On a Jetson: JetPack's TensorRT lives in the system Python, and CUDA builds of torch come from NVIDIA's index.
@@ -52,7 +53,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet $(PIP_INDEX) -c $(CONSTRAINTS)
 TOOLS := build/venv-tools
 
-.PHONY: setup demo lint test bench constraints check-constraints set clean
+.PHONY: setup demo lint test bench gpu-check constraints check-constraints set clean
 
 setup: $(VENV)/.installed
 
@@ -79,6 +80,12 @@ test: lint
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py
+
+# On a GPU machine (desktop or Jetson): the GPU tests with EMOEDGE_REQUIRE_GPU=1 and `emoedge bench` of the sample and
+# paper models on every backend present, in under 10 minutes, into benchmarks/results/gpu-<GPU name>/
+# (benchmarks/gpu_check.py). Without a CUDA GPU it fails at once, in one line naming what it checked.
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py
 
 # Re-resolve every constraints file for its set's Python and platforms (tools/constraints.py, with uv), then check
 # them; any interpreter runs it. uv comes from PyPI into a venv of its own, at constraints.txt's version.
