@@ -53,16 +53,7 @@ class TensorRTBackend(Backend):
         index = parse_device(device, kinds=("auto", "cuda"), who="the tensorrt backend").index  # None: the current GPU
         trt = import_tensorrt()
         gpu = cuda_gpu(index)
-        check_compatible(
-            self.info,
-            self.path,
-            tensorrt_version=trt.__version__,
-            gpu_name=gpu.name,
-            compute_capability=gpu.capability,
-            sm_count=gpu.sm_count,
-            memory_mib=gpu.memory_mib,
-            integrated=gpu.integrated,
-        )
+        check_compatible(self.info, self.path, tensorrt_version=trt.__version__, gpu=gpu)
         self.index = torch.cuda.current_device() if index is None else index
         self.device = f"cuda:{self.index}"
         self._logger = tensorrt_logger(trt)  # process-wide; outlives the runtime, engine and context

@@ -186,14 +186,10 @@ def check_compatible(
     engine: str | Path,
     *,
     tensorrt_version: str,
-    gpu_name: str,
-    compute_capability: tuple[int, int],
-    sm_count: int | None = None,
-    memory_mib: int | None = None,
-    integrated: bool | None = None,
+    gpu: CudaGpu,
 ) -> None:
-    """Refuse an engine built for another TensorRT version or another GPU model (this GPU as `cuda_gpu` describes
-    it; what is None is unknown), naming both."""
+    """Refuse an engine built for another TensorRT version or another GPU model (`gpu`: this one, as `cuda_gpu`
+    describes it; what is None there is unknown), naming both."""
     if not engine_runs_on(info.tensorrt, tensorrt_version, version_compatible=info.version_compatible):
         rule = (
             "a version-compatible engine runs only with the same or a later TensorRT release of its major version "
@@ -205,10 +201,9 @@ def check_compatible(
             f"engine {engine} was built with TensorRT {info.tensorrt}, this machine has TensorRT {tensorrt_version}; "
             f"{rule}: {REBUILD}"
         )
-    here = CudaGpu(gpu_name, compute_capability, sm_count, memory_mib, integrated)
-    if not same_gpu_model(info.gpu, here):
+    if not same_gpu_model(info.gpu, gpu):
         raise EmoedgeError(
-            f"engine {engine} was built for {info.gpu.describe()}, this GPU is {here.describe(short=True)}; engines "
+            f"engine {engine} was built for {info.gpu.describe()}, this GPU is {gpu.describe(short=True)}; engines "
             f"run only on the GPU model that built them: {REBUILD}"
         )
 

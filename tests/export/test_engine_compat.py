@@ -59,16 +59,7 @@ def info_for(gpu: CudaGpu, **kwargs) -> EngineInfo:
 
 
 def check(info: EngineInfo, gpu: CudaGpu, version: str = "10.3.0") -> None:
-    check_compatible(
-        info,
-        "m.engine",
-        tensorrt_version=version,
-        gpu_name=gpu.name,
-        compute_capability=gpu.capability,
-        sm_count=gpu.sm_count,
-        memory_mib=gpu.memory_mib,
-        integrated=gpu.integrated,
-    )
+    check_compatible(info, "m.engine", tensorrt_version=version, gpu=gpu)
 
 
 # --- the GPU model --------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from emoedge.formats.engine import (
 from emoedge.formats.onnx import read_onnx_card
 from emoedge.formats.tensorrt import (
     INSTALL_HINT,
+    CudaGpu,
     cuda_gpu,
     import_tensorrt,
     strongly_typed_build,
@@ -385,7 +386,7 @@ def test_sidecar_of_another_engine_is_refused(tmp_path):
 )
 def test_engine_from_another_tensorrt_or_gpu_is_refused(version, gpu, capability, message):
     def check():
-        check_compatible(info(), "m.engine", tensorrt_version=version, gpu_name=gpu, compute_capability=capability)
+        check_compatible(info(), "m.engine", tensorrt_version=version, gpu=CudaGpu(gpu, capability))
 
     if message is None:
         check()
