@@ -6,6 +6,7 @@ inside the engine; checked up front against the model card, it is one line namin
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -25,7 +26,9 @@ class Backend(ABC):
     before the `frame` input): more frames are run in groups of it, each person with its own frame.
     `min_persons`..`max_persons` bound N in one model call (an engine's optimisation profile; a DLA engine fixes N):
     more persons are run in slices of `max_persons`, fewer than `min_persons` are padded with blank crops whose
-    outputs are dropped — here, once, for every backend.
+    outputs are dropped — here, once, for every backend. `bucketed` backends (static-shape devices, CUDA graphs: one
+    compiled or captured program per shape) also get every call's F and N padded up to its bucket (`bucket`), so a
+    run meets a handful of shapes, which `warm` runs before the first frame.
     """
 
     name: str
@@ -36,6 +39,7 @@ class Backend(ABC):
     max_frames: int | None = None
     min_persons: int = 1
     max_persons: int | None = None
+    bucketed: bool = False
 
     @property
     def input_device(self) -> str:
@@ -86,16 +90,45 @@ class Backend(ABC):
         return outputs
 
     def _in_slices(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """Persons in calls of `min_persons`..`max_persons` (padded with blank crops of frame 0, their rows dropped)."""
+        """Persons in calls of `min_persons`..`max_persons` (padded with blank crops of frame 0, their rows dropped);
+        for a bucketed backend F and each call's N padded up to their buckets (blank frames no person points at)."""
         persons = len(frame)
-        if self.min_persons <= persons and (self.max_persons is None or persons <= self.max_persons):
+        if self.bucketed:
+            image = _padded(image, bucket(int(image.shape[0]), self.max_frames))
+        calls = person_batches(persons, self.min_persons, self.max_persons or persons)
+        if self.bucketed:
+            calls = [(start, stop, bucket(size, self.max_persons)) for start, stop, size in calls]
+        if calls == [(0, persons, persons)]:
             return self._infer(image, body, frame)
         parts = []
-        for start, stop, size in person_batches(persons, self.min_persons, self.max_persons or persons):
+        for start, stop, size in calls:
             count = stop - start
             part = self._infer(image, _padded(body[start:stop], size), _padded(frame[start:stop], size))
             parts.append({name: value[:count] for name, value in part.items()})
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def warm_shapes(self, frames: int, persons: int) -> list[tuple[int, int]]:
+        """(F, N) of every model call a run of up to `frames` frames and `persons` persons per tick can make: for a
+        bucketed backend every bucket up to those (capped by the backend's bounds), else the largest call alone (one
+        call sets a dynamic-shape runtime up)."""
+        top_frames = min(frames, self.max_frames or frames)
+        top_persons = max(min(persons, self.max_persons or persons), self.min_persons)
+        if not self.bucketed:
+            return [(top_frames, top_persons)]
+        frame_sizes = sorted({bucket(f, self.max_frames) for f in range(1, top_frames + 1)})
+        person_sizes = sorted({bucket(max(n, self.min_persons), self.max_persons) for n in range(1, top_persons + 1)})
+        return [(f, n) for f in frame_sizes for n in person_sizes]
+
+    def warm(self, frames: int, persons: int) -> tuple[int, float]:
+        """Run blank inputs of every shape of `warm_shapes`, so that no frame pays for a shape's set-up (a compiled
+        bucket, a captured CUDA graph, cuDNN's first call); (calls made, seconds taken)."""
+        started = time.perf_counter()
+        shapes = self.warm_shapes(frames, persons)
+        for f, n in shapes:
+            image = np.zeros((f, 3, *self.card.image_size), np.float32)
+            body = np.zeros((n, 3, *self.card.body_size), np.float32)
+            self.infer(image, body, np.arange(n, dtype=np.int64) % f)
+        return len(shapes), time.perf_counter() - started
 
     def empty_outputs(self) -> dict[str, np.ndarray]:
         """Outputs for a frame without persons, without running the model."""
@@ -117,6 +150,13 @@ def person_batches(persons: int, low: int, high: int) -> list[tuple[int, int, in
         raise EmoedgeError(f"model profile: persons min {low}, max {high}; expected 1 <= min <= max")
     return [(start, min(start + high, persons), max(low, min(high, persons - start)))
             for start in range(0, persons, high)]  # fmt: skip
+
+
+def bucket(count: int, top: int | None = None) -> int:
+    """The shape a bucketed backend runs `count` (F or N) at: the next power of two (1, 2, 4, 8, ...), or `top`
+    where that is smaller (a profile's maximum need not be a power of two)."""
+    size = 1 << max(0, int(count) - 1).bit_length()
+    return size if top is None else min(size, top)
 
 
 def _padded(value: Any, size: int) -> Any:

@@ -5,8 +5,8 @@ benchmarks/results/openvino_cpu.md: its INT8 kernels fuse either Q/DQ placement,
 BF16 instructions), so `load_model(..., device="auto")` picks it on a machine without a CUDA GPU when it is
 installed. Why dynamic F and N on the CPU: its plugin compiles a graph with dynamic dimensions once and runs any
 shape at the speed of a static one; Intel GPUs and NPUs want static shapes, so there F and N are padded up to the
-next power of two and the graph is reshaped and compiled once per such bucket (GPU backends' bucket policy, see
-ARCHITECTURE.md), the outputs sliced back. Precision is OpenVINO's inference-precision hint: FP32, or BF16 where the
+next power of two and the graph is reshaped and compiled once per such bucket (base.Backend's bucket policy, shared
+with CUDA graphs), the outputs sliced back. Precision is OpenVINO's inference-precision hint: FP32, or BF16 where the
 CPU has BF16 instructions (OpenVINO's own default there), FP16 on an Intel GPU (its default); an NPU computes FP16
 whatever it is told. An INT8 file runs its quantized parts in INT8 and the rest at the hint.
 """
@@ -35,11 +35,6 @@ def _first_line(exc: BaseException) -> str:
     """OpenVINO's errors are a stack of "Exception from file:line" lines; the first other one says what failed."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return next((line for line in lines if not line.startswith("Exception from")), lines[-1] if lines else "")[:200]
-
-
-def bucket(count: int) -> int:
-    """The next power of two >= count (1, 2, 4, 8, ...): the shapes a static-shape device is compiled for."""
-    return 1 << max(0, int(count) - 1).bit_length()
 
 
 class OpenVinoBackend(Backend):
@@ -71,7 +66,7 @@ class OpenVinoBackend(Backend):
         self.model = model
         self.precision, hint, why = _precision(self.core, self.target, precision, stored, self.path)
         self.device = f"openvino:{self.target}"
-        self.static = self.target.split(".")[0] in STATIC_TARGETS
+        self.bucketed = self.target.split(".")[0] in STATIC_TARGETS
         self.config: dict[Any, Any] = {hints.performance_mode: hints.PerformanceMode.LATENCY}
         if hint is not None:
             self.config[hints.inference_precision] = getattr(ov.Type, hint)
@@ -80,7 +75,7 @@ class OpenVinoBackend(Backend):
         self.outputs = [port.get_any_name() for port in model.outputs]
         self._compiled: dict[tuple[int, int] | None, Any] = {}
         self._requests: dict[tuple[int, int] | None, Any] = {}
-        if not self.static:
+        if not self.bucketed:
             self._request(None)  # compiled now: a graph OpenVINO cannot compile fails at load, as one line
         else:
             self._request((1, 1))
@@ -88,7 +83,7 @@ class OpenVinoBackend(Backend):
         if self.target == "CPU":
             count = self._compiled[None].get_property(props.inference_num_threads)
             threads_note = f", {count} threads"
-        shapes = "F and N padded to powers of two, compiled once per shape" if self.static else "dynamic F and N"
+        shapes = "F and N padded to powers of two, compiled once per shape" if self.bucketed else "dynamic F and N"
         where = "auto on a CPU-only machine: OpenVINO runs ONNX files fastest here" if wanted.kind == "auto" else (
             "device requested"
         )  # fmt: skip
@@ -142,24 +137,12 @@ class OpenVinoBackend(Backend):
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
         image, body = host_array(image, np.float32), host_array(body, np.float32)
-        frames, persons = len(image), len(body)
-        shape = None
-        if self.static:  # pad up to the bucket: blank frames, blank persons of frame 0, their outputs dropped
-            shape = (bucket(frames), bucket(persons))
-            image = _padded(image, shape[0])
-            body = _padded(body, shape[1])
-            frame = np.concatenate([frame, np.zeros(shape[1] - persons, np.int64)])
+        shape = (len(image), len(body)) if self.bucketed else None  # base.Backend padded F and N to buckets
         feeds = {"image": image, "body": body}
         if self.has_frame:
             feeds["frame"] = np.ascontiguousarray(frame, np.int64)
         results = self._request(shape).infer(feeds)
-        return {name: np.asarray(results[name], np.float32)[:persons] for name in self.outputs}
-
-
-def _padded(array: np.ndarray, size: int) -> np.ndarray:
-    if len(array) == size:
-        return array
-    return np.concatenate([array, np.zeros((size - len(array), *array.shape[1:]), array.dtype)])
+        return {name: np.asarray(results[name], np.float32) for name in self.outputs}
 
 
 def _check_target(device: str, target: str, available: list[str]) -> str:

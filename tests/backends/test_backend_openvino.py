@@ -16,8 +16,9 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf", reason="NNCF (the export extra) makes the INT8 IR these tests use; not in this set")
 
 from emoedge.backends import load_model
+from emoedge.backends.base import bucket
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
-from emoedge.backends.openvino import OpenVinoBackend, bucket
+from emoedge.backends.openvino import OpenVinoBackend
 from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx, spread
@@ -137,7 +138,7 @@ def test_gpu_and_npu_padding_to_shape_buckets(files, reference):
     bucket), run here on the CPU: the outputs are those of the dynamic graph."""
     assert [bucket(n) for n in (1, 2, 3, 4, 5, 9, 16, 17)] == [1, 2, 4, 4, 8, 16, 16, 32]
     backend = load_model(files["onnx"], device="openvino:CPU", precision="fp32")
-    backend.static = True
+    backend.bucketed = True
     for frames, persons in [(1, 3), (3, 5), (3, 6)]:
         inputs = _inputs(backend.card, frames, persons)
         diff = _max_diffs(backend.infer(*inputs), reference.infer(*inputs))
