@@ -38,10 +38,18 @@ QUIET_HELP = (
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader (YAML 1.1), except that `1e-4` and `3E5` are numbers, as YAML 1.2, JSON and Python read
-    them: YAML 1.1 wants a dot (`1.0e-4`), so a recipe's `lr: 1e-4` would otherwise arrive as the string '1e-4'."""
+    """PyYAML's safe loader (YAML 1.1) with two YAML 1.2 rules, as JSON and Python read values too: `1e-4` and `3E5`
+    are numbers (YAML 1.1 wants a dot, so a recipe's `lr: 1e-4` would arrive as the string '1e-4'), and only
+    true/false are booleans (YAML 1.1 also reads on/off/yes/no so, and `overlap: on` or `cuda_graphs=off` would arrive
+    as True/False for settings whose values are the words "on" and "off")."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {  # a copy: SafeLoader's own table stays as it is
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
 )

@@ -92,6 +92,13 @@ def test_exponents_without_a_dot_are_numbers_in_files_and_overrides(tmp_path):
     assert settings.parse_yaml("[1_000, .5, 3e5, 1.0e-2, 0x10]") == [1000, 0.5, 3e5, 0.01, 16]
 
 
+def test_only_true_and_false_are_booleans_so_on_and_off_stay_words():
+    """YAML 1.1 reads on/off/yes/no as booleans; settings whose values are the words "on" and "off" (`overlap`,
+    `cuda_graphs`) need them as written, so emoedge reads them as YAML 1.2 does."""
+    assert settings.parse_yaml("[on, off, yes, no, true, False, TRUE]") == ["on", "off", "yes", "no", True, False, True]
+    assert settings.apply_overrides({}, ["overlap=on", "cuda_graphs=off"]) == {"overlap": "on", "cuda_graphs": "off"}
+
+
 @pytest.mark.parametrize("override", ["rate=abc", "inner.size=[1, x]", "rate=.nan"])
 def test_a_bad_override_is_named_whatever_the_fault(tmp_path, override):
     (tmp_path / "s.yaml").write_text("inner: {size: [2, 3]}\n")
