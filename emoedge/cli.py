@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from emoedge import __version__, options, resources
-from emoedge.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
+from emoedge.devices import COMPILE_HELP, CUDA_GRAPHS, CUDA_GRAPHS_HELP, DEVICE_HELP, PRECISION_HELP, PRECISIONS
 from emoedge.errors import EmoedgeError
 from emoedge.runtime.redact import redact_url
 from emoedge.settings import QUIET_HELP
@@ -201,6 +201,8 @@ def _add_eval(sub: Subparsers) -> None:
     p.add_argument("--workers", type=int, default=2, help="image-decoding processes (0: in this process)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--cuda-graphs", default="auto", choices=CUDA_GRAPHS, help=CUDA_GRAPHS_HELP)
+    p.add_argument("--compile", action="store_true", help=COMPILE_HELP)
     p.add_argument("--no-references", action="store_true", help="leave the paper's reference columns out")
     p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
 
@@ -223,7 +225,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     out = output_folder(args.out or default, "report folder")
     evaluation = evaluate_model(
         args.model, args.data, split=args.split, device=args.device, precision=args.precision,
-        workers=args.workers, progress=not args.quiet,
+        cuda_graphs=args.cuda_graphs, compile=args.compile, workers=args.workers, progress=not args.quiet,
     )  # fmt: skip
     paths = write_evaluation(out, evaluation)
     result, card = evaluation.scores, evaluation.card

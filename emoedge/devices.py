@@ -48,6 +48,16 @@ PRECISION_HELP = (  # one rule for eval, run, bench and serve: the score measure
     "auto: a checkpoint in FP32, as trained (fp16 on CUDA, bf16 on CPUs with AMX or AVX512-BF16: faster); ONNX files "
     "and engines as stored (in OpenVINO: BF16 on CPUs that have it)"
 )
+# How a checkpoint runs in PyTorch (emoedge.backends.torch), for eval and run (bench measures the ways side by side)
+CUDA_GRAPHS = ("auto", "on", "off")
+CUDA_GRAPHS_HELP = (
+    "checkpoints on CUDA: one captured CUDA graph per shape bucket, several times faster calls (auto: on for CUDA; a "
+    "CPU never uses graphs)"
+)
+COMPILE_HELP = (
+    "checkpoints: torch.compile the model (inductor, CUDA graphs on CUDA) for long runs; costs tens of seconds at start "
+    "(cached on disk for the next run)"
+)
 
 
 @dataclass(frozen=True)

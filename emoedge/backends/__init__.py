@@ -62,17 +62,27 @@ def is_url(model: object) -> bool:
     return isinstance(model, str) and model.startswith(("grpc://", "http://"))
 
 
-def load_model(path: str | Path, *, backend: str = "auto", device: str = "auto", precision: str = "auto") -> Backend:
+def load_model(
+    path: str | Path,
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    cuda_graphs: str = "auto",
+    compile: bool = False,
+) -> Backend:
     """Load a checkpoint (.pt/.pth), ONNX (.onnx), TensorRT engine (.engine), OpenVINO IR (a folder holding
     model.xml + model.bin, or its .xml) or served model (a URL) for inference.
 
     `backend` "auto" follows the suffix (an ONNX file: see the module's docstring for when OpenVINO runs it);
     `device` and `precision` "auto" let the backend choose the fastest that is available, and its `reason` says
-    what it chose and why.
+    what it chose and why. `cuda_graphs` and `compile` say how PyTorch runs a checkpoint (emoedge.backends.torch);
+    another backend refuses a value other than their defaults in one line.
     """
     if is_url(path):
         if backend not in ("auto", "triton"):
             raise EmoedgeError(f"model {path}: a URL is served by Triton; backend {backend!r} reads files")
+        _torch_only(path, "triton", cuda_graphs, compile)
         return _backend_class("triton", path)(str(path), device=device, precision=precision)
     path = Path(path)
     if not path.exists():
@@ -100,7 +110,20 @@ def load_model(path: str | Path, *, backend: str = "auto", device: str = "auto",
         raise EmoedgeError(f"model {path}: backend {backend!r} reads {reads}, not {what}")
     if backend == "onnxruntime":  # before ONNX Runtime is imported: its providers do not include OpenVINO's devices
         parse_device(device, kinds=("auto", "cpu", "cuda", "tensorrt"), who="the onnxruntime backend")
+    if backend == "torch":
+        return _backend_class(backend, path)(path, device=device, precision=precision, cuda_graphs=cuda_graphs,
+                                             compile=compile)  # fmt: skip
+    _torch_only(path, backend, cuda_graphs, compile)
     return _backend_class(backend, path)(path, device=device, precision=precision)
+
+
+def _torch_only(model: str | Path, backend: str, cuda_graphs: str, compile: bool) -> None:
+    """One line unless `cuda_graphs` and `compile` keep their defaults: they say how PyTorch runs a checkpoint."""
+    if cuda_graphs != "auto" or compile:
+        raise EmoedgeError(
+            f"--cuda-graphs/--compile apply to checkpoints run by PyTorch; {model} is run by {backend} "
+            f"(cuda_graphs {cuda_graphs!r}, compile {compile})"
+        )
 
 
 def _openvino_here() -> bool:

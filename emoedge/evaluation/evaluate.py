@@ -83,12 +83,16 @@ def evaluate_model(
     split: str = "test",
     device: str = "auto",
     precision: str = "auto",
+    cuda_graphs: str = "auto",
+    compile: bool = False,
     workers: int = 2,
     progress: bool = True,
 ) -> Evaluation:
-    """Run a model file over a split of an EMOTIC-layout dataset, one image per call, and score it."""
+    """Run a model file over a split of an EMOTIC-layout dataset, one image per call, and score it (`cuda_graphs`,
+    `compile`: a checkpoint's PyTorch execution, see `load_model`)."""
     workers = checked(int, workers, "workers", low=0)  # image-decoding processes
-    backend = model if isinstance(model, Backend) else load_model(model, device=device, precision=precision)
+    options = {"device": device, "precision": precision, "cuda_graphs": cuda_graphs, "compile": compile}
+    backend = model if isinstance(model, Backend) else load_model(model, **options)
     frames = ImageFrames(Path(root), split, backend.card)
     pred = predict(backend, frames, workers=workers, progress=progress)
     result = score(pred, np.asarray(backend.card.thresholds))

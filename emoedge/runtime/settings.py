@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from emoedge import settings
-from emoedge.devices import DEVICE_HELP, PRECISION_HELP, parse_device
+from emoedge.devices import COMPILE_HELP, CUDA_GRAPHS_HELP, DEVICE_HELP, PRECISION_HELP, parse_device
 from emoedge.settings import QUIET_HELP, option
 
 CONNECT_TIMEOUT = 30.0  # s: an IP camera powered with the box streams some 20-30 s after power-on
@@ -30,6 +30,8 @@ class RunSettings:
     smooth: float = option(SMOOTH, "EMA weight of a track's past scores (0: off)", low=0, high=1, high_open=True)
     device: str = option("auto", DEVICE_HELP)
     precision: Literal["auto", "fp32", "fp16", "bf16", "int8"] = option("auto", PRECISION_HELP)
+    cuda_graphs: Literal["auto", "on", "off"] = option("auto", CUDA_GRAPHS_HELP)
+    compile: bool = option(False, COMPILE_HELP)
     max_frames: int | None = option(None, "stop each stream after this many frames (default: all)", low=1)
     show: bool = option(False, "open a live window per stream (needs OpenCV with GUI support and a display)")
     progress: bool = option(True, QUIET_HELP, flag="--quiet")
