@@ -109,12 +109,12 @@ class Backend(ABC):
 
     def warm_shapes(self, frames: int, persons: int) -> list[tuple[int, int]]:
         """(F, N) of every model call a run of up to `frames` frames and `persons` persons per tick can make: for a
-        bucketed backend every bucket up to those (capped by the backend's bounds), else the largest call alone (one
-        call sets a dynamic-shape runtime up)."""
+        bucketed backend every bucket up to those (capped by the backend's bounds), else one call of the most frames
+        and the fewest persons (one call sets a dynamic-shape runtime up; more crops would only cost time)."""
         top_frames = min(frames, self.max_frames or frames)
         top_persons = max(min(persons, self.max_persons or persons), self.min_persons)
         if not self.bucketed:
-            return [(top_frames, top_persons)]
+            return [(top_frames, self.min_persons)]
         frame_sizes = sorted({bucket(f, self.max_frames) for f in range(1, top_frames + 1)})
         person_sizes = sorted({bucket(max(n, self.min_persons), self.max_persons) for n in range(1, top_persons + 1)})
         return [(f, n) for f in frame_sizes for n in person_sizes]

@@ -1,7 +1,8 @@
 """`run` and `Engine`: emoedge's one run of 1..N streams — a single source is the case N = 1.
 
 `Engine` checks everything that can be checked before any work (output paths, the detector's weights, an
-explanation request), opens the sources (cameras connect while the model loads), the person finders, the model and
+explanation request), opens the sources (cameras connect while the model loads), the person finders, the model
+(warmed: every shape the first ticks meet runs once before the first frame, so that no frame pays for a set-up) and
 the outputs, and runs the frame loop (`emoedge.runtime.loop`) until every stream has ended, failed or stopped, or a
 stop is requested. While it runs, streams can be added and removed (`add`, `remove`; `reload` applies an edited
 streams file, as SIGHUP does for `emoedge run --sources FILE`) without disturbing the others; `views`, `ready`,
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")  # containers that take the mp4v video written
 RELOAD_POLL_S = 0.5  # how often the reload thread looks whether the run has ended
+# Persons per frame the model is warmed for before the first frame (no setting caps persons per frame): a crowded
+# scene for one camera; the backend's own max_persons caps it, and a frame with more pays for its shape's set-up.
+WARM_PERSONS = 16
 Observer = Callable[
     ["Engine"], AbstractContextManager[Any]
 ]  # watches a loaded engine while it runs (HTTP service, systemd)
@@ -144,9 +148,12 @@ class Engine:
             backend = (
                 self.model
                 if isinstance(self.model, Backend)
-                else load_model(self.model, device=s.device, precision=s.precision)
+                else load_model(
+                    self.model, device=s.device, precision=s.precision, cuda_graphs=s.cuda_graphs, compile=s.compile
+                )
             )
             self.backend = backend
+            warmed = self._warm(opened)
             self.explainer = (
                 None if self.explain_into is None else _explainer(Path(self.model), s.explain_every, self.explain_into)
             )  # type: ignore[arg-type]
@@ -165,7 +172,8 @@ class Engine:
             raise
         if s.progress:
             names = ", ".join(f"{st.spec.id}={st.source.name}" for st in opened)
-            print(f"model: {backend.reason}\npersons: {_persons_from(opened)}\nstreams: {names}", flush=True)
+            print(f"model: {backend.reason}\nwarmed: {warmed}\npersons: {_persons_from(opened)}\nstreams: {names}",
+                  flush=True)  # fmt: skip
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -310,6 +318,31 @@ class Engine:
                 weights = detector_weights(self.detector, download=s.download)  # type: ignore[arg-type]
                 self._shared = YoloFinder(weights, device=s.device, download=s.download, size=s.detect_size)
             return self._shared
+
+    def _warm(self, opened: list[Stream]) -> str:
+        """Run every shape the first ticks will meet before the first frame (see `Backend.warm`): F up to the
+        streams ticked together (as one model call takes them), N up to WARM_PERSONS per frame; then the detector
+        once at the frame sizes its streams' sources report (a file's at once, a camera's once it is up: it connects
+        while the model loads). What was warmed and how long it took, for the start-up line.
+
+        Not warmed: a source whose size is unknown yet (an image folder, a camera still down), streams added later,
+        more persons than that: their first frames pay for their set-up, as every frame did before. A model that
+        fails here (a served model down at start) is one warning: its outage or error is the frame loop's.
+        """
+        backend = self.backend
+        frames = min(len(opened), backend.max_frames or len(opened))
+        try:
+            calls, seconds = backend.warm(frames, WARM_PERSONS * frames)
+        except EmoedgeError as exc:
+            log.warning("warming the model up failed (%s); its first frames pay for its set-up", exc)
+            calls, seconds = 0, 0.0
+        said = f"{calls} model shape(s) in {seconds:.1f} s"
+        warm = getattr(self._shared, "warm", None)  # an optional PersonFinder member (YoloFinder has it)
+        sizes = [st.source.size for st in opened if st.finder is self._shared and st.source.size is not None]
+        if warm is not None and sizes:
+            seconds = warm(sizes)
+            said += f"; the detector at {', '.join(dict.fromkeys(f'{w}x{h}' for w, h in sizes))} in {seconds:.1f} s"
+        return said
 
     def _join(self, stream: Stream) -> Stream:
         s = self.settings

@@ -7,13 +7,15 @@ that runs a detector for its cost but hands the tracker known boxes, a finder of
 
 Ultralytics is imported on emoedge's terms (offline, no run-time installs: `emoedge.runtime.yolo`) and weights are
 found or fetched by `emoedge.runtime.weights`. Ultralytics' predictor is set up once, when the finder is built,
-because setting it up changes torch's thread count (see `YoloFinder`).
+because setting it up changes torch's thread count (see `YoloFinder`), and warmed by the run at its streams' frame
+sizes before their first frame (`YoloFinder.warm`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +54,11 @@ class Found:
 
 
 class PersonFinder(Protocol):
-    """Finds persons in a batch of frames (of one stream or several), in one call where it can."""
+    """Finds persons in a batch of frames (of one stream or several), in one call where it can.
+
+    A finder may also offer `warm(sizes) -> seconds` (YoloFinder does): the run calls it before the first frame with
+    the (width, height) of each stream it serves whose size is known, so that the first frame pays no set-up.
+    """
 
     name: str  # for the start-up line and the summary
     gives_ids: bool  # whether `Found.ids` is set (then no tracker runs for the streams it serves)
@@ -122,6 +128,14 @@ class YoloFinder:
                 self.model.predict(np.zeros((32, 32, 3), np.uint8), **self._args)
         except Exception as exc:  # as for loading: many types, for unusable devices and missing backends
             raise EmoedgeError(f"detector {weights}: Ultralytics cannot run it ({_first_line(exc)})") from None
+
+    def warm(self, sizes: Sequence[tuple[int, int]]) -> float:
+        """One prediction on blank frames of the streams' sizes (width, height), batched as a tick batches them:
+        the set-up predictor ran on a 32×32 image, letterboxed to another network shape than a stream's frames
+        (and on CUDA, cuDNN chooses its kernels per shape). Seconds taken."""
+        started = time.perf_counter()
+        self.model.predict([np.zeros((height, width, 3), np.uint8) for width, height in sizes], **self._args)
+        return time.perf_counter() - started
 
     def find(self, frames: list[Frame]) -> list[Found]:
         results = self.model.predict([frame.image for frame in frames], **self._args)
