@@ -223,7 +223,10 @@ def _compiled(model: torch.nn.Module, mode: str, path: Path) -> Any:
 
 
 def _compile_failed(path: Path, exc: BaseException) -> EmoedgeError:
-    reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    """One line with dynamo's reason: its first line that is not the "backend='inductor' raised:" header (torch
+    before 2.6 puts the reason on the line after it)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.endswith("raised:")), type(exc).__name__)
     return EmoedgeError(f"model {path}: torch.compile cannot compile it here ({reason}); leave --compile off")
 
 
