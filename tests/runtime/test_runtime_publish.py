@@ -123,8 +123,10 @@ def test_a_restarted_broker_loses_nothing_within_the_bound(
     publisher.close(timeout=20)
     assert (publisher.published, publisher.dropped, publisher.undelivered) == (50, 0, 0)
     received = payloads(subscriber.wait_for(50))
-    first_seen = list({r["frame"]: r for r in received}.values())  # QoS 1 is at least once: a resent duplicate
-    assert first_seen == records(50)
+    # QoS 1 is at least once, in order within one connection only: a resent duplicate, and records published while
+    # the client (re)connects (paho resends its queue on its network thread as new ones go out) may come early.
+    by_frame = {r["frame"]: r for r in received}
+    assert sorted(by_frame.values(), key=lambda r: r["frame"]) == records(50) and len(received) >= 50
     assert "lost" in caplog.text and "back after" in caplog.text
 
 
