@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
-from emoedge.export.onnx import example_inputs
+from emoedge.export.onnx import example_inputs, spread
 
 
 def legacy_onnx(checkpoint: Path, out: Path) -> Path:
@@ -37,3 +38,17 @@ def legacy_onnx(checkpoint: Path, out: Path) -> Path:
     onnx.helper.set_model_props(model, {CARD_KEY: card.to_json(), FORMAT_KEY: FORMAT})
     onnx.save(model, str(out))
     return out
+
+
+def assert_outputs_close(backend, reference, tolerance: dict[str, float], shapes) -> None:
+    """`backend` against `reference` on random inputs of each (N persons, F frames) in `shapes`, persons dealt over
+    the frames: the same outputs, each within its `tolerance`."""
+    for persons, frames in shapes:
+        image, body = (t.numpy() for t in example_inputs(reference.card, persons, seed=persons, frames=frames))
+        frame = spread(persons, frames).numpy()
+        got, want = backend.infer(image, body, frame), reference.infer(image, body, frame)
+        assert set(got) == set(want)
+        for key, value in want.items():
+            assert got[key].shape == value.shape, (key, persons, frames)
+            np.testing.assert_allclose(got[key], value, rtol=0, atol=tolerance[key], err_msg=f"{key}, N={persons}, "
+                                       f"F={frames}")  # fmt: skip

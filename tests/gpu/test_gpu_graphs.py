@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from model_helpers import assert_outputs_close  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.base import bucket
 from emoedge.bench.models import random_checkpoint
-from emoedge.export.onnx import example_inputs, spread
 
 pytestmark = pytest.mark.gpu
 
@@ -35,16 +34,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _compare(backend, reference, shapes) -> None:
-    """`backend` against `reference` on random inputs of each (N, F), persons dealt over the frames."""
-    for persons, frames in shapes:
-        image, body = (t.numpy() for t in example_inputs(reference.card, persons, seed=persons, frames=frames))
-        frame = spread(persons, frames).numpy()
-        got, want = backend.infer(image, body, frame), reference.infer(image, body, frame)
-        assert set(got) == set(want)
-        for key, value in want.items():
-            assert got[key].shape == value.shape, (key, persons, frames)
-            np.testing.assert_allclose(got[key], value, rtol=0, atol=FP16_TOLERANCE[key],
-                                       err_msg=f"{key}, N={persons}, F={frames}")  # fmt: skip
+    assert_outputs_close(backend, reference, FP16_TOLERANCE, shapes)
 
 
 def test_cuda_graphs_give_eager_outputs_with_one_graph_per_bucket_met(checkpoint):

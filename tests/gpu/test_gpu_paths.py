@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from gpu_policy import NOT_APPLICABLE  # type: ignore[import-not-found]
+from model_helpers import assert_outputs_close  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
 from emoedge.backends.onnxruntime import OnnxRuntimeBackend
@@ -32,7 +33,7 @@ from emoedge.bench.models import random_checkpoint
 from emoedge.config import load_recipe
 from emoedge.errors import EmoedgeError
 from emoedge.evaluation.evaluate import evaluate_model
-from emoedge.export.onnx import example_inputs, export_onnx, spread
+from emoedge.export.onnx import example_inputs, export_onnx
 from emoedge.export.targets import Persons, Target
 from emoedge.resources import find
 
@@ -117,16 +118,7 @@ def lowered(model, sample_root: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _compare(backend, reference, tolerance: dict[str, float], shapes=ONE_FRAME) -> None:
-    """`backend` against `reference` on random inputs of each (N, F) in `shapes`, persons dealt over the frames."""
-    for persons, frames in shapes:
-        image, body = (t.numpy() for t in example_inputs(reference.card, persons, seed=persons, frames=frames))
-        frame = spread(persons, frames).numpy()
-        got, want = backend.infer(image, body, frame), reference.infer(image, body, frame)
-        assert set(got) == set(want)
-        for key, value in want.items():
-            assert got[key].shape == value.shape, (key, persons, frames)
-            np.testing.assert_allclose(got[key], value, rtol=0, atol=tolerance[key], err_msg=f"{key}, N={persons}, "
-                                       f"F={frames}")  # fmt: skip
+    assert_outputs_close(backend, reference, tolerance, shapes)
 
 
 def _map_close(model_file: Path, reference_file: Path, root: Path, drop: float, **kwargs) -> None:
