@@ -26,9 +26,10 @@ class Backend(ABC):
     before the `frame` input): more frames are run in groups of it, each person with its own frame.
     `min_persons`..`max_persons` bound N in one model call (an engine's optimisation profile; a DLA engine fixes N):
     more persons are run in slices of `max_persons`, fewer than `min_persons` are padded with blank crops whose
-    outputs are dropped — here, once, for every backend. `bucketed` backends (static-shape devices, CUDA graphs: one
-    compiled or captured program per shape) also get every call's F and N padded up to its bucket (`bucket`), so a
-    run meets a handful of shapes, which `warm` runs before the first frame.
+    outputs are dropped; fewer frames than `min_frames` are padded with blank ones — here, once, for every backend.
+    `bucketed` backends (static-shape devices, CUDA graphs: one compiled or captured program per shape) also get every
+    call's F and N padded up to its bucket (`bucket`), so a run meets a handful of shapes, which `warm` runs before
+    the first frame.
     """
 
     name: str
@@ -38,6 +39,7 @@ class Backend(ABC):
     reason: str
     max_frames: int | None = None
     min_persons: int = 1
+    min_frames: int = 1
     max_persons: int | None = None
     bucketed: bool = False
 
@@ -91,10 +93,10 @@ class Backend(ABC):
 
     def _in_slices(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
         """Persons in calls of `min_persons`..`max_persons` (padded with blank crops of frame 0, their rows dropped);
-        for a bucketed backend F and each call's N padded up to their buckets (blank frames no person points at)."""
-        persons = len(frame)
-        if self.bucketed:
-            image = _padded(image, bucket(int(image.shape[0]), self.max_frames))
+        F padded up to `min_frames` (a DLA engine fixes F) with blank frames no person points at; for a bucketed
+        backend F and each call's N padded up to their buckets."""
+        persons, frames = len(frame), int(image.shape[0])
+        image = _padded(image, max(bucket(frames, self.max_frames) if self.bucketed else frames, self.min_frames))
         calls = person_batches(persons, self.min_persons, self.max_persons or persons)
         if self.bucketed:
             calls = [(start, stop, bucket(size, self.max_persons)) for start, stop, size in calls]

@@ -8,8 +8,8 @@ ready) and torch's current stream waits for it after (the outputs are ready), so
 Outputs are allocated once, at the profile maximum, read after every runtime-shaped input (`image`, `body` and
 `frame`) is set to its maximum: before that TensorRT may report -1 for them. The profile's N bounds become
 `min_persons`/`max_persons`, which base.Backend slices and pads to (a DLA engine has one fixed N: min = max); more
-frames than the profile's maximum F run in groups (base.Backend), fewer than its minimum are padded with blank frames
-here. Engines built before the `frame` input take one frame per call. The sidecar
+frames than the profile's maximum F run in groups, fewer than its minimum are padded with blank frames (base.Backend
+too). Engines built before the `frame` input take one frame per call. The sidecar
 is read before TensorRT is imported: a foreign or undescribed engine is one line naming why, not a
 deserialisation failure. A version-compatible engine carries TensorRT's lean runtime, host code the runtime must be
 allowed to load (`engine_host_code_allowed`); emoedge allows it for engines whose sidecar says they were built so.
@@ -108,12 +108,10 @@ class TensorRTBackend(Backend):
             self.context.set_tensor_address(name, self.outputs[name].data_ptr())
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        """One engine call: N within the profile (base.Backend slices and pads), F padded to its minimum."""
+        """One engine call: N and F within the profile (base.Backend slices and pads both)."""
         count = int(body.shape[0])
         with torch.cuda.device(self.index):
             frames, crops = self._tensor(image, "image"), self._tensor(body, "body")
-            if frames.shape[0] < self.min_frames:  # blank frames no person points at
-                frames = torch.cat([frames, frames.new_zeros((self.min_frames - frames.shape[0], *frames.shape[1:]))])
             index = torch.from_numpy(frame).to(self.device, self.dtypes.get("frame", torch.int64))
             mark = self._logger.record.mark()
             bound = (("image", frames), ("body", crops)) + ((("frame", index),) if self.has_frame else ())

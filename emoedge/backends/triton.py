@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from emoedge.backends.base import Backend, _padded, host_array
+from emoedge.backends.base import Backend, host_array
 from emoedge.card import ModelCard
 from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError, ModelUnavailable
@@ -36,7 +36,6 @@ class TritonBackend(Backend):
     """A client of one model on one Triton server; `device` and `precision` are the server's business."""
 
     name = "triton"
-    min_frames = 1
 
     def __init__(self, url: str, *, device: str = "auto", precision: str = "auto") -> None:
         match = URL.fullmatch(url)
@@ -77,8 +76,7 @@ class TritonBackend(Backend):
         return "cpu"
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        image = host_array(image, self.inputs["image"])
-        feeds = {"image": _padded(image, self.min_frames), "body": host_array(body, self.inputs["body"])}
+        feeds = {"image": host_array(image, self.inputs["image"]), "body": host_array(body, self.inputs["body"])}
         if self.has_frame:
             feeds["frame"] = frame
         result = self._request(feeds, self.outputs)
