@@ -48,11 +48,12 @@ PRECISION_HELP = (  # one rule for eval, run, bench and serve: the score measure
     "auto: a checkpoint in FP32, as trained (fp16 on CUDA, bf16 on CPUs with AMX or AVX512-BF16: faster); ONNX files "
     "and engines as stored (in OpenVINO: BF16 on CPUs that have it)"
 )
-# How a checkpoint runs in PyTorch (emoedge.backends.torch), for eval and run (bench measures the ways side by side)
+# How a model runs on CUDA (eval and run; bench measures the ways side by side): checkpoints (PyTorch), ONNX files on
+# ONNX Runtime's CUDA provider and TensorRT engines replay one captured CUDA graph per shape bucket
 CUDA_GRAPHS = ("auto", "on", "off")
 CUDA_GRAPHS_HELP = (
-    "checkpoints on CUDA: one captured CUDA graph per shape bucket, several times faster calls (auto: on for CUDA; a "
-    "CPU never uses graphs)"
+    "on CUDA (checkpoints, ONNX files on ONNX Runtime's CUDA provider, engines): one captured CUDA graph per shape "
+    "bucket, several times faster calls (auto: on for CUDA; a CPU never uses graphs)"
 )
 COMPILE_HELP = (
     "checkpoints: torch.compile the model (inductor, CUDA graphs on CUDA) for long runs; costs tens of seconds at start "
@@ -130,6 +131,16 @@ def parse_device(text: str, key: str = "device", *, kinds: tuple[Kind, ...] = KI
         expected = f"{who} runs on" if who else "expected"
         raise EmoedgeError(f"{key} {text!r}: {expected} {spelled(kinds)}")
     return Device(kind, None if index is None else int(index), target)  # type: ignore[arg-type]
+
+
+def graphs_wanted(cuda_graphs: str, on_cuda: bool, where: str) -> bool:
+    """Whether a backend captures CUDA graphs: "auto" and "on" on CUDA, never elsewhere ("on" off CUDA is refused in
+    one line; `where` says what runs the model instead, e.g. "this model runs on the CPU")."""
+    if cuda_graphs not in CUDA_GRAPHS:
+        raise EmoedgeError(f"cuda_graphs {cuda_graphs!r}: expected one of {list(CUDA_GRAPHS)}")
+    if cuda_graphs == "on" and not on_cuda:
+        raise EmoedgeError(f"cuda_graphs 'on': CUDA graphs need a CUDA device; {where} (use 'auto' or 'off')")
+    return on_cuda and cuda_graphs != "off"
 
 
 def _openvino_target(name: str) -> bool:

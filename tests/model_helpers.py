@@ -52,3 +52,10 @@ def assert_outputs_close(backend, reference, tolerance: dict[str, float], shapes
             assert got[key].shape == value.shape, (key, persons, frames)
             np.testing.assert_allclose(got[key], value, rtol=0, atol=tolerance[key], err_msg=f"{key}, N={persons}, "
                                        f"F={frames}")  # fmt: skip
+
+
+def one_line(exc) -> str:
+    """The message of a raised EmoedgeError (`pytest.raises`' ExceptionInfo), asserted to be one line."""
+    message = str(exc.value)
+    assert "\n" not in message, message
+    return message

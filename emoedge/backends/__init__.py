@@ -47,6 +47,7 @@ BACKENDS: dict[str, tuple[str, str, tuple[str, ...], str, str]] = {
     ),
     "triton": ("emoedge.backends.triton", "TritonBackend", (), "tritonclient", TRITON_MISSING),
 }
+GRAPHED = ("torch", "onnxruntime", "tensorrt")  # the backends that take `cuda_graphs` (see load_model)
 IR_FOLDER = "(an OpenVINO IR folder)"  # how a folder shows where a suffix would
 # suffix -> the backend that reads it by default (the first that reads it: .onnx is ONNX Runtime's; see load_model)
 SUFFIXES: dict[str, str] = {}
@@ -76,13 +77,14 @@ def load_model(
 
     `backend` "auto" follows the suffix (an ONNX file: see the module's docstring for when OpenVINO runs it);
     `device` and `precision` "auto" let the backend choose the fastest that is available, and its `reason` says
-    what it chose and why. `cuda_graphs` and `compile` say how PyTorch runs a checkpoint (emoedge.backends.torch);
-    another backend refuses a value other than their defaults in one line.
+    what it chose and why. `cuda_graphs` says whether a model on CUDA replays captured CUDA graphs (checkpoints,
+    ONNX Runtime, TensorRT engines; OpenVINO and Triton refuse a value other than "auto" in one line); `compile`
+    hands a checkpoint to torch.compile (other files refuse it in one line).
     """
     if is_url(path):
         if backend not in ("auto", "triton"):
             raise EmoedgeError(f"model {path}: a URL is served by Triton; backend {backend!r} reads files")
-        _torch_only(path, "triton", cuda_graphs, compile)
+        _refuse_options(path, "triton", cuda_graphs, compile)
         return _backend_class("triton", path)(str(path), device=device, precision=precision)
     path = Path(path)
     if not path.exists():
@@ -110,19 +112,22 @@ def load_model(
         raise EmoedgeError(f"model {path}: backend {backend!r} reads {reads}, not {what}")
     if backend == "onnxruntime":  # before ONNX Runtime is imported: its providers do not include OpenVINO's devices
         parse_device(device, kinds=("auto", "cpu", "cuda", "tensorrt"), who="the onnxruntime backend")
+    options = {"cuda_graphs": cuda_graphs} if backend in GRAPHED else {}
     if backend == "torch":
-        return _backend_class(backend, path)(path, device=device, precision=precision, cuda_graphs=cuda_graphs,
-                                             compile=compile)  # fmt: skip
-    _torch_only(path, backend, cuda_graphs, compile)
-    return _backend_class(backend, path)(path, device=device, precision=precision)
+        options["compile"] = compile
+    else:
+        _refuse_options(path, backend, cuda_graphs, compile)
+    return _backend_class(backend, path)(path, device=device, precision=precision, **options)
 
 
-def _torch_only(model: str | Path, backend: str, cuda_graphs: str, compile: bool) -> None:
-    """One line unless `cuda_graphs` and `compile` keep their defaults: they say how PyTorch runs a checkpoint."""
-    if cuda_graphs != "auto" or compile:
+def _refuse_options(model: str | Path, backend: str, cuda_graphs: str, compile: bool) -> None:
+    """One line where `backend` cannot do what `cuda_graphs` or `compile` ask: torch.compile compiles checkpoints;
+    CUDA graphs are captured by PyTorch, ONNX Runtime and TensorRT, not by OpenVINO or a Triton server."""
+    if compile:
+        raise EmoedgeError(f"--compile applies to checkpoints run by PyTorch; {model} is run by {backend}")
+    if cuda_graphs != "auto" and backend not in GRAPHED:
         raise EmoedgeError(
-            f"--cuda-graphs/--compile apply to checkpoints run by PyTorch; {model} is run by {backend} "
-            f"(cuda_graphs {cuda_graphs!r}, compile {compile})"
+            f"--cuda-graphs {cuda_graphs}: {backend} runs {model}, and only {', '.join(GRAPHED)} capture CUDA graphs"
         )
 
 
