@@ -8,14 +8,14 @@ Why CUDA graphs (on by default on CUDA): three ResNets are hundreds of small ker
 datacenter GPU an eager call takes 10–17 ms whatever N is, and the same module captured once per shape and replayed
 takes 2–5 ms (issue 28). A graph is fixed to its shapes, so a graphed backend is `bucketed` (base.Backend pads F and
 N up to powers of two) and bounded to GRAPH_FRAMES frames × GRAPH_PERSONS persons per call (more run in groups and
-slices): at most 4 × 7 = 28 graphs, all in one shared memory pool, so no eviction is needed. `--compile` instead
+slices): at most 4 × 7 = 28 graphs, all in one shared memory pool, so no eviction is needed (emoedge.backends.
+cuda_graphs captures and replays them). `--compile` instead
 hands the model to torch.compile (inductor; on CUDA mode "reduce-overhead", which captures its own graphs), bucketed
 the same way so that it compiles a handful of shapes.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from emoedge.backends.base import Backend
-from emoedge.devices import CUDA_GRAPHS, TORCH_KINDS, parse_device
+from emoedge.backends.cuda_graphs import GraphBuckets, Step
+from emoedge.devices import TORCH_KINDS, graphs_wanted, parse_device
 from emoedge.errors import EmoedgeError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GRAPH_FRAMES = 8  # frames per graphed or compiled call: buckets 1, 2, 4, 8 (a tick of more streams runs in groups)
 GRAPH_PERSONS = 64  # persons per graphed or compiled call: buckets 1..64; a GPU is busy well before 64 crops
-WARMUP_CALLS = 3  # eager calls on a side stream before a capture (PyTorch's recipe: lazy set-up, cuDNN's choices)
 
 
 def cpu_bf16_feature() -> str | None:
@@ -78,11 +78,7 @@ def execution(cuda_graphs: str, compile: bool, on_cuda: bool) -> tuple[bool, str
     """(capture CUDA graphs, torch.compile's mode or None, the words for `reason`). "auto" graphs on CUDA only: a
     CPU call is not launch-bound; with --compile, torch.compile's "reduce-overhead" mode captures the graphs (its
     "default" mode where graphs are off)."""
-    if cuda_graphs not in CUDA_GRAPHS:
-        raise EmoedgeError(f"cuda_graphs {cuda_graphs!r}: expected one of {list(CUDA_GRAPHS)}")
-    if cuda_graphs == "on" and not on_cuda:
-        raise EmoedgeError("cuda_graphs 'on': CUDA graphs need a CUDA device; this model runs on the CPU (use 'auto')")
-    graphs = on_cuda and cuda_graphs != "off"
+    graphs = graphs_wanted(cuda_graphs, on_cuda, "this model runs on the CPU")
     if compile:
         mode = "reduce-overhead" if graphs else "default"
         return False, mode, f"torch.compile ({mode})"
@@ -122,7 +118,10 @@ class TorchBackend(Backend):
         self.model = DeployModel(net).eval().to(self.device, self.dtype, memory_format=torch.channels_last)
         self.reason += f", {how}"
         self._forward: Any = self.model
-        self._graphs = _Graphs(self.model, self.device, self.dtype) if graphs else None
+        self._graphs = None
+        if graphs:
+            self._graphs = GraphBuckets(self.device, self._graph_step, self.model.output_names, self._eager,
+                                        strict=cuda_graphs == "on")  # fmt: skip
         if compile_mode is not None:
             self._forward = _compiled(self.model, compile_mode, self.path)
         if graphs or compile_mode is not None:  # one graph or compiled program per shape: a handful of shapes
@@ -134,71 +133,28 @@ class TorchBackend(Backend):
         return sorted(self._graphs.captured) if self._graphs is not None else []
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
-        index = torch.from_numpy(frame)
         with torch.inference_mode():
             if self._graphs is not None:
-                return self._graphs.run(self._host(image), self._host(body), index, self.model.output_names)
-            outputs = self._forward(self._tensor(image), self._tensor(body), index.to(self.device, non_blocking=True))
-            return _numpy(outputs, self.model.output_names)
+                return self._graphs.run(image, body, frame)
+            return self._eager(image, body, frame)
+
+    def _eager(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
+        """One call of the model (or its compiled form) launched op by op: the path without graphs."""
+        index = torch.from_numpy(frame).to(self.device, non_blocking=True)
+        return _numpy(self._forward(self._tensor(image), self._tensor(body), index), self.model.output_names)
+
+    def _graph_step(self, frames: int, persons: int) -> Step:
+        """What a CUDA graph captures for any shape: the cast to the model's precision and layout, then the model."""
+        del frames, persons  # the module takes every shape as it is
+
+        def step(image: torch.Tensor, body: torch.Tensor, frame: torch.Tensor) -> Any:
+            return self.model(self._tensor(image), self._tensor(body), frame)
+
+        return step
 
     def _tensor(self, value: Any) -> torch.Tensor:
         tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
         return tensor.to(self.device, self.dtype, non_blocking=True, memory_format=torch.channels_last)
-
-    @staticmethod
-    def _host(value: Any) -> torch.Tensor:
-        """An input as it is (numpy: a view), for `copy_` into a graph's static buffer: one copy, cast on the way."""
-        return value if isinstance(value, torch.Tensor) else torch.from_numpy(np.asarray(value))
-
-
-class _Graphs:
-    """One torch.cuda.CUDAGraph per (F, N), captured at its first call after PyTorch's recipe (CUDA semantics,
-    "CUDA Graphs": eager warm-up calls on a side stream, then capture on static input buffers); every graph allocates
-    from one memory pool (torch.cuda.graph_pool_handle), safe because replays never overlap (the lock) and no graph
-    reads another's outputs. A call copies its inputs into the static buffers, replays and copies the outputs out.
-    Buffers, warm-up, capture and replays all run under the caller's torch.inference_mode: a tensor made in it can
-    only be written in it.
-
-    Unverified here: written against PyTorch's documented API on a machine without a GPU; tests/gpu/
-    test_gpu_graphs.py compares it with eager on a CUDA GPU.
-    """
-
-    def __init__(self, model: torch.nn.Module, device: str, dtype: torch.dtype) -> None:
-        self.model, self.device, self.dtype = model, torch.device(device), dtype
-        self.pool = torch.cuda.graph_pool_handle()
-        self.captured: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], Any]] = {}
-        self.lock = threading.Lock()  # the static buffers are shared: one call at a time
-
-    def run(self, image: torch.Tensor, body: torch.Tensor, frame: torch.Tensor, names: list[str]) -> dict[str, Any]:
-        with self.lock:
-            shape = (int(image.shape[0]), int(body.shape[0]))
-            if shape not in self.captured:
-                self.captured[shape] = self._capture(image, body)
-            graph, inputs, outputs = self.captured[shape]
-            for static, value in zip(inputs, (image, body, frame)):
-                static.copy_(value, non_blocking=True)
-            graph.replay()
-            return _numpy(outputs, names)
-
-    def _capture(self, image: torch.Tensor, body: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, tuple, Any]:
-        """Static buffers shaped like `image` and `body` (the model's dtype, channels_last), warmed up and captured."""
-        inputs = (
-            *(torch.zeros(v.shape, dtype=self.dtype, device=self.device).to(memory_format=torch.channels_last)
-              for v in (image, body)),
-            torch.zeros(int(body.shape[0]), dtype=torch.int64, device=self.device),
-        )  # fmt: skip
-        with torch.cuda.device(self.device):
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(WARMUP_CALLS):
-                    self.model(*inputs)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: a detector running on its own thread (run's overlap) may use CUDA during a capture
-            with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-                outputs = self.model(*inputs)
-        return graph, inputs, outputs
 
 
 def _compiled(model: torch.nn.Module, mode: str, path: Path) -> Any:

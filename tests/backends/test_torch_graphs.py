@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, run_cli  # type: ignore[import-not-found]
+from model_helpers import one_line  # type: ignore[import-not-found]
 
 from emoedge import options
 from emoedge.backends import load_model
@@ -35,12 +36,6 @@ def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("graphs")
     checkpoint = random_checkpoint(root / "model.pt", seed=1)
     return {"checkpoint": checkpoint, "onnx": export_onnx(checkpoint, root / "model.onnx").path}
-
-
-def _one_line(exc: pytest.ExceptionInfo) -> str:
-    message = str(exc.value)
-    assert "\n" not in message, message
-    return message
 
 
 @pytest.mark.parametrize("cuda_graphs", ["auto", "off"])
@@ -83,18 +78,26 @@ def test_graphs_are_captured_on_cuda_unless_off_and_compile_brings_its_own(
 def test_graphs_on_a_cpu_or_a_bad_value_is_one_line_before_the_model_loads(model_files, cuda_graphs, needle):
     with pytest.raises(EmoedgeError) as exc:
         load_model(model_files["checkpoint"], device="cpu", cuda_graphs=cuda_graphs)
-    assert needle in _one_line(exc)
+    assert needle in one_line(exc)
 
 
-@pytest.mark.parametrize("kwargs", [{"cuda_graphs": "off"}, {"cuda_graphs": "on"}, {"compile": True}])
-def test_graph_and_compile_options_for_a_model_pytorch_does_not_run_are_one_line(model_files, kwargs):
+def test_compile_for_a_model_pytorch_does_not_run_isone_line(model_files):
     with pytest.raises(EmoedgeError) as exc:
-        load_model(model_files["onnx"], device="cpu", **kwargs)
-    message = _one_line(exc)
-    assert "--cuda-graphs/--compile apply to checkpoints run by PyTorch" in message
+        load_model(model_files["onnx"], device="cpu", compile=True)
+    message = one_line(exc)
+    assert "--compile applies to checkpoints run by PyTorch" in message
     assert str(model_files["onnx"]) in message and "run by onnxruntime" in message
     with pytest.raises(EmoedgeError, match="run by triton"):  # refused before the Triton client is imported
-        load_model("grpc://127.0.0.1:1/emoedge", **kwargs)
+        load_model("grpc://127.0.0.1:1/emoedge", compile=True)
+
+
+@pytest.mark.parametrize("cuda_graphs", ["on", "off"])
+def test_graph_options_for_a_backend_that_captures_none_areone_line(cuda_graphs):
+    with pytest.raises(EmoedgeError) as exc:  # refused before the Triton client is imported
+        load_model("grpc://127.0.0.1:1/emoedge", cuda_graphs=cuda_graphs)
+    message = one_line(exc)
+    assert f"--cuda-graphs {cuda_graphs}: triton runs grpc://127.0.0.1:1/emoedge" in message
+    assert "only torch, onnxruntime, tensorrt capture CUDA graphs" in message
 
 
 def test_an_onnx_model_loads_with_the_defaults(model_files):
@@ -118,7 +121,7 @@ def test_run_options_and_keys_set_cuda_graphs_and_compile():
 
 
 @pytest.mark.parametrize("command", ["run", "eval"])
-def test_help_lists_the_options_and_a_bad_value_is_argparses_one_line(command):
+def test_help_lists_the_options_and_a_bad_value_is_argparsesone_line(command):
     helped = run_cli(command, "--help")
     assert helped.returncode == 0
     text = " ".join(helped.stdout.split())  # argparse wraps the help texts
@@ -129,7 +132,7 @@ def test_help_lists_the_options_and_a_bad_value_is_argparses_one_line(command):
     assert_one_line_error(bad, "argument --cuda-graphs: invalid choice: 'sometimes'")
 
 
-def test_eval_refuses_graphs_on_a_cpu_in_one_line(model_files, tmp_path):
+def test_eval_refuses_graphs_on_a_cpu_inone_line(model_files, tmp_path):
     proc = run_cli("eval", str(model_files["checkpoint"]), "--data", str(tmp_path), "--device", "cpu",
                    "--cuda-graphs", "on", "-o", str(tmp_path / "report"))  # fmt: skip
     assert_one_line_error(proc, "cuda_graphs 'on'")
@@ -165,7 +168,7 @@ def test_compile_on_the_cpu_gives_the_eager_outputs(model_files):
         np.testing.assert_allclose(got[key], value, rtol=0, atol=FP32_TOLERANCE, err_msg=key)
 
 
-def test_compile_without_a_working_cpp_compiler_is_one_line(tmp_path):
+def test_compile_without_a_working_cpp_compiler_isone_line(tmp_path):
     """Inductor's real failure (its C++ compiler set to a missing file, a fresh cache so nothing is reused) becomes
     one line naming the reason and that --compile can be left off; in a process of its own, as inductor reads
     both settings once."""
