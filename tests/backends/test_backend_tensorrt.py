@@ -19,7 +19,7 @@ import torch
 from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.backends import load_model
-from emoedge.backends.tensorrt import TensorRTBackend, max_input_shapes, output_shape
+from emoedge.backends.tensorrt import TensorRTBackend, graphs_off, max_input_shapes, output_shape
 from emoedge.bench.models import random_checkpoint
 from emoedge.errors import EmoedgeError
 from emoedge.export.onnx import example_inputs, export_onnx
@@ -61,6 +61,27 @@ def test_missing_sidecar_is_checked_first(tmp_path):
 def test_arguments_are_checked_before_tensorrt(tmp_path, kwargs, message):
     with pytest.raises(EmoedgeError, match=message):
         TensorRTBackend(fake_engine(tmp_path), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("dla_core", "cuda_graphs", "message"),
+    [
+        (None, "sometimes", r"cuda_graphs 'sometimes': expected one of \['auto', 'on', 'off'\]"),
+        (0, "on", r"cuda_graphs 'on': CUDA graphs need a CUDA device; engine .*m\.engine runs on a DLA core"),
+    ],
+)
+def test_graph_options_an_engine_cannot_take_are_one_line_before_tensorrt(tmp_path, dla_core, cuda_graphs, message):
+    with pytest.raises(EmoedgeError, match=message) as caught:
+        TensorRTBackend(fake_engine(tmp_path, dla_core=dla_core), cuda_graphs=cuda_graphs)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("cuda_graphs", "dla_core", "words"),
+    [("off", None, "cuda_graphs off"), ("auto", 1, "DLA core 1: no CUDA graphs"), ("off", 0, "cuda_graphs off")],
+)
+def test_the_reason_says_why_an_engine_runs_without_graphs(cuda_graphs, dla_core, words):
+    assert graphs_off(cuda_graphs, dla_core) == words
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
