@@ -19,29 +19,54 @@ engine build (formats.tensorrt.STRONG_TYPING_FROM): before TensorRT 10.12 (JetPa
 an FP32 graph, and a Q/DQ graph gets INT8 where it quantizes and FP16 elsewhere, which weak typing needs the INT8
 flag for; from 10.12, where weak typing is deprecated, and in 11, where it is gone and the flags do nothing, no
 flags are set: the graph runs, and is reported, as stored, and FP16 needs an FP16 ONNX.
+
+Why CUDA graphs on the CUDA provider (on by default there, `cuda_graphs`): a call of three ResNets is hundreds of
+small kernels, each launched one by one, so on a datacenter GPU a call costs the launches, not the arithmetic
+(issue 28). The provider's `enable_cuda_graph` captures a call once and replays it; a graph is fixed to its shapes
+and to the addresses of its inputs and outputs, so the backend is `bucketed` (base.Backend pads F and N up to powers
+of two) and keeps, per (F, N) bucket, device buffers bound once to an IOBinding and a RunOptions whose `gpu_graph_id`
+selects that bucket's graph in the one session (ONNX Runtime >= 1.18, PR #19636). Calls are bounded to GRAPH_FRAMES
+x GRAPH_PERSONS (more run in groups and slices): at most 3 x 6 = 18 graphs, fewer than PyTorch's, as ONNX Runtime
+keeps every captured graph and its bound buffers for the session's life and offers no memory pool shared between
+graphs (PyTorch's torch.cuda.graph_pool_handle). Not on the TensorRT provider: its `trt_cuda_graph_enable` keeps
+one graph per session, not one per `gpu_graph_id`. A model whose nodes are not all on the CUDA provider cannot be
+captured; "auto" then runs it without graphs and says why in `reason`.
+
+Unverified here: the CUDA-graph code is written against ONNX Runtime's documented API (CUDA execution provider,
+"Using CUDA Graphs") on a machine without a GPU; tests/gpu/test_gpu_graphs.py compares it with eager calls on a
+CUDA GPU.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import itertools
+import logging
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from emoedge.backends.base import Backend, host_array
+from emoedge.backends.base import Backend, bucket, host_array
 from emoedge.card import ModelCard
-from emoedge.devices import parse_device
+from emoedge.devices import graphs_wanted, parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.formats.onnx import card_of, graph_precision, load_onnx
 from emoedge.formats.tensorrt import STRONG_TYPING_FROM, import_tensorrt, version_tuple
+
+log = logging.getLogger(__name__)
 
 TENSORRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 MAX_THREADS = 8  # more intra-op threads do not speed up one frame's small convolutions; they only contend
 PERSONS_PROFILE = (1, 4, 32)  # min/opt/max persons of the TensorRT provider's optimisation profile
 FRAMES_PROFILE = (1, 1, 4)  # min/opt/max frames (streams) per call in that profile
+GRAPH_FRAMES = 4  # frames per graphed call on the CUDA provider: buckets 1, 2, 4 (see the module docstring)
+GRAPH_PERSONS = 32  # persons per graphed call: buckets 1, 2, 4, ..., 32
+# What ONNX Runtime says when it refuses `enable_cuda_graph` for a model (inference_session.cc; the wording changed)
+GRAPH_REFUSALS = ("CUDA Graph feature", "graph capture feature")
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
 NVINFER_SONAMES = ("libnvinfer.so.10", "libnvinfer.so.11")  # TensorRT's runtime, the majors emoedge supports
@@ -65,7 +90,8 @@ class OnnxRuntimeBackend(Backend):
 
     `device`: "auto" (TensorRT, else CUDA, else CPU provider — whichever this onnxruntime build has), "cpu",
     "cuda[:K]" or "tensorrt[:K]". `precision` "auto" runs the graph as it is, except that the TensorRT provider
-    on TensorRT before 10.12 builds FP16 engines from an FP32 graph; "fp32" keeps it FP32 there.
+    on TensorRT before 10.12 builds FP16 engines from an FP32 graph; "fp32" keeps it FP32 there. `cuda_graphs`
+    "auto"/"on" replay one CUDA graph per shape bucket on the CUDA provider (see the module docstring).
     """
 
     name = "onnxruntime"
@@ -78,6 +104,7 @@ class OnnxRuntimeBackend(Backend):
         precision: str = "auto",
         cache_dir: str | Path | None = None,
         threads: int | None = None,
+        cuda_graphs: str = "auto",
     ) -> None:
         import onnxruntime as ort
 
@@ -89,6 +116,7 @@ class OnnxRuntimeBackend(Backend):
         stored, graph = graph_precision(model), model.SerializeToString()
         available = ort.get_available_providers()
         provider, device_id, why = _choose_provider(device, available, gpu=device != "auto" or cuda_visible())
+        graphs = wants_graphs(cuda_graphs, provider)  # before the session loads: "on" where it cannot is one line
         trt = tensorrt_version() if provider == TENSORRT else None
         self.device = "cpu" if provider == CPU else f"cuda:{device_id}"
         self.precision, options = _provider_options(provider, device_id, precision, stored, path, trt)
@@ -103,16 +131,9 @@ class OnnxRuntimeBackend(Backend):
         session_options.log_severity_level = 3  # warnings about unused initialisers etc. are not the user's business
         self.threads = threads or min(len(os.sched_getaffinity(0)), MAX_THREADS)
         session_options.intra_op_num_threads = self.threads
-        # ONNX Runtime gives a node the first listed provider that supports it: fall back TensorRT → CUDA → CPU.
-        chain = {TENSORRT: (TENSORRT, CUDA), CUDA: (CUDA,), CPU: ()}[provider]
-        providers: list[Any] = [
-            (p, options if p == provider else {"device_id": str(device_id)}) for p in chain if p in available
-        ] + [CPU]
-        try:
-            self.session = ort.InferenceSession(graph, session_options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, …)
-            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            raise EmoedgeError(f"ONNX model {path}: ONNX Runtime cannot load it ({reason})") from None
+        eager = session_providers(provider, options, available, device_id)
+        graphed = session_providers(provider, cuda_graph_options(options), available, device_id) if graphs else None
+        self.session, refused = _open_session(graph, session_options, path, eager, graphed, cuda_graphs)
         running = self.session.get_providers()[0]
         if running != provider:  # onnxruntime-gpu falls back silently when CUDA/TensorRT libraries do not load
             if device != "auto":
@@ -123,15 +144,37 @@ class OnnxRuntimeBackend(Backend):
             provider, why = running, f"{provider} could not start"
             self.device = "cpu" if running == CPU else f"cuda:{device_id}"
             self.precision, _ = _provider_options(running, device_id, precision, stored, path)
+            graphs = wants_graphs(cuda_graphs, running) and graphs  # "on" is refused where the fallback cannot
         self.min_persons, self.max_persons = persons_bounds(running)
         self.input_types = {i.name: NUMPY_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
-        note = {TENSORRT: tensorrt_note(trt, options), CPU: f"{self.threads} intra-op threads"}.get(running)
+        self._graphs: _Graphs | None = None
+        if graphs and refused is None:
+            self.bucketed, self.max_persons = True, GRAPH_PERSONS
+            self.max_frames = GRAPH_FRAMES if self.has_frame else 1
+            self._graphs = _Graphs(self.session, device_id, self._output_specs(), graph_ids(self.max_frames), path,
+                                   strict=cuda_graphs == "on")  # fmt: skip
+        note = {
+            TENSORRT: tensorrt_note(trt, options),
+            CPU: f"{self.threads} intra-op threads",
+            CUDA: cuda_note(self._graphs is not None, refused),
+        }.get(running)
         self.reason = f"onnxruntime {provider} ({why}), {self.precision}" + (f", {note}" if note else "")
 
     @property
+    def graph_shapes(self) -> list[tuple[int, int]]:
+        """(F, N) of every bucket whose CUDA graph has been captured so far (none without graphs)."""
+        return self._graphs.captured if self._graphs is not None else []
+
+    def _output_specs(self) -> dict[str, tuple[type, tuple[int, ...]]]:
+        """Each output's numpy type and its shape after the persons axis, for buffers bound before any call."""
+        tails = {name: value.shape[1:] for name, value in self.empty_outputs().items()}
+        return {o.name: (NUMPY_TYPES.get(o.type, np.float32), tails[o.name]) for o in self.session.get_outputs()}
+
+    @property
     def input_device(self) -> str:
-        """Host memory whatever the provider: `session.run` takes numpy arrays and copies them to the device itself."""
+        """Host memory whatever the provider: `session.run` (with CUDA graphs, `update_inplace` into the bound
+        buffers) takes numpy arrays and copies them to the device itself."""
         return "cpu"
 
     def _infer(self, image: Any, body: Any, frame: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,7 +184,10 @@ class OnnxRuntimeBackend(Backend):
         }
         if self.has_frame:
             feeds["frame"] = frame
-        results = self.session.run(self.outputs, feeds)
+        results = self._graphs.run(feeds) if self._graphs is not None else None
+        if results is None:  # no graphs, or a capture failed under cuda_graphs "auto": this call without a graph
+            options = self._graphs.without_graph if self._graphs is not None else None
+            results = self.session.run(self.outputs, feeds, options)
         return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.outputs, results)}
 
 
@@ -183,6 +229,181 @@ def tensorrt_options(card: ModelCard, *, has_frame: bool, cache_dir: Path, prefi
 def persons_bounds(provider: str) -> tuple[int, int | None]:
     """(min, max) persons per model call: the TensorRT provider's profile bounds N; CPU and CUDA take any N."""
     return (PERSONS_PROFILE[0], PERSONS_PROFILE[-1]) if provider == TENSORRT else (1, None)
+
+
+def wants_graphs(cuda_graphs: str, provider: str) -> bool:
+    """Whether CUDA graphs are captured on `provider` (the rule of devices.graphs_wanted): on the CUDA provider only.
+    The TensorRT provider's `trt_cuda_graph_enable` keeps one graph per session, not one per `gpu_graph_id` (its
+    CaptureBegin resets the one graph it holds), so "auto" runs it without and "on" is refused in one line."""
+    if cuda_graphs == "on" and provider == TENSORRT:
+        raise EmoedgeError(
+            "cuda_graphs 'on': emoedge captures CUDA graphs on ONNX Runtime's CUDA provider, not its TensorRT "
+            "provider (one graph per session there, not one per shape bucket); use device 'cuda'"
+        )
+    return graphs_wanted(cuda_graphs, provider == CUDA, f"ONNX Runtime runs this model on its {provider}")
+
+
+def cuda_graph_options(options: dict[str, str]) -> dict[str, str]:
+    """The CUDA provider's `options` with graph capture on (its `enable_cuda_graph`, "1" as documented)."""
+    return options | {"enable_cuda_graph": "1"}
+
+
+def graph_ids(max_frames: int = GRAPH_FRAMES, max_persons: int = GRAPH_PERSONS) -> dict[tuple[int, int], int]:
+    """The `gpu_graph_id` run option of every (F, N) bucket a graphed call can have, numbered from 1 (ONNX Runtime
+    reserves 0 for its default graph and -1 for "no graph"); fixed by the bounds, so a bucket keeps its id."""
+    frames = sorted({bucket(f, max_frames) for f in range(1, max_frames + 1)})
+    persons = sorted({bucket(n, max_persons) for n in range(1, max_persons + 1)})
+    return {shape: i for i, shape in enumerate(itertools.product(frames, persons), start=1)}
+
+
+def graph_refusal(message: str) -> str | None:
+    """ONNX Runtime's reason for refusing `enable_cuda_graph` when it creates a session ("This session cannot use
+    the CUDA Graph feature as requested by the user as all compute graph nodes have not been partitioned to the
+    CUDA EP." → its part after "the user"), or None where `message` is another error."""
+    line = message.strip().splitlines()[0] if message.strip() else ""
+    if not any(words in line for words in GRAPH_REFUSALS):
+        return None
+    reason = line.partition("requested by the user")[2] or line
+    return reason.strip().removeprefix("as ").strip().rstrip(".")[:160]
+
+
+def cuda_note(graphs: bool, refused: str | None) -> str:
+    """What `reason` says of the CUDA provider's way of running: graphs per bucket, ONNX Runtime's refusal of them
+    (`refused`), or eager calls (cuda_graphs "off", or a TensorRT provider that fell back to the CUDA provider)."""
+    if graphs:
+        return f"CUDA graphs per shape bucket (<= {GRAPH_FRAMES} frames x {GRAPH_PERSONS} persons a call)"
+    return f"CUDA graphs off: ONNX Runtime refused them ({refused})" if refused else "eager"
+
+
+def session_providers(provider: str, options: dict[str, str], available: list[str], device_id: int) -> list[Any]:
+    """InferenceSession's providers: ONNX Runtime gives a node the first listed provider that supports it, so the
+    chain falls back TensorRT → CUDA → CPU; `options` go to `provider`, the others get the device only."""
+    chain = {TENSORRT: (TENSORRT, CUDA), CUDA: (CUDA,), CPU: ()}[provider]
+    return [(p, options if p == provider else {"device_id": str(device_id)}) for p in chain if p in available] + [CPU]
+
+
+def _open_session(
+    graph: bytes, session_options: Any, path: Any, eager: list[Any], graphed: list[Any] | None, cuda_graphs: str
+) -> tuple[Any, str | None]:
+    """(InferenceSession, ONNX Runtime's refusal of CUDA graphs or None). With `graphed` providers the session is
+    tried with graphs first: a refusal (some node not on the CUDA provider, control flow) is one line under
+    cuda_graphs "on", else the session is made from `eager` and the refusal returned for `reason`."""
+    import onnxruntime as ort
+
+    refused = None
+    if graphed is not None:
+        try:
+            return ort.InferenceSession(graph, session_options, providers=graphed), None
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidGraph, …)
+            refused = graph_refusal(str(exc))
+            if refused is None:
+                raise _cannot_load(path, exc) from None
+        if cuda_graphs == "on":
+            raise EmoedgeError(f"cuda_graphs 'on': ONNX Runtime cannot capture CUDA graphs of {path} ({refused}); "
+                               "use 'auto' or 'off'")  # fmt: skip
+    try:
+        return ort.InferenceSession(graph, session_options, providers=eager), refused
+    except Exception as exc:
+        raise _cannot_load(path, exc) from None
+
+
+def _cannot_load(path: Any, exc: Exception) -> EmoedgeError:
+    return EmoedgeError(f"ONNX model {path}: ONNX Runtime cannot load it ({_first_line(exc)})")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+
+
+class _Bound(NamedTuple):
+    """One bucket's graph inputs and outputs in device memory, bound once, and the run options naming its graph."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    binding: Any
+    options: Any
+
+
+class _Graphs:
+    """One CUDA graph per (F, N) bucket in one session, after ONNX Runtime's recipe (CUDA execution provider,
+    "Using CUDA Graphs"): device OrtValues of fixed shape and type bound once to an IOBinding, refreshed with
+    `update_inplace` and never rebound (a graph reads and writes the addresses it was captured with), and a
+    RunOptions whose `gpu_graph_id` selects the bucket's graph (graph_ids). ONNX Runtime captures at a bucket's first
+    `run_with_iobinding`: that Run repeats itself over the regular runs the provider needs before a capture
+    (min_num_runs_before_cuda_graph_capture_), captures and replays, so one call returns outputs of a captured graph.
+
+    ONNX Runtime runs graphs one call at a time and keeps them in the calling thread's context (a call from another
+    thread captures its bucket again there), and a capture uses cudaStreamCaptureModeGlobal, which another thread's
+    CUDA work during it can break: calls are serialised here, and `warm` captures every bucket of a run before the
+    run's other threads (the detector's) start; a bucket first met later is captured while they may run.
+
+    Unverified here: written against ONNX Runtime's documented API on a machine without a GPU; tests/gpu/
+    test_gpu_graphs.py compares it with eager calls on a CUDA GPU.
+    """
+
+    def __init__(
+        self, session: Any, device_id: int, outputs: dict[str, tuple[type, tuple[int, ...]]],
+        ids: dict[tuple[int, int], int], path: Any, *, strict: bool,
+    ) -> None:  # fmt: skip
+        import onnxruntime as ort
+
+        self.session, self.device_id, self.outputs, self.ids, self.path = session, device_id, outputs, ids, path
+        self.strict = strict  # cuda_graphs "on": a failed capture is an error; "auto": graphs stop, calls go on
+        self.failed: str | None = None
+        self.bound: dict[tuple[int, int], _Bound] = {}
+        self.lock = threading.Lock()  # ONNX Runtime runs graphs one call at a time; the buffers are shared
+        self.without_graph = ort.RunOptions()
+        self.without_graph.add_run_config_entry("gpu_graph_id", "-1")  # ONNX Runtime: no capture, no replay
+
+    @property
+    def captured(self) -> list[tuple[int, int]]:
+        """(F, N) of the buckets whose first call, the one that captures, has run."""
+        return sorted(self.bound)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray] | None:
+        """The outputs (in `outputs` order) for `feeds` at a bucket's shapes: copied in, replayed, copied out; None
+        once a capture has failed under cuda_graphs "auto" (the caller runs the call without a graph)."""
+        shape = (int(feeds["image"].shape[0]), int(feeds["body"].shape[0]))
+        with self.lock:
+            if self.failed is not None:
+                return None
+            bound = self.bound.get(shape) or self._bind(shape, feeds)
+            for name, value in feeds.items():
+                bound.inputs[name].update_inplace(value)
+            try:
+                self.session.run_with_iobinding(bound.binding, bound.options)
+            except Exception as exc:  # onnxruntime's own exception types
+                if shape in self.bound:
+                    raise
+                if self.strict:
+                    raise EmoedgeError(f"cuda_graphs 'on': ONNX Runtime could not capture the CUDA graph of {self.path} "
+                                       f"at {shape[0]} frame(s) x {shape[1]} person(s) ({_first_line(exc)}); use "
+                                       "--cuda-graphs auto or off") from None  # fmt: skip
+                log.warning("CUDA graphs off from now on, %s runs without them: capturing %s failed (%s)", self.path,
+                            shape, _first_line(exc))  # fmt: skip
+                self.failed = _first_line(exc)
+                return None
+            self.bound[shape] = bound
+            return [bound.outputs[name].numpy() for name in self.outputs]
+
+    def _bind(self, shape: tuple[int, int], feeds: dict[str, np.ndarray]) -> _Bound:
+        """Device buffers shaped and typed like `feeds` and the outputs at N = shape[1], bound, and the run options
+        carrying the bucket's graph id."""
+        import onnxruntime as ort
+
+        def device(dims: tuple[int, ...], dtype: Any) -> Any:
+            return ort.OrtValue.ortvalue_from_shape_and_type(list(dims), dtype, "cuda", self.device_id)
+
+        inputs = {name: device(value.shape, value.dtype.type) for name, value in feeds.items()}
+        outputs = {name: device((shape[1], *tail), dtype) for name, (dtype, tail) in self.outputs.items()}
+        binding = self.session.io_binding()
+        for name, value in inputs.items():
+            binding.bind_ortvalue_input(name, value)
+        for name, value in outputs.items():
+            binding.bind_ortvalue_output(name, value)
+        options = ort.RunOptions()
+        options.add_run_config_entry("gpu_graph_id", str(self.ids[shape]))
+        return _Bound(inputs, outputs, binding, options)
 
 
 def tensorrt_version() -> str | None:
