@@ -23,16 +23,19 @@ STAGES = ("decode", "detect", "preprocess", "engine", "smooth", "render", "write
 # Upper bounds (s) of the latency histogram's buckets, as a Prometheus histogram reports them: 1 ms to 2.5 s.
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RECENT = 10_000  # durations kept per stage for the percentiles: a run of days holds as much memory as one of minutes
+FIRST = 10  # a stage's first durations, kept apart: a run that sets itself up inside its first frames shows there
 
 
 @dataclass(frozen=True)
 class StageStats:
-    """Latency of one stage over the times it ran, in milliseconds (percentiles over its last `RECENT` times)."""
+    """Latency of one stage over the times it ran, in milliseconds (percentiles over its last `RECENT` times;
+    `first_p90_ms` over its first `FIRST`, which a live camera meets at start)."""
 
     count: int
     mean_ms: float
     p50_ms: float
     p90_ms: float
+    first_p90_ms: float
 
 
 @dataclass(frozen=True)
@@ -52,17 +55,20 @@ class _Stage:
         self.count, self.total = 0, 0.0
         self.counts = [0] * (len(BUCKETS_S) + 1)
         self.recent: collections.deque[float] = collections.deque(maxlen=RECENT)
+        self.first: list[float] = []
 
     def add(self, seconds: float) -> None:
         self.count += 1
         self.total += seconds
         self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
         self.recent.append(seconds)
+        if len(self.first) < FIRST:
+            self.first.append(seconds)
 
     def stats(self) -> StageStats:
-        ms = np.asarray(self.recent) * 1000.0
-        p50, p90 = np.percentile(ms, (50, 90))
-        return StageStats(self.count, self.total * 1000.0 / self.count, float(p50), float(p90))
+        p50, p90 = np.percentile(np.asarray(self.recent) * 1000.0, (50, 90))
+        first_p90 = np.percentile(np.asarray(self.first) * 1000.0, 90)
+        return StageStats(self.count, self.total * 1000.0 / self.count, float(p50), float(p90), float(first_p90))
 
     def histogram(self) -> StageHistogram:
         return StageHistogram(tuple(itertools.accumulate(self.counts)), self.total, self.count)
