@@ -9,11 +9,12 @@ clip's true boxes (a synthetic figure is no person to a trained detector; `CostO
 streams: the same `run` over S copies of the clip. Printed as tables; with an output folder also written as bench.md
 and bench.json.
 
-A checkpoint is measured in each way PyTorch can run it here, side by side (`mode` in every row): "eager", "cuda
-graphs" on a CUDA device (one captured graph per shape bucket) and "compiled" when asked (`plan.compile`: torch.compile
-takes tens of seconds); on CUDA with the GPU memory each mode's warmed shapes hold (torch.cuda.memory_reserved's growth
-as each bucket is first run) and each mode's largest score difference from eager. Other files run one way, "default":
-as their backend runs them.
+A model is measured in each way it can run here, side by side (`mode` in every row): "eager" and "cuda graphs" (one
+captured graph per shape bucket) for a checkpoint on a CUDA device, a GPU engine and an ONNX file on ONNX Runtime's
+CUDA provider, and "compiled" for a checkpoint when asked (`plan.compile`: torch.compile takes tens of seconds); on
+CUDA with the GPU memory each mode's warmed shapes hold (torch.cuda.memory_reserved's growth as each bucket is first
+run: PyTorch's allocator, which ONNX Runtime does not use) and each mode's largest score difference from eager. Other
+files run one way, "default": as their backend runs them.
 """
 
 from __future__ import annotations
@@ -34,15 +35,16 @@ from emoedge.bench.machine import describe, wait_for_quiet
 from emoedge.bench.peak import gemm_rate, model_gflops
 from emoedge.bench.plan import BenchPlan
 from emoedge.bench.timing import interleaved, per_person, summarise
+from emoedge.devices import parse_device
 from emoedge.errors import EmoedgeError
 from emoedge.fileio import atomic_write_text, output_folder
-from emoedge.formats import CHECKPOINT_SUFFIXES
+from emoedge.formats import CHECKPOINT_SUFFIXES, ENGINE_SUFFIXES, ONNX_SUFFIXES
 from emoedge.runtime.engine import run
 from emoedge.runtime.finders import Found, YoloFinder
 from emoedge.runtime.settings import RunSettings
 from emoedge.runtime.sources import Frame
 from emoedge.runtime.streams import StreamSpec
-from emoedge.runtime.summary import RunSummary
+from emoedge.runtime.summary import FIRST, RunSummary
 from emoedge.runtime.weights import detector_weights
 
 CLIP_SIZE, CLIP_PERSONS = (640, 480), 4
@@ -55,6 +57,8 @@ MODES: dict[str, dict[str, Any]] = {
     "default": {},
 }
 MIB = 2**20
+START_UP = f"start (first {FIRST} frames)"  # the pipeline row of a run's first frames
+START_STAGES = ("preprocess", "engine")  # the stages a run's set-up (CUDA, cuDNN, a new shape) lands in
 STREAMS_WITHOUT_BOXES = "several streams are measured with boxes given (--boxes)"
 
 
@@ -106,18 +110,35 @@ def bench(
 
 def modes(model: Path, plan: BenchPlan) -> tuple[list[str], list[str]]:
     """(the modes `model` is measured in, the report's notes on those it is not): a checkpoint eager, with CUDA
-    graphs where it runs on CUDA, compiled when `plan.compile`; any other file "default" (refused with
+    graphs where it runs on CUDA, compiled when `plan.compile`; a GPU engine, and an ONNX file on `--device cuda`
+    (ONNX Runtime's CUDA provider), eager and with CUDA graphs; any other file "default" (refused with
     `plan.compile`: torch.compile compiles checkpoints)."""
     if model.suffix.lower() not in CHECKPOINT_SUFFIXES:
         if plan.compile:
             raise EmoedgeError(f"--compile: torch.compile compiles checkpoints (.pt, .pth); {model} is not one")
-        return ["default"], ["modes: as the backend runs the file (eager, CUDA graphs, compiled: checkpoints only)"]
+        if _graphed_file(model, plan):
+            return ["eager", "cuda graphs"], ["compiled: checkpoints only"]
+        return ["default"], [
+            "modes: as the backend runs the file (eager and CUDA graphs side by side: checkpoints on CUDA, GPU engines, "
+            "ONNX files with --device cuda; compiled: checkpoints)"
+        ]
     from emoedge.backends.torch import choose
 
     cuda = choose(plan.device, plan.precision)[0].startswith("cuda")
     names = ["eager", *(["cuda graphs"] if cuda else []), *(["compiled"] if plan.compile else [])]
     notes = [] if cuda else ["graphs: CUDA only"]
     return names, notes + ([] if plan.compile else ["compiled: not measured (--compile)"])
+
+
+def _graphed_file(model: Path, plan: BenchPlan) -> bool:
+    """Whether a file other than a checkpoint can run with and without CUDA graphs: an engine not built for a DLA
+    core, or an ONNX file on ONNX Runtime's CUDA provider (`--device cuda`)."""
+    suffix = model.suffix.lower()
+    if suffix in ENGINE_SUFFIXES:
+        from emoedge.formats.engine import read_engine_info
+
+        return read_engine_info(model).dla_core is None
+    return suffix in ONNX_SUFFIXES and parse_device(plan.device).kind == "cuda"
 
 
 def _warm_memory(backend: Backend, plan: BenchPlan) -> dict[str, Any] | None:
@@ -211,15 +232,16 @@ def _pipeline(
     folder: Path,
     say: Any,
 ) -> list[dict[str, Any]]:
-    """End-to-end rows: boxes given (when there are boxes), then the detector every 1st and 3rd frame."""
+    """End-to-end rows: the start of a run (its first FIRST frames, after the run's own warm-up, as a live camera
+    meets them), then boxes given (when there are boxes) and the detector every 1st and 3rd frame."""
     ways: list[tuple[str, Any, int]] = []
     if boxes is not None:
         ways.append(("boxes given", None, 1))
     if plan.detector is not None:
         ways += [(f"detector, every {k}", plan.detector, k) for k in DETECT_EVERY]
-    rows = []
-    warm = RunSettings(progress=False, max_frames=2, device=plan.device)
-    run(str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=warm)
+    start = RunSettings(progress=False, max_frames=FIRST, device=plan.device)
+    summary = run(str(source), backend, boxes=boxes, detector=None if boxes else plan.detector, settings=start)
+    rows = [{"mode": mode, **_row(START_UP, 1, summary)}]
     for label, detector, every in ways:
         settings = RunSettings(progress=False, max_frames=plan.frames, detect_every=every, device=plan.device)
         kwargs: dict[str, Any] = {"boxes": boxes} if detector is None else {"detector": detector}
@@ -233,10 +255,29 @@ def _pipeline(
 
 def _row(label: str, every: int, summary: RunSummary) -> dict[str, Any]:
     stages = {
-        name: {"mean_ms": s.mean_ms, "p50_ms": s.p50_ms, "p90_ms": s.p90_ms} for name, s in summary.stages.items()
+        name: {"mean_ms": s.mean_ms, "p50_ms": s.p50_ms, "p90_ms": s.p90_ms, "first_p90_ms": s.first_p90_ms}
+        for name, s in summary.stages.items()
     }
     return {"way": label, "detect_every": every, "frames": summary.frames, "fps": summary.fps,
             "events": summary.events, "engine_calls": summary.engine_calls, "stages": stages}  # fmt: skip
+
+
+def start_up_lines(pipeline: list[dict[str, Any]]) -> list[str]:
+    """The report's table of a run's first frames against its steady state, per mode: each of START_STAGES' p90
+    over the first FIRST frames beside its p50 over the steady run that follows (the first row after the start)."""
+    lines = ["", f"## The first {FIRST} frames of a run (after its warm-up) against the steady state", "",
+             "| mode | stage | first frames p90 ms | steady p50 ms | ratio |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for mode in dict.fromkeys(r["mode"] for r in pipeline):
+        rows = [r for r in pipeline if r["mode"] == mode]
+        steady = next((r for r in rows if r["way"] != START_UP), None)
+        first = next((r for r in rows if r["way"] == START_UP), None)
+        if steady is None or first is None:
+            continue
+        for stage in (s for s in START_STAGES if s in first["stages"] and s in steady["stages"]):
+            early, usual = first["stages"][stage]["first_p90_ms"], steady["stages"][stage]["p50_ms"]
+            ratio = f"{early / usual:.1f}x" if usual > 0 else "n/a"
+            lines.append(f"| {mode} | {stage} | {early:.1f} | {usual:.1f} | {ratio} |")
+    return lines if len(lines) > 5 else []
 
 
 def _streams(backend: Backend, plan: BenchPlan, mode: str, source: Path, boxes: Path, say: Any) -> dict[str, Any]:
@@ -318,6 +359,7 @@ def markdown(result: dict[str, Any]) -> str:
         for r in result["pipeline"]:
             cells = [f"{r['stages'][s]['mean_ms']:.1f}" if s in r["stages"] else "" for s in stages]
             lines.append(f"| {r['mode']} | {r['way']} | {r['fps']:.1f} | " + " | ".join(cells) + " |")
+        lines += start_up_lines(result["pipeline"])
     streams = result["streams"]
     if isinstance(streams, list) and streams:
         lines += ["", f"## {streams[0]['streams']} streams in one process", ""]

@@ -18,7 +18,7 @@ from emoedge.bench.machine import describe, machine_line
 from emoedge.bench.models import random_checkpoint, random_recipe
 from emoedge.bench.peak import gemm_rate, model_gflop
 from emoedge.bench.plan import BenchPlan
-from emoedge.bench.run import bench
+from emoedge.bench.run import START_UP, bench
 from emoedge.card import ModelCard
 from emoedge.errors import EmoedgeError
 from emoedge.formats.checkpoint import load_trained_model, read_checkpoint
@@ -57,11 +57,12 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
     )
 
     ways = [r["way"] for r in result["pipeline"]]
-    assert ways == ["boxes given"] + (["detector, every 1", "detector, every 3"] if detector else [])
+    assert ways == [START_UP, "boxes given"] + (["detector, every 1", "detector, every 3"] if detector else [])
     for row in result["pipeline"]:
         assert row["frames"] == 6 and row["fps"] > 0 and row["events"] > 0 and "engine" in row["stages"]
+        assert all(stage["first_p90_ms"] > 0 for stage in row["stages"].values())
     if detector:
-        detect_calls = {r["way"]: r["stages"]["detect"] for r in result["pipeline"][1:]}
+        detect_calls = {r["way"]: r["stages"]["detect"] for r in result["pipeline"] if "detector" in r["way"]}
         # the median tick: a detection with every 1, a coasting tracker with every 3 (the median, not the mean: one
         # slow call on a busy machine must not decide it)
         assert detect_calls["detector, every 3"]["p50_ms"] < detect_calls["detector, every 1"]["p50_ms"]
@@ -74,6 +75,9 @@ def test_bench_writes_engine_end_to_end_and_streams_with_the_machine(tmp_path: P
     text = paths["markdown"].read_text()
     for heading in ("## Engine alone", "## End to end", "## 2 streams in one process", "| shared | 3 |"):
         assert heading in text
+    start = {r["way"]: r for r in result["pipeline"]}
+    first, steady = start[START_UP]["stages"]["engine"]["first_p90_ms"], start["boxes given"]["stages"]["engine"]
+    assert f"| eager | engine | {first:.1f} | {steady['p50_ms']:.1f} |" in text  # the start against the steady p50
 
 
 def test_bench_without_a_folder_prints_its_tables_and_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:

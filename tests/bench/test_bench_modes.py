@@ -1,6 +1,7 @@
 """`emoedge bench` measures a checkpoint in every way PyTorch runs it here, side by side: every row names its `mode`;
 a CPU has "eager" only and the report says that graphs are CUDA's; a CUDA GPU adds "cuda graphs" (with the GPU memory
-their captured buckets hold) and, when asked, "compiled"; other files run one way, "default"."""
+their captured buckets hold) and, when asked, "compiled"; GPU engines and ONNX files on ONNX Runtime's CUDA provider
+are measured eager and with graphs; other files run one way, "default"."""
 
 from __future__ import annotations
 
@@ -9,11 +10,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_helpers import BODY_CARD, engine_info  # type: ignore[import-not-found]
 
 from emoedge.bench.models import random_checkpoint
 from emoedge.bench.plan import BenchPlan
 from emoedge.bench.run import bench, modes
 from emoedge.errors import EmoedgeError
+from emoedge.formats.engine import write_engine_info
+
+
+def fake_engine(folder: Path, **fields) -> Path:
+    """An engine file with its sidecar (`fields` replace the sidecar's): what `modes` reads; never run."""
+    folder.mkdir()
+    engine = folder / "m.engine"
+    engine.write_bytes(b"\0" * 64)
+    write_engine_info(engine, engine_info(BODY_CARD, engine_bytes=64, **fields))
+    return engine
 
 
 def test_a_cpu_bench_has_the_eager_rows_and_says_graphs_are_cuda_only(tmp_path: Path) -> None:
@@ -37,6 +49,13 @@ def test_modes_follow_the_file_the_device_and_the_compile_request(tmp_path: Path
     compiled = BenchPlan(device="cpu", compile=True)
     assert modes(tmp_path / "m.pt", compiled) == (["eager", "compiled"], ["graphs: CUDA only"])
     assert modes(tmp_path / "m.onnx", cpu)[0] == ["default"]
+    assert modes(tmp_path / "m.onnx", BenchPlan(device="cuda")) == (
+        ["eager", "cuda graphs"],
+        ["compiled: checkpoints only"],
+    )
+    gpu_engine, dla_engine = fake_engine(tmp_path / "gpu"), fake_engine(tmp_path / "dla", dla_core=0)
+    assert modes(gpu_engine, BenchPlan())[0] == ["eager", "cuda graphs"]
+    assert modes(dla_engine, BenchPlan())[0] == ["default"]  # DLA tasks are not captured in CUDA graphs
     with pytest.raises(EmoedgeError, match=r"--compile: torch.compile compiles checkpoints \(.pt, .pth\); .*m.onnx"):
         modes(tmp_path / "m.onnx", compiled)
 
