@@ -1,6 +1,6 @@
 """`make gpu-check`: what one command can learn of emoedge on a GPU machine, written to
 benchmarks/results/gpu-<GPU name>/ — the GPU tests under EMOEDGE_REQUIRE_GPU=1 (junit.xml, pytest.log),
-`emoedge bench` of the sample and paper models (random weights: speed does not depend on them) on every backend
+`emoedge bench` of the edge and paper models (random weights: speed does not depend on them) on every backend
 present, and summary.md (+ summary.json) with the versions and the counts.
 
 Why one command: a GPU is at hand rarely (a lent machine for minutes, a user's Jetson), and every GPU path is only
@@ -42,10 +42,11 @@ TESTS_LIMIT_S = 300.0  # the tests' share: tiny models, engines of a few MB (the
 BENCH_LIMIT_S = 150.0  # one `emoedge bench` (an ONNX Runtime TensorRT engine build of the paper model included)
 BUILD_LIMIT_S = 240.0  # one `emoedge export engine` of the paper model
 BENCH_OPTIONS = ("--quiet", "--seconds", "1", "--frames", "20")  # short points: this is a check, not a study
-MODELS = ("sample", "paper")
+MODELS = ("edge", "paper")  # the recipes issue 28's figures are for
 NOT_YET = (
-    "PyTorch rows: FP16, eager and CUDA graphs side by side (bench's `mode` column, with the GPU memory the captured "
-    "buckets hold); 'compiled' is not measured here (`emoedge bench --compile` costs tens of seconds a shape)."
+    "PyTorch, TensorRT-engine and ONNX Runtime CUDA rows: eager and CUDA graphs side by side (bench's `mode` column; "
+    "PyTorch FP16, with the GPU memory the captured buckets hold), and each run's first 10 frames against its steady "
+    "p50; 'compiled' is not measured here (`emoedge bench --compile` costs tens of seconds a shape)."
 )
 MADE_FIRST = {"checkpoint": (), "onnx": ("onnx",), "engine": ("onnx", "engine")}  # files a model kind is made from
 ORT_PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
