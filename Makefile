@@ -81,7 +81,7 @@ test: lint
 bench: setup
 	$(PY) benchmarks/train_throughput.py
 
-# On a GPU machine (desktop or Jetson): the GPU tests with EMOEDGE_REQUIRE_GPU=1 and `emoedge bench` of the sample and
+# On a GPU machine (desktop or Jetson): the GPU tests with EMOEDGE_REQUIRE_GPU=1 and `emoedge bench` of the edge and
 # paper models on every backend present, in under 10 minutes, into benchmarks/results/gpu-<GPU name>/
 # (benchmarks/gpu_check.py). Without a CUDA GPU it fails at once, in one line naming what it checked.
 gpu-check: setup
