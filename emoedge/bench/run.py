@@ -265,19 +265,21 @@ def _row(label: str, every: int, summary: RunSummary) -> dict[str, Any]:
 def start_up_lines(pipeline: list[dict[str, Any]]) -> list[str]:
     """The report's table of a run's first frames against its steady state, per mode: each of START_STAGES' p90
     over the first FIRST frames beside its p50 over the steady run that follows (the first row after the start)."""
-    lines = ["", f"## The first {FIRST} frames of a run (after its warm-up) against the steady state", "",
-             "| mode | stage | first frames p90 ms | steady p50 ms | ratio |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows = []
     for mode in dict.fromkeys(r["mode"] for r in pipeline):
-        rows = [r for r in pipeline if r["mode"] == mode]
-        steady = next((r for r in rows if r["way"] != START_UP), None)
-        first = next((r for r in rows if r["way"] == START_UP), None)
+        ways = {r["way"]: r for r in pipeline if r["mode"] == mode}
+        first = ways.pop(START_UP, None)
+        steady = next(iter(ways.values()), None)
         if steady is None or first is None:
             continue
         for stage in (s for s in START_STAGES if s in first["stages"] and s in steady["stages"]):
             early, usual = first["stages"][stage]["first_p90_ms"], steady["stages"][stage]["p50_ms"]
             ratio = f"{early / usual:.1f}x" if usual > 0 else "n/a"
-            lines.append(f"| {mode} | {stage} | {early:.1f} | {usual:.1f} | {ratio} |")
-    return lines if len(lines) > 5 else []
+            rows.append(f"| {mode} | {stage} | {early:.1f} | {usual:.1f} | {ratio} |")
+    if not rows:
+        return []
+    return ["", f"## The first {FIRST} frames of a run (after its warm-up) against the steady state", "",
+            "| mode | stage | first frames p90 ms | steady p50 ms | ratio |", "| --- | --- | --- | --- | --- |", *rows]  # fmt: skip
 
 
 def _streams(backend: Backend, plan: BenchPlan, mode: str, source: Path, boxes: Path, say: Any) -> dict[str, Any]:
